@@ -1,0 +1,177 @@
+"""The ``tollguard`` command line (DESIGN §5).
+
+Exit status: 0 on success, 1 when input lines were rejected (the count is printed),
+2 on usage errors (bad option, unreadable rules file, missing input file).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from tollguard.errors import RulesError
+from tollguard.events import Event
+from tollguard.replay import Replay, ReplaySummary
+from tollguard.rules import load_rules
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="tollguard: streaming anti-fraud and traffic-compliance detector for telephony CDRs.",
+)
+rules_app = typer.Typer(no_args_is_help=True, help="Analyst rules files.")
+app.add_typer(rules_app, name="rules")
+
+err = Console(stderr=True)
+FORMATS = ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl")
+#: Inputs above this size get a progress bar.
+PROGRESS_MIN_BYTES = 2_000_000
+#: Events printed in the end-of-run table; the rest are only in the events file.
+SHOWN_EVENTS = 25
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+@contextmanager
+def _open_out(path: str) -> Iterator[IO[str]]:
+    if path == "-":
+        yield sys.stdout
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        yield handle
+
+
+def _example_files(workdir: Path) -> list[Path]:
+    """The built-in example input: a simulated day (every scenario) plus our real-layout files."""
+    from tollguard.simulate import example_day
+
+    files = [example_day(workdir)]
+    examples = Path(__file__).resolve().parent.parent / "tollguard" / "examples"
+    files += sorted(p for p in examples.iterdir() if p.is_file() and p.suffix != ".md")
+    return files
+
+
+def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
+    table = Table(title="tollguard replay", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("files", str(len(summary.files)))
+    table.add_row("CDR lines read", f"{summary.lines_read:,}")
+    table.add_row("  accepted", f"{summary.accepted:,}")
+    table.add_row("    distinct calls", f"{summary.calls:,}")
+    table.add_row("    merged legs", f"{summary.merged_legs:,}")
+    table.add_row("    duplicate deliveries", f"{summary.duplicates:,}")
+    table.add_row("  rejected", f"{summary.rejected:,}")
+    for reason, count in summary.rejects_by_reason.most_common(6):
+        table.add_row(f"    {reason}", f"{count:,}")
+    table.add_row("comment/blank lines", f"{summary.skipped:,}")
+    table.add_row("customers", f"{summary.customers:,}")
+    table.add_row("events", f"{summary.events:,}")
+    for kind, count in sorted(summary.events_by_type.items()):
+        table.add_row(f"  {kind}", f"{count:,}")
+    for det, count in sorted(summary.events_by_detector.items()):
+        table.add_row(f"  by {det}", f"{count:,}")
+    err.print(table)
+    if shown:
+        events = Table(title=f"events (first {len(shown)})", show_lines=False)
+        for col in ("occurred_at", "type", "detector", "customer", "scope", "reason"):
+            events.add_column(col, overflow="fold")
+        for ev in shown:
+            events.add_row(
+                ev.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                str(ev.type),
+                ev.detector,
+                ev.customer_id,
+                f"{ev.scope.kind}:{ev.scope.value}",
+                ev.reason,
+            )
+        err.print(events)
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path] | None, typer.Argument(help="CDR files, read in this order (none: built-in example)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
+    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
+    out: Annotated[str, typer.Option(help="events output, JSON lines ('-' = stdout)")] = "events.jsonl",
+    rejects: Annotated[str, typer.Option(help="rejected lines with reasons, JSON lines")] = "rejects.jsonl",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
+) -> None:
+    """Run the detectors over CDR files without a broker; write events and rejects."""
+    if fmt not in FORMATS:
+        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    try:
+        ruleset = load_rules(rules)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
+        paths = list(files) if files else _example_files(Path(tmp))
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise _usage(f"no such file: {', '.join(missing)}")
+        if not files and not quiet:
+            err.print("[bold]built-in example input:[/bold] " + ", ".join(p.name for p in paths))
+        shown: list[Event] = []
+
+        def keep(event: Event) -> None:
+            if len(shown) < SHOWN_EVENTS:
+                shown.append(event)
+
+        total = sum(p.stat().st_size for p in paths)
+        with _open_out(out) as out_handle, _open_out(rejects) as rej_handle:
+            run = Replay(ruleset, out_handle, rej_handle, on_event=keep)
+            show_bar = not quiet and total >= PROGRESS_MIN_BYTES
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                disable=not show_bar,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("replay", total=total)
+                for path in paths:
+                    bar.update(task, description=path.name)
+                    run.run_file(path, fmt, progress=lambda n: bar.advance(task, n))
+            summary = run.finish()
+    if not quiet:
+        _summary_table(summary, shown)
+        err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
+    if summary.rejected:
+        err.print(f"[yellow]{summary.rejected} line(s) rejected[/yellow], reasons in {rejects}")
+        raise typer.Exit(1)
+
+
+@rules_app.command("check")
+def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML file")]) -> None:
+    """Validate a rules file; print the first error with its line and field."""
+    try:
+        ruleset = load_rules(file)
+    except RulesError as exc:
+        err.print(f"[red]invalid:[/red] {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"{file}: OK (version {ruleset.version}, {len(ruleset.customers)} customer(s))")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Shared fixtures: CDR factory, rules, engine, and where the real CDR samples live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tollguard.engine import Engine
+from tollguard.rules import Rules, parse_rules
+from tollguard.testing import make_cdr
+
+REPO = Path(__file__).resolve().parents[1]
+#: Real CDR excerpts shipped beside the repository (../shared/data/cdr-samples); tests skip when absent.
+SAMPLES = REPO.parent / "shared" / "data" / "cdr-samples"
+
+
+@pytest.fixture
+def cdr():
+    """Factory: ``cdr(call_id="x", start_s=0, end_s=60, ...)`` → CallDetailRecord."""
+    return make_cdr
+
+
+@pytest.fixture
+def rules() -> Rules:
+    """Built-in default rules."""
+    return Rules(version="test")
+
+
+@pytest.fixture
+def make_rules():
+    """Factory: rules from YAML text."""
+    return parse_rules
+
+
+@pytest.fixture
+def engine(rules: Rules) -> Engine:
+    return Engine(rules)
+
+
+@pytest.fixture
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real CDR samples not present ({SAMPLES.name} folder absent)")
+    return SAMPLES

@@ -1,0 +1,155 @@
+"""did_concurrency: exact peak per DID, capacity_increase fields, levels, never a suspension."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from detectors.base import CustomerContext
+from detectors.concurrency import add_call, peak_of
+from detectors.did_concurrency import DidConcurrencyDetector, DidConcurrencyParams
+from tollguard.cdr import Direction, Disposition
+from tollguard.events import EventType, ScopeKind
+from tollguard.testing import BASE_TIME, make_cdr
+
+DID = "+390298765432"
+
+
+def ctx(**kw) -> CustomerContext:
+    params = DidConcurrencyParams(**kw.pop("params", {}))
+    return CustomerContext("c1", params={"did_concurrency": params}, **kw)
+
+
+def overlapping(n: int, did: str = DID, start_s: float = 0, length_s: float = 300, prefix: str = "c"):
+    """n calls that all overlap at start_s + length_s - 1 (staggered by 1 s), in end order."""
+    return [
+        make_cdr(call_id=f"{prefix}{i:03d}", did=did, callee=did, start_s=start_s + i, end_s=start_s + length_s + i)
+        for i in range(n)
+    ]
+
+
+def run(cdrs, context=None):
+    det, context = DidConcurrencyDetector(), context or ctx()
+    state = det.initial_state()
+    out = []
+    for c in cdrs:
+        out += det.update(state, c, context)
+        out += det.advance(state, c.end.timestamp() - 300, context)
+    out += det.advance(state, float("inf"), context)
+    return out, state
+
+
+@pytest.mark.parametrize(
+    ("calls", "peak"),
+    [
+        ([], 0),
+        ([[0, 10]], 1),
+        ([[0, 10], [10, 20]], 1),  # touching end-to-start: no overlap
+        ([[0, 10], [9, 20]], 2),
+        ([[0, 10], [0, 10], [0, 10]], 3),
+        ([[0, 0], [0, 10]], 1),  # zero-length call occupies nothing
+        ([[0, 100], [10, 20], [20, 30], [30, 40]], 2),
+    ],
+)
+def test_peak_of(calls, peak):
+    assert peak_of(calls) == peak
+
+
+def test_add_call_profile_matches_sweep():
+    calls: list[list[float]] = []
+    intervals = [(0, 50), (10, 60), (20, 30), (30, 70), (60, 61), (5, 65)]
+    best = 0
+    for s, e in sorted(intervals, key=lambda x: x[1]):
+        best = max(best, max((n for _, n in add_call(calls, s, e)), default=0))
+    assert best == peak_of([list(i) for i in intervals]) == 4
+
+
+def test_exactly_at_capacity_is_no_event():
+    events, _ = run(overlapping(20))
+    assert events == []
+
+
+def test_one_above_capacity_gives_one_event_with_exact_fields():
+    events, _ = run(overlapping(21))
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.type is EventType.CAPACITY_INCREASE and ev.level == "billing"
+    assert (ev.scope_kind, ev.scope_value) == (ScopeKind.DID, DID)
+    assert ev.extra["observed_peak"] == 21
+    assert ev.extra["current_capacity"] == 20
+    assert ev.extra["proposed_capacity"] == 30
+    first = BASE_TIME + timedelta(seconds=20)  # the 21st call starts at +20 s, all 21 overlap then
+    assert ev.extra["first_exceeded_at"] == first
+    assert ev.extra["due_by"] == first + timedelta(days=30)
+    assert ev.evidence["sample_call_ids"] == [f"c{i:03d}" for i in range(20, 21)]
+
+
+def test_observed_peak_is_the_real_peak_not_the_limit():
+    events, _ = run(overlapping(27))
+    assert [e.extra["observed_peak"] for e in events] == [27]
+    assert events[0].extra["proposed_capacity"] == 30
+
+
+def test_touching_calls_do_not_overlap():
+    # 20 calls [0, 300) and 20 calls [300, 600): touching end-to-start, peak 20
+    first = [make_cdr(call_id=f"e{i}", did=DID, start_s=0, end_s=300) for i in range(20)]
+    second = [make_cdr(call_id=f"f{i}", did=DID, start_s=300, end_s=600) for i in range(20)]
+    assert run(first + second)[0] == []
+    # one more call starting at 299 overlaps the first 20: 21
+    extra = make_cdr(call_id="g", did=DID, start_s=299, end_s=301)
+    assert [e.extra["observed_peak"] for e in run(first + [extra] + second)[0]] == [21]
+
+
+def test_inbound_and_outbound_count_together():
+    inbound = overlapping(11)
+    outbound = [
+        make_cdr(call_id=f"o{i}", direction=Direction.OUTBOUND, caller=DID, callee="+390612345678", did=DID,
+                 start_s=i, end_s=300 + i)
+        for i in range(10)
+    ]
+    events, _ = run(sorted(inbound + outbound, key=lambda c: c.end))
+    assert [e.extra["observed_peak"] for e in events] == [21]
+
+
+def test_capacity_override_and_levels():
+    context = ctx(did_capacity={DID: 60})
+    assert run(overlapping(60), context)[0] == []
+    assert [e.extra["observed_peak"] for e in run(overlapping(61), context)[0]] == [61]
+    # a second, bigger episode fires again only above the proposed level (30)
+    day2 = overlapping(25, start_s=86_400, prefix="x") + overlapping(33, start_s=2 * 86_400, prefix="y")
+    events, _ = run(overlapping(21) + day2)
+    assert [(e.extra["current_capacity"], e.extra["observed_peak"]) for e in events] == [(20, 21), (30, 33)]
+
+
+def test_unanswered_calls_can_be_excluded():
+    cdrs = overlapping(20) + [make_cdr(call_id="ring", did=DID, start_s=10, end_s=400,
+                                       disposition=Disposition.NO_ANSWER)]
+    assert len(run(sorted(cdrs, key=lambda c: c.end))[0]) == 1
+    quiet = ctx(params={"count_unanswered": False})
+    assert run(sorted(cdrs, key=lambda c: c.end), quiet)[0] == []
+
+
+def test_state_survives_json_round_trip():
+    cdrs = overlapping(25)
+    det, context = DidConcurrencyDetector(), ctx()
+    state = det.initial_state()
+    for c in cdrs[:12]:
+        det.update(state, c, context)
+    state = json.loads(json.dumps(state))
+    for c in cdrs[12:]:
+        det.update(state, c, context)
+    events = det.advance(state, float("inf"), context)
+    assert [e.extra["observed_peak"] for e in events] == [25]
+
+
+def test_event_waits_for_settle_time():
+    params = DidConcurrencyParams(settle_s=600)
+    det, context = DidConcurrencyDetector(), ctx(params=params.model_dump())
+    state = det.initial_state()
+    for c in overlapping(21):
+        assert det.update(state, c, context) == []
+    peak_at = BASE_TIME.timestamp() + 20
+    assert det.advance(state, peak_at + 599, context) == []
+    assert len(det.advance(state, peak_at + 600, context)) == 1

@@ -1,0 +1,108 @@
+"""Engine: event-time ordering within lateness, late / duplicate / legs, one event per episode."""
+
+from __future__ import annotations
+
+import json
+
+from detectors.autodialer import AutodialerParams
+from detectors.base import Decision, Detector
+from detectors.did_concurrency import DidConcurrencyDetector
+from tollguard.cdr import Disposition
+from tollguard.engine import CustomerState, Engine
+from tollguard.events import EventType, ScopeKind
+from tollguard.rules import Rules
+from tollguard.testing import make_cdr
+
+DID = "+390298765432"
+
+
+class OrderProbe(Detector):
+    """Records the order CDRs reach detectors; suspends a CLI on calls to +979."""
+
+    name = "autodialer"
+    clause = "8.2"
+    params_model = AutodialerParams
+
+    def initial_state(self):
+        return {"seen": []}
+
+    def update(self, state, cdr, ctx):
+        state["seen"].append(cdr.call_id)
+        if cdr.callee.startswith("+979"):
+            t = cdr.end.timestamp()
+            return [Decision(EventType.SUSPENSION, "critical", ScopeKind.CLI, cdr.caller, "ep1", t,
+                             "calls to +979", {"call_id": cdr.call_id})]
+        return []
+
+
+def feed(engine, cdrs, customer="c1"):
+    state = engine.new_state(customer)
+    results = [engine.ingest(state, c) for c in cdrs]
+    events = [e for r in results for e in r.events] + engine.flush(state)
+    return state, results, events
+
+
+def test_arrival_disorder_within_lateness_gives_event_time_order():
+    rules = Rules(version="t")
+    cdrs = [make_cdr(call_id=f"k{i:02d}", start_s=i * 10, end_s=i * 10 + 5) for i in range(40)]
+    # disorder within the lateness: neighbours swapped
+    near = cdrs[:]
+    for i in range(0, 38, 2):
+        near[i], near[i + 1] = near[i + 1], near[i]
+    probe = OrderProbe()
+    state, results, _ = feed(Engine(rules, [probe]), near)
+    assert [r.status for r in results] == ["accepted"] * 40
+    assert state.detectors["autodialer"]["seen"] == [c.call_id for c in cdrs]
+
+
+def test_late_cdr_is_refused_with_reason():
+    rules = Rules(version="t")
+    eng = Engine(rules, [OrderProbe()])
+    state = eng.new_state("c1")
+    assert eng.ingest(state, make_cdr(call_id="new", start_s=1000, end_s=1000)).status == "accepted"
+    late = eng.ingest(state, make_cdr(call_id="old", start_s=0, end_s=699))
+    assert late.status == "late"
+    assert "301 s before the newest CDR" in late.reason and "allowed lateness 300 s" in late.reason
+    assert eng.ingest(state, make_cdr(call_id="edge", start_s=0, end_s=700)).status == "accepted"
+
+
+def test_duplicate_delivery_counts_once_and_legs_merge():
+    rules = Rules(version="t")
+    probe = OrderProbe()
+    eng = Engine(rules, [probe])
+    a1 = make_cdr(call_id="L1", leg_id="L1", start_s=0, end_s=30, disposition=Disposition.NO_ANSWER)
+    a2 = make_cdr(call_id="L1", leg_id="L1.2", start_s=2, end_s=90, answer_s=5)
+    state, results, _ = feed(eng, [a1, a1, a2, a2])
+    assert [r.status for r in results] == ["accepted", "duplicate", "merged", "duplicate"]
+    assert state.detectors["autodialer"]["seen"] == ["L1"]
+
+
+def test_one_episode_gives_one_suspension_with_deterministic_id():
+    rules = Rules(version="t")
+    cdrs = [make_cdr(call_id=f"p{i}", caller="+390212345678", callee="+979123456789", start_s=i * 60,
+                     end_s=i * 60 + 30) for i in range(5)]
+    _, _, ev1 = feed(Engine(rules, [OrderProbe()]), cdrs)
+    _, _, ev2 = feed(Engine(rules, [OrderProbe()]), cdrs)
+    assert len(ev1) == 1 and ev1[0].type is EventType.SUSPENSION
+    assert ev1[0].event_id == ev2[0].event_id
+    assert ev1[0].cos == "critical" and ev1[0].clause == "8.2"
+    assert ev1[0].scope.kind is ScopeKind.CLI and ev1[0].scope.value == "+390212345678"
+    assert ev1[0].occurred_at.timestamp() == cdrs[0].end.timestamp()
+
+
+def test_capacity_event_through_engine_and_state_json_round_trip():
+    rules = Rules(version="t")
+    eng = Engine(rules, [DidConcurrencyDetector()])
+    cdrs = [make_cdr(call_id=f"c{i}", did=DID, start_s=i, end_s=300 + i) for i in range(21)]
+    state = eng.new_state("c1")
+    for c in cdrs[:10]:
+        eng.ingest(state, c)
+    state = CustomerState.from_json_dict(json.loads(json.dumps(state.to_json_dict())))
+    for c in cdrs[10:]:
+        assert eng.ingest(state, c).events == []
+    events = eng.flush(state)
+    assert [(e.type, e.observed_peak, e.proposed_capacity, e.cos) for e in events] == [
+        (EventType.CAPACITY_INCREASE, 21, 30, "normal")
+    ]
+    assert events[0].occurred_at == cdrs[-1].end
+    assert events[0].rules_version == "t"

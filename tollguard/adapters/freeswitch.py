@@ -1,0 +1,277 @@
+"""FreeSWITCH CDRs -> :class:`CallDetailRecord`: mod_cdr_csv rows and mod_json_cdr documents."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from tollguard.cdr import CallDetailRecord
+from tollguard.errors import RejectError
+
+from ._common import (
+    EPOCH,
+    CountryOf,
+    Ctx,
+    build,
+    check_times,
+    classify,
+    epoch_us,
+    freeswitch_inbound,
+    fs_cause,
+    fs_disposition,
+    local_ts,
+    number,
+    opt_number,
+    row_hash,
+)
+
+CSV_FMT = "freeswitch-csv"
+JSON_FMT = "freeswitch-json"
+#: mod_cdr_csv "example"/default template (15 columns); "sql" has the first 13, "linksys" 17, "snom" 20.
+CSV_COLUMNS = (
+    "caller_id_name", "caller_id_number", "destination_number", "context", "start_stamp", "answer_stamp",
+    "end_stamp", "duration", "billsec", "hangup_cause", "uuid", "bleg_uuid", "accountcode", "read_codec",
+    "write_codec",
+)  # fmt: skip
+CSV_WIDTHS = (13, 15, 17, 20)
+SQL_PREFIX = "INSERT INTO"
+
+
+def sql_values(text: str) -> str:
+    """The CSV inside the "sql" template's ``INSERT INTO cdr VALUES (...);`` line."""
+    body = text[text.index("(") + 1 :] if "(" in text else text
+    body = body.rstrip().rstrip(";").rstrip()
+    return body[:-1] if body.endswith(")") else body
+
+
+def parse_csv_row(row: list[str], ctx: Ctx, country_of: CountryOf) -> CallDetailRecord:
+    """One mod_cdr_csv row (already split) -> record.
+
+    Parameters
+    ----------
+    row : list of str
+        15 fields of the "example" template (13 of "sql", 17 of "linksys", 20 of
+        "snom"; the extra ``sip_user_agent`` of the last two is kept).
+    ctx, country_of
+        Cached settings state; customer_id -> ISO region.
+
+    Returns
+    -------
+    CallDetailRecord
+        UTC times (``*_stamp`` are local time of ``settings.timezone``), seconds,
+        Q.850 ``hangup_cause``, ``codec`` = read_codec, ``call_id`` = uuid.
+
+    Raises
+    ------
+    RejectError
+        Wrong column count, bad timestamp, end before start, negative or
+        non-numeric duration/billsec, unknown hangup cause.
+    """
+    n = len(row)
+    if n not in CSV_WIDTHS:
+        raise RejectError(
+            f"{CSV_FMT}: expected 15 columns (example template; 13 sql, 17 linksys, 20 snom), got {n}"
+        )
+    zone = ctx.zone
+    start = local_ts(row[4], "start_stamp", zone, CSV_FMT)
+    answer = local_ts(row[5], "answer_stamp", zone, CSV_FMT)
+    end = local_ts(row[6], "end_stamp", zone, CSV_FMT)
+    if start is None:
+        raise RejectError(f"{CSV_FMT}: empty start timestamp (column start_stamp)")
+    if end is None:
+        raise RejectError(f"{CSV_FMT}: empty end timestamp (column end_stamp)")
+    duration = number(row[7], "duration", CSV_FMT)
+    billsec = number(row[8], "billsec", CSV_FMT)
+    name, cause = fs_cause(row[9], "hangup_cause", CSV_FMT)
+    check_times(start, answer, end, CSV_FMT)
+    caller_raw, callee_raw, context = row[1], row[2], row[3]
+    customer_id = row[12] or ctx.settings.default_customer_id
+    direction, caller, callee, did = classify(
+        ctx, freeswitch_inbound(ctx, context), caller_raw, callee_raw, country_of(customer_id)
+    )
+    return build(
+        CSV_FMT,
+        call_id=row[10] or row_hash(row, "fs-"),
+        customer_id=customer_id,
+        direction=direction,
+        caller=caller,
+        callee=callee,
+        caller_raw=caller_raw,
+        callee_raw=callee_raw,
+        did=did,
+        start=start,
+        answer=answer,
+        end=end,
+        duration_s=duration,
+        billsec_s=billsec,
+        disposition=fs_disposition(name, cause, answer is not None, billsec),
+        hangup_cause=cause,
+        codec=(row[13] or None) if n >= 15 else None,
+        user_agent=(row[15] or None) if n in (17, 20) else None,
+    )
+
+
+# --------------------------------------------------------------------------- mod_json_cdr
+def _s(value: Any) -> str | None:
+    """A JSON value as text, URL-decoded when it carries %XX escapes (encode-values=true)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, bool) or isinstance(value, dict | list):
+            return None
+        value = str(value)
+    if not value:
+        return None
+    if "%" in value:
+        value = unquote(value)
+    return value
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _us_time(value: Any) -> datetime | None:
+    """callflow ``times`` entry (µs since epoch) -> datetime; 0 / bad -> None (never rejects)."""
+    text = _s(value)
+    if not text or not text.isdigit():
+        return None
+    us = int(text)
+    if us <= 0 or us > 32503680000000000:
+        return None
+    return EPOCH + timedelta(microseconds=us)
+
+
+def parse_json_doc(doc: Any, ctx: Ctx, country_of: CountryOf) -> CallDetailRecord:
+    """One mod_json_cdr document (already decoded from JSON) -> record.
+
+    Values may be URL-encoded (``encode-values=true``, the default) or not.
+    Times come from ``*_uepoch`` (µs since epoch, UTC; "0" = none), else the local
+    ``*_stamp``; durations from ``mduration``/``billmsec`` (ms) else
+    ``duration``/``billsec`` (s). Media: ``rtp_audio_{in,out}_raw_bytes`` /
+    ``_packet_count``, lost = ``rtp_audio_in_skip_packet_count``, ``mos`` =
+    ``rtp_audio_in_mos`` (each else ``callStats.audio.{inbound,outbound}``);
+    ``media_start`` = callflow ``progress_media_time`` if > 0 else ``answered_time``.
+    A ``mos`` outside 1..5 (FreeSWITCH reports 0 without media) is dropped.
+
+    Raises
+    ------
+    RejectError
+        Not an object / no ``variables``, bad or missing times, end before start,
+        negative or non-numeric durations or counters, unknown hangup cause.
+    """
+    if not isinstance(doc, dict):
+        raise RejectError(f"{JSON_FMT}: not a JSON object")
+    var = doc.get("variables")
+    if not isinstance(var, dict):
+        raise RejectError(f"{JSON_FMT}: no 'variables' object (not a mod_json_cdr document)")
+    flows_raw = doc.get("callflow")
+    if isinstance(flows_raw, list):
+        flows = [f for f in flows_raw if isinstance(f, dict)]
+    elif isinstance(flows_raw, dict):
+        flows = [flows_raw]
+    else:
+        flows = []
+    # FreeSWITCH lists callflows newest first: the oldest holds the original dial (context, DID).
+    profile = _obj(flows[-1].get("caller_profile")) if flows else {}
+
+    def v(key: str) -> str | None:
+        return _s(var.get(key))
+
+    zone = ctx.zone
+    start = epoch_us(v("start_uepoch") or "", "start_uepoch", JSON_FMT) or local_ts(
+        v("start_stamp") or "", "start_stamp", zone, JSON_FMT
+    )
+    end = epoch_us(v("end_uepoch") or "", "end_uepoch", JSON_FMT) or local_ts(
+        v("end_stamp") or "", "end_stamp", zone, JSON_FMT
+    )
+    answer_us = v("answer_uepoch")
+    if answer_us:
+        answer = epoch_us(answer_us, "answer_uepoch", JSON_FMT)
+    else:
+        answer = local_ts(v("answer_stamp") or "", "answer_stamp", zone, JSON_FMT)
+    if start is None:
+        raise RejectError(f"{JSON_FMT}: no start time (variables start_uepoch / start_stamp)")
+    if end is None:
+        raise RejectError(f"{JSON_FMT}: no end time (variables end_uepoch / end_stamp)")
+    mduration = v("mduration")
+    duration = (
+        number(mduration, "mduration", JSON_FMT) / 1000
+        if mduration
+        else number(v("duration") or "", "duration", JSON_FMT)
+    )
+    billmsec = v("billmsec")
+    billsec = (
+        number(billmsec, "billmsec", JSON_FMT) / 1000
+        if billmsec
+        else number(v("billsec") or "0", "billsec", JSON_FMT)
+    )
+    q850_text = v("hangup_cause_q850")
+    name, cause = fs_cause(v("hangup_cause") or "", "hangup_cause", JSON_FMT)
+    if q850_text:
+        _, cause = fs_cause(q850_text, "hangup_cause_q850", JSON_FMT)
+    check_times(start, answer, end, JSON_FMT)
+
+    stats = _obj(_obj(doc.get("callStats")).get("audio"))
+    inbound_stats, outbound_stats = _obj(stats.get("inbound")), _obj(stats.get("outbound"))
+
+    def media(var_key: str, stats_obj: dict[str, Any], stats_key: str) -> float | None:
+        text = v(var_key)
+        if text is None:
+            text = _s(stats_obj.get(stats_key))
+        return opt_number(text, var_key, JSON_FMT)
+
+    mos = media("rtp_audio_in_mos", inbound_stats, "mos")
+    if mos is not None and not 1 <= mos <= 5:
+        mos = None
+    media_start = None
+    for flow in flows:
+        t = _us_time(_obj(flow.get("times")).get("progress_media_time"))
+        if t is not None and (media_start is None or t < media_start):
+            media_start = t
+    if media_start is None:
+        for flow in flows:
+            t = _us_time(_obj(flow.get("times")).get("answered_time"))
+            if t is not None and (media_start is None or t < media_start):
+                media_start = t
+
+    caller_raw = _s(profile.get("caller_id_number")) or v("sip_from_user") or v("caller_id_number") or ""
+    callee_raw = _s(profile.get("destination_number")) or v("sip_req_user") or v("destination_number") or ""
+    context = _s(profile.get("context")) or v("context") or ""
+    fs_direction = v("direction") or _s(_obj(doc.get("channel_data")).get("direction")) or ""
+    # an FS-originated (outbound) leg is never the customer's inbound leg
+    inbound = fs_direction != "outbound" and freeswitch_inbound(ctx, context)
+    customer_id = v("accountcode") or ctx.settings.default_customer_id
+    direction, caller, callee, did = classify(ctx, inbound, caller_raw, callee_raw, country_of(customer_id))
+    call_id = v("uuid") or _s(profile.get("uuid")) or _s(doc.get("uuid"))
+    if not call_id:
+        call_id = row_hash([str(start), str(end), caller_raw, callee_raw, customer_id], "fs-")
+    return build(
+        JSON_FMT,
+        call_id=call_id,
+        customer_id=customer_id,
+        direction=direction,
+        caller=caller,
+        callee=callee,
+        caller_raw=caller_raw,
+        callee_raw=callee_raw,
+        did=did,
+        start=start,
+        answer=answer,
+        end=end,
+        duration_s=duration,
+        billsec_s=billsec,
+        disposition=fs_disposition(name, cause, answer is not None, billsec),
+        hangup_cause=cause,
+        source_ip=v("sip_network_ip"),
+        user_agent=v("sip_user_agent"),
+        codec=v("read_codec"),
+        rtp_in_bytes=media("rtp_audio_in_raw_bytes", inbound_stats, "raw_bytes"),
+        rtp_out_bytes=media("rtp_audio_out_raw_bytes", outbound_stats, "raw_bytes"),
+        rtp_in_packets=media("rtp_audio_in_packet_count", inbound_stats, "packet_count"),
+        rtp_out_packets=media("rtp_audio_out_packet_count", outbound_stats, "packet_count"),
+        rtp_lost_packets=media("rtp_audio_in_skip_packet_count", inbound_stats, "skip_packet_count"),
+        mos=mos,
+        media_start=media_start,
+    )

@@ -1,0 +1,98 @@
+"""Ingest settings: how raw switch CDRs are read and classified (DESIGN §3)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_ASTERISK_INBOUND = (
+    "from-trunk*",
+    "from-pstn*",
+    "from-did*",
+    "public",
+    "ext-did*",
+    "*-pstn",
+    "*-trunk",
+    "*inbound*",
+)
+DEFAULT_ASTERISK_OUTBOUND = ("from-internal*", "outbound*", "*-outbound", "default")
+DEFAULT_FREESWITCH_INBOUND = ("public",)
+
+
+class IngestSettings(BaseModel):
+    """How the adapters read switch CDRs: time zone, numbering and direction rules.
+
+    Direction of a row: a dial-plan context matching an *outbound* glob is never
+    inbound; otherwise a context matching an *inbound* glob makes the call
+    ``inbound``. Any other call is ``outbound`` when the callee is external (it
+    normalises to E.164, or it is longer than ``extension_max_digits`` digits) and
+    ``internal`` otherwise. Globs are ``fnmatch`` patterns, matched case-insensitively.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "IANA time zone of naive timestamps, in every format (Asterisk writes local time unless "
+            "cdr.conf sets usegmtime; FreeSWITCH *_stamp fields are local). Epoch and offset-carrying "
+            "timestamps are not affected."
+        ),
+    )
+    default_country: str = Field(
+        "IT",
+        min_length=2,
+        max_length=2,
+        description="ISO 3166 region used to normalise numbers when no per-customer country is known",
+    )
+    default_customer_id: str = Field(
+        "default",
+        min_length=1,
+        description="customer_id given to a row whose accountcode is empty",
+    )
+    access_codes: tuple[str, ...] = Field(
+        (),
+        description="PBX outside-line prefixes (e.g. '0', '9') stripped before normalising a dialled number",
+    )
+    asterisk_inbound_contexts: tuple[str, ...] = Field(
+        DEFAULT_ASTERISK_INBOUND,
+        description="fnmatch globs of Asterisk dcontexts where calls from the public network land (inbound)",
+    )
+    asterisk_outbound_contexts: tuple[str, ...] = Field(
+        DEFAULT_ASTERISK_OUTBOUND,
+        description=(
+            "fnmatch globs of Asterisk dcontexts used by the customer's own phones; such a call is never "
+            "inbound (this wins over an inbound glob, e.g. 'outbound-trunk'); outbound vs internal follows "
+            "the callee"
+        ),
+    )
+    freeswitch_inbound_contexts: tuple[str, ...] = Field(
+        DEFAULT_FREESWITCH_INBOUND,
+        description="fnmatch globs of FreeSWITCH dialplan contexts where calls from the public network land",
+    )
+    extension_max_digits: int = Field(
+        6,
+        ge=1,
+        le=15,
+        description=(
+            "a callee of at most this many digits that does not normalise to E.164 is an extension "
+            "(internal call); a longer one is treated as an external destination"
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("default_country")
+    @classmethod
+    def _upper_country(cls, value: str) -> str:
+        if not value.isalpha():
+            raise ValueError(f"not an ISO 3166 alpha-2 region: {value!r}")
+        return value.upper()

@@ -1,0 +1,263 @@
+"""The detection engine shared by ``tollguard replay`` and the Faust worker.
+
+Records arrive in *arrival* order (calls end, then their CDR is written). Per customer
+the engine keeps a small reorder buffer: a CDR waits until the customer's event-time
+watermark (newest CDR end seen minus ``allowed_lateness_s``) passes its end, then all
+detectors see it, in (end, call_id) order. So the events do not depend on arrival
+order within the allowed lateness, and replay and stream (which call this same code,
+one customer's records on one worker) give the same events for the same input.
+
+Legs of one call (same ``call_id``) are merged while they wait; a second delivery of a
+row already seen counts once; a CDR later than the allowed lateness is refused with
+its reason (replay writes it to the rejects file, the stream to the dead-letter topic).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from detectors import ALL_DETECTORS
+from detectors.base import CustomerContext, Decision, Detector, from_epoch, iso
+from tollguard.cdr import CallDetailRecord, merge_legs
+from tollguard.events import CoS, Event, EventType, Scope, event_id_for
+from tollguard.rules import Rules
+
+Status = Literal["accepted", "merged", "duplicate", "late"]
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything the engine keeps for one customer (one Faust table value).
+
+    Attributes
+    ----------
+    customer_id : str
+    max_end_s : float
+        Newest CDR end seen (UTC epoch s); the watermark is this minus the lateness.
+    pending : dict
+        call_id -> merged record waiting for the watermark.
+    heap : list of (end_s, call_id)
+        Release order of ``pending`` (stale entries skipped on pop).
+    seen : dict
+        Leg key -> end_s of every row pending or released within the dedupe horizon.
+    released : dict
+        call_id -> end_s of calls already given to the detectors (dedupe horizon).
+    detectors : dict
+        Detector name -> that detector's state.
+    open : dict
+        Episode key -> {"event_id", "first_s", "last_s", "type"}: events already emitted
+        for a scope, so one episode gives one event.
+    """
+
+    customer_id: str = ""
+    max_end_s: float = float("-inf")
+    pending: dict[str, CallDetailRecord] = field(default_factory=dict)
+    heap: list[tuple[float, str]] = field(default_factory=list)
+    seen: dict[str, float] = field(default_factory=dict)
+    released: dict[str, float] = field(default_factory=dict)
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
+        return {
+            "customer_id": self.customer_id,
+            "max_end_s": self.max_end_s if self.max_end_s != float("-inf") else None,
+            "pending": [cdr.to_json_dict() for cdr in self.pending.values()],
+            "seen": self.seen,
+            "released": self.released,
+            "detectors": self.detectors,
+            "open": self.open,
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> CustomerState:
+        """Rebuild a state written by :meth:`to_json_dict`."""
+        pending = {d["call_id"]: CallDetailRecord.model_validate(d) for d in data["pending"]}
+        heap = [(cdr.end.timestamp(), cid) for cid, cdr in pending.items()]
+        heapq.heapify(heap)
+        max_end = data["max_end_s"]
+        return cls(
+            customer_id=data["customer_id"],
+            max_end_s=float("-inf") if max_end is None else max_end,
+            pending=pending,
+            heap=heap,
+            seen=dict(data["seen"]),
+            released=dict(data["released"]),
+            detectors=data["detectors"],
+            open=data["open"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one record.
+
+    ``accepted`` (a new call), ``merged`` (another leg of a waiting call),
+    ``duplicate`` (a row already seen: counted once, no effect) or ``late`` (refused).
+    """
+
+    status: Status
+    events: list[Event]
+    reason: str | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Runs every enabled detector over one customer's CDRs in event-time order.
+
+    Parameters
+    ----------
+    rules : Rules
+        Thresholds, customers, CoS and event-time settings.
+    detectors : iterable of Detector, optional
+        Defaults to every registered detector (``detectors.ALL_DETECTORS``).
+    clock : callable, optional
+        Wall clock for ``emitted_at`` only (decisions never read it).
+    """
+
+    def __init__(
+        self,
+        rules: Rules,
+        detectors: Iterable[Detector] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.rules = rules
+        self.detectors: list[Detector] = (
+            list(detectors) if detectors is not None else [cls() for cls in ALL_DETECTORS]
+        )
+        self.clock = clock
+        self._contexts: dict[str, CustomerContext] = {}
+        self._lateness_s = rules.engine.allowed_lateness_s
+        self._horizon_s = rules.engine.dedupe_horizon_s
+
+    def context(self, customer_id: str) -> CustomerContext:
+        """The customer's resolved rules (cached)."""
+        ctx = self._contexts.get(customer_id)
+        if ctx is None:
+            ctx = self._contexts[customer_id] = self.rules.context(customer_id)
+        return ctx
+
+    def new_state(self, customer_id: str) -> CustomerState:
+        """A fresh state for ``customer_id`` with every detector's initial state."""
+        return CustomerState(customer_id=customer_id, detectors={d.name: d.initial_state() for d in self.detectors})
+
+    def ingest(self, state: CustomerState, cdr: CallDetailRecord) -> IngestResult:
+        """Take one arriving CDR of ``state``'s customer; return its fate and any events.
+
+        A record is ``late`` (refused, with the reason) when it ended more than the
+        allowed lateness before the newest CDR of its customer, and ``duplicate``
+        (counted once, no effect) when the same row was already seen.
+        """
+        end_s = cdr.end.timestamp()
+        leg_key = f"{cdr.call_id}\x1f{cdr.leg_id or cdr.call_id}"
+        if leg_key in state.seen:
+            return IngestResult("duplicate", [], f"duplicate delivery of call {cdr.call_id}")
+        watermark_s = state.max_end_s - self._lateness_s
+        if cdr.call_id in state.released or end_s < watermark_s:
+            behind = state.max_end_s - end_s
+            return IngestResult(
+                "late",
+                [],
+                f"late CDR: call {cdr.call_id} ended at {iso(end_s)}, {behind:.0f} s before the newest CDR of "
+                f"customer {cdr.customer_id} (allowed lateness {self._lateness_s:.0f} s)",
+            )
+        state.seen[leg_key] = end_s
+        held = state.pending.get(cdr.call_id)
+        merged = cdr if held is None else merge_legs(held, cdr)
+        state.pending[cdr.call_id] = merged
+        heapq.heappush(state.heap, (merged.end.timestamp(), cdr.call_id))
+        events: list[Event] = []
+        if end_s > state.max_end_s:
+            state.max_end_s = end_s
+            events = self._release(state, state.max_end_s - self._lateness_s)
+        return IngestResult("accepted" if held is None else "merged", events)
+
+    def flush(self, state: CustomerState) -> list[Event]:
+        """End of input: release every waiting CDR and let detectors close what is open."""
+        return self._release(state, float("inf"))
+
+    def _release(self, state: CustomerState, watermark_s: float) -> list[Event]:
+        if not state.pending and state.max_end_s == float("-inf"):
+            return []
+        ctx = self.context(state.customer_id)
+        decisions: list[tuple[Detector, Decision]] = []
+        heap, pending = state.heap, state.pending
+        while heap and heap[0][0] <= watermark_s:
+            end_s, call_id = heapq.heappop(heap)
+            cdr = pending.get(call_id)
+            if cdr is None or cdr.end.timestamp() != end_s:
+                continue  # stale entry of a call whose merged end moved later
+            del pending[call_id]
+            state.released[call_id] = end_s
+            for det in self.detectors:
+                if ctx.params[det.name].enabled:
+                    decisions.extend((det, d) for d in det.update(state.detectors[det.name], cdr, ctx))
+        for det in self.detectors:
+            if ctx.params[det.name].enabled:
+                decisions.extend((det, d) for d in det.advance(state.detectors[det.name], watermark_s, ctx))
+        self._forget(state, watermark_s)
+        return self._to_events(state, ctx, decisions)
+
+    def _forget(self, state: CustomerState, watermark_s: float) -> None:
+        """Drop dedupe memory older than the horizon (memory bounded by active windows)."""
+        cut_s = watermark_s - self._horizon_s
+        if state.released and len(state.released) > 64:
+            state.released = {k: v for k, v in state.released.items() if v >= cut_s}
+            state.seen = {k: v for k, v in state.seen.items() if v >= cut_s}
+
+    def _to_events(
+        self, state: CustomerState, ctx: CustomerContext, decisions: list[tuple[Detector, Decision]]
+    ) -> list[Event]:
+        events: list[Event] = []
+        gap_s = self.rules.engine.episode_gap_s
+        for det, dec in decisions:
+            key = f"{dec.type}|{det.name}|{dec.scope_kind}|{dec.scope_value}"
+            if dec.type is not EventType.CAPACITY_INCREASE:
+                suspended = state.open.get(f"{EventType.SUSPENSION}|{det.name}|{dec.scope_kind}|{dec.scope_value}")
+                if suspended is not None and dec.type is EventType.ALERT:
+                    suspended["last_s"] = max(suspended["last_s"], dec.occurred_at_s)
+                    continue
+                held = state.open.get(key)
+                if held is not None and (
+                    dec.type is EventType.SUSPENSION or dec.occurred_at_s - held["last_s"] <= gap_s
+                ):
+                    held["last_s"] = max(held["last_s"], dec.occurred_at_s)
+                    continue
+            event = self._event(det, dec, ctx)
+            if dec.type is not EventType.CAPACITY_INCREASE:
+                state.open[key] = {
+                    "event_id": event.event_id,
+                    "type": str(dec.type),
+                    "first_s": dec.occurred_at_s,
+                    "last_s": dec.occurred_at_s,
+                }
+            events.append(event)
+        return events
+
+    def _event(self, det: Detector, dec: Decision, ctx: CustomerContext) -> Event:
+        cos_rules = self.rules.cos
+        cos = CoS.CRITICAL if det.name in cos_rules.critical_detectors else getattr(cos_rules, str(dec.type))
+        return Event(
+            event_id=event_id_for(str(dec.type), det.name, ctx.customer_id, str(dec.scope_kind), dec.scope_value,
+                                  dec.episode),
+            type=dec.type,
+            detector=det.name,
+            customer_id=ctx.customer_id,
+            scope=Scope(kind=dec.scope_kind, value=dec.scope_value),
+            clause=dec.clause or det.clause,
+            cos=cos,
+            occurred_at=from_epoch(dec.occurred_at_s),
+            emitted_at=self.clock(),
+            reason=dec.reason,
+            evidence=dec.evidence,
+            rules_version=self.rules.version,
+            **dec.extra,
+        )

@@ -1,0 +1,713 @@
+"""Number normalisation and typing shared by every detector.
+
+All numbering knowledge comes from libphonenumber (the ``phonenumbers``
+package): the international / national (trunk) prefixes of each region, the
+number ranges and their types (premium rate, shared cost, ...), and the
+short-number metadata (emergency numbers, service short codes and their
+expected cost). Nothing here hand-writes a numbering plan; the only structural
+rule taken from elsewhere is the ITU-T E.164 bound of 15 digits for an
+international number.
+
+The pure functions :func:`normalize` and :func:`classify` are memoised with
+:func:`functools.lru_cache` (``CACHE_SIZE`` entries each), so a stream of CDRs
+with repeated numbers pays the libphonenumber cost once per distinct
+``(value, country, access_codes)``. Arguments must therefore be hashable: pass
+``access_codes`` as a tuple.
+
+Vocabulary
+----------
+public number
+    A number of the public telephone network that can be written in E.164
+    (``+`` country code, national significant number, at most 15 digits).
+short number
+    Emergency number or service short code (``112``, ``911``, ``4242``) that
+    is only dialable inside one region; it has no E.164 form.
+extension
+    A short internal PBX number (``1002``, ``*97``); not a public number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from urllib.parse import unquote
+
+import phonenumbers
+from phonenumbers import (
+    CountryCodeSource,
+    NumberParseException,
+    PhoneMetadata,
+    PhoneNumber,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    ValidationResult,
+    shortnumberinfo,
+)
+from phonenumbers.shortnumberinfo import ShortNumberCost
+
+try:  # libphonenumber's own "national prefix present if required" check (Leniency.VALID)
+    from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
+except ImportError:  # pragma: no cover - only if a future phonenumbers drops the helper
+
+    def _is_national_prefix_present_if_required(numobj: PhoneNumber) -> bool:
+        return True
+
+
+__all__ = [
+    "CACHE_SIZE",
+    "E164_MAX_DIGITS",
+    "MAX_EXTENSION_DIGITS",
+    "NON_GEOGRAPHIC_REGION",
+    "NumberInfo",
+    "NumberType",
+    "PrefixIndex",
+    "classify",
+    "compile_prefixes",
+    "matches_prefix",
+    "normalize",
+]
+
+CACHE_SIZE = 200_000
+"""Entries kept by each memoised function (number of distinct argument tuples)."""
+
+E164_MAX_DIGITS = 15
+"""Maximum digits of an international number, country code included (ITU-T E.164 §6)."""
+
+MIN_NSN_DIGITS = 4
+"""Shortest national significant number accepted in international form (digits).
+
+E.164 sets no minimum; the shortest national numbers in service have 4 digits
+(e.g. Niue +683 xxxx), which is also what libphonenumber's metadata implies.
+"""
+
+MAX_EXTENSION_DIGITS = 6
+"""Longest digit string (digits, ``*``/``#`` not counted) still typed as a PBX extension.
+
+Private dial plans rarely exceed 6 digits; a longer string that is not a public
+number is more likely a mistyped or local public number and is typed
+:attr:`NumberType.INVALID`, so that it is not mistaken for internal traffic.
+"""
+
+NON_GEOGRAPHIC_REGION = "001"
+"""Region code libphonenumber uses for non-geographic country codes (+800, +881, +882, +883, +979, ...)."""
+
+
+class NumberType(StrEnum):
+    """Type of a dialled or presented number.
+
+    Members mirror :class:`phonenumbers.PhoneNumberType` (libphonenumber
+    metadata), plus the types of values that are not public numbers.
+    """
+
+    PREMIUM_RATE = "premium_rate"
+    SHARED_COST = "shared_cost"
+    PERSONAL_NUMBER = "personal_number"
+    TOLL_FREE = "toll_free"
+    UAN = "uan"
+    VOIP = "voip"
+    MOBILE = "mobile"
+    FIXED_LINE = "fixed_line"
+    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile"
+    PAGER = "pager"
+    VOICEMAIL = "voicemail"
+    EMERGENCY = "emergency"
+    """Emergency short number of the home region (112, 911, 999, 113, 118, ...)."""
+    SHORT_CODE = "short_code"
+    """Valid service short number of the home region (see :attr:`NumberInfo.short_cost`)."""
+    UNKNOWN = "unknown"
+    """Possible length for its country, but in no range of libphonenumber's metadata."""
+    INVALID = "invalid"
+    """Not a public, short or extension number (wrong length, garbage, SIP user name)."""
+    EXTENSION = "extension"
+    """Short internal PBX number or feature code (``1002``, ``*97``); not a public number."""
+
+
+_PN_TYPE_MAP: dict[int, NumberType] = {
+    PhoneNumberType.PREMIUM_RATE: NumberType.PREMIUM_RATE,
+    PhoneNumberType.SHARED_COST: NumberType.SHARED_COST,
+    PhoneNumberType.PERSONAL_NUMBER: NumberType.PERSONAL_NUMBER,
+    PhoneNumberType.TOLL_FREE: NumberType.TOLL_FREE,
+    PhoneNumberType.UAN: NumberType.UAN,
+    PhoneNumberType.VOIP: NumberType.VOIP,
+    PhoneNumberType.MOBILE: NumberType.MOBILE,
+    PhoneNumberType.FIXED_LINE: NumberType.FIXED_LINE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: NumberType.FIXED_LINE_OR_MOBILE,
+    PhoneNumberType.PAGER: NumberType.PAGER,
+    PhoneNumberType.VOICEMAIL: NumberType.VOICEMAIL,
+    PhoneNumberType.UNKNOWN: NumberType.UNKNOWN,
+}
+
+_SHORT_COST: dict[int, str] = {
+    ShortNumberCost.TOLL_FREE: "toll_free",
+    ShortNumberCost.STANDARD_RATE: "standard_rate",
+    ShortNumberCost.PREMIUM_RATE: "premium_rate",
+    ShortNumberCost.UNKNOWN_COST: "unknown_cost",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NumberInfo:
+    """What tollguard knows about one number, as typed by :func:`classify`.
+
+    Attributes
+    ----------
+    e164 : str or None
+        E.164 form (``"+39061234567"``) of a public number, i.e. what
+        :func:`normalize` returns. For an :attr:`NumberType.INVALID` value
+        written in international form (``+`` or an international prefix) with
+        a known country code, the ``+`` country code and digits as written, so
+        that prefix rules (:func:`matches_prefix`) still apply. None for short
+        numbers, extensions and garbage.
+    region : str or None
+        ISO 3166-1 alpha-2 region of the number, ``"001"`` for non-geographic
+        country codes (+800, +808, +870, +881, +882, +883, +979, ...); for a
+        short number, the home region. None for extensions and garbage.
+    country_code : int or None
+        ITU-T E.164 country calling code (``39``, ``881``); home country code for
+        short numbers; None for extensions and garbage.
+    number_type : NumberType
+        Type from libphonenumber's metadata (``phonenumbers.number_type``) or
+        EMERGENCY / SHORT_CODE / UNKNOWN / INVALID / EXTENSION.
+    is_emergency : bool
+        True for an emergency short number of the home region.
+    short_cost : str or None
+        ``"toll_free"``, ``"standard_rate"``, ``"premium_rate"`` or
+        ``"unknown_cost"`` for short numbers
+        (``phonenumbers.shortnumberinfo.expected_cost_for_region``); None for
+        every other value.
+    international : bool
+        True when ``region`` differs from the home country (any ``"001"``
+        number included). False for short numbers and extensions.
+    is_valid : bool
+        True for numbers libphonenumber's metadata declares valid (long numbers
+        with ``is_valid_number``, short numbers with
+        ``is_valid_short_number_for_region`` or ``is_emergency_number``).
+    """
+
+    e164: str | None
+    region: str | None
+    country_code: int | None
+    number_type: NumberType
+    is_emergency: bool
+    short_cost: str | None
+    international: bool
+    is_valid: bool
+
+
+# --------------------------------------------------------------------------- cleaning
+
+_SEPARATORS = str.maketrans("", "", " \t\r\n-.()[]/~\u00a0\u2010\u2011\u2012\u2013\u2014\u2212")
+_NUMBER_RE = re.compile(r"\+?[0-9]+")
+_FEATURE_RE = re.compile(r"[0-9*#]*[0-9][0-9*#]*")
+
+
+def _clean(raw: object) -> str | None:
+    """Strip URI wrappers and separators; None when no dialable string remains.
+
+    Parameters
+    ----------
+    raw : object
+        Value written by the switch: ``"+39 06 1234 5678"``, ``"tel:+39-06..."``,
+        ``"sip:0612345678@pbx;user=phone"``, ``'"Bob" <sip:1002@pbx>'``.
+
+    Returns
+    -------
+    str or None
+        ``+``-prefixed or plain digit string, or a digit string with ``*``/``#``
+        (PBX feature code); None for empty values and non-numeric user parts.
+    """
+    if not isinstance(raw, str):
+        return None
+    s = raw.strip()
+    if not s:
+        return None
+    lt = s.find("<")
+    if lt != -1:  # name-addr: '"Display" <sip:user@host>'
+        gt = s.find(">", lt)
+        s = s[lt + 1 : gt if gt != -1 else None].strip()
+    head = s[:5].lower()
+    if head.startswith(("sip:", "sips:", "tel:")):
+        s = s.split(":", 1)[1]
+    if "@" in s:  # user part of a SIP URI (RFC 3261 §19.1)
+        s = s.split("@", 1)[0]
+    s = s.split(";", 1)[0].split("?", 1)[0]  # tel / user parameters, URI headers
+    if "%" in s:
+        s = unquote(s)
+    s = s.translate(_SEPARATORS)
+    if _NUMBER_RE.fullmatch(s) or _FEATURE_RE.fullmatch(s):
+        return s
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _e164(numobj: PhoneNumber) -> str:
+    return phonenumbers.format_number(numobj, PhoneNumberFormat.E164)
+
+
+def _short_numobj(digits: str, region: str) -> PhoneNumber | None:
+    """Build the PhoneNumber that shortnumberinfo expects for ``digits`` dialled in ``region``.
+
+    Leading zeros are kept (``"000"`` in AU, ``"01"`` in RU) the way
+    libphonenumber stores them (``italian_leading_zero``).
+    """
+    cc = phonenumbers.country_code_for_region(region)
+    if not cc or not digits.isdigit():
+        return None
+    stripped = digits.lstrip("0")
+    zeros = len(digits) - len(stripped) if stripped else len(digits) - 1
+    numobj = PhoneNumber(country_code=cc, national_number=int(digits))
+    if zeros:
+        numobj.italian_leading_zero = True
+        numobj.number_of_leading_zeros = zeros
+    return numobj
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _short_info(digits: str, region: str) -> tuple[bool, bool, str | None]:
+    """Short-number metadata lookup: ``(is_emergency, is_valid_short, cost)``.
+
+    Sources: ``shortnumberinfo.is_emergency_number``,
+    ``is_valid_short_number_for_region`` and ``expected_cost_for_region``
+    (libphonenumber ShortNumberMetadata.xml).
+    """
+    numobj = _short_numobj(digits, region)
+    if numobj is None:
+        return False, False, None
+    emergency = shortnumberinfo.is_emergency_number(digits, region)
+    valid = emergency or shortnumberinfo.is_valid_short_number_for_region(numobj, region)
+    if not valid:
+        return False, False, None
+    cost = _SHORT_COST[shortnumberinfo.expected_cost_for_region(numobj, region)]
+    return emergency, True, cost
+
+
+@lru_cache(maxsize=4096)
+def _parse(digits: str, region: str | None) -> PhoneNumber | None:
+    """``phonenumbers.parse`` with the raw input kept; None when it cannot parse.
+
+    Lightly cached so that the E.164 string produced by :func:`normalize` is not
+    parsed again by :func:`_typing` (callers must not mutate the result).
+    """
+    try:
+        return phonenumbers.parse(digits, region, keep_raw_input=True)
+    except NumberParseException:
+        return None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _typing(e164: str) -> tuple[str | None, int | None, NumberType, bool]:
+    """Type an E.164 string: ``(region, country_code, number_type, is_valid)``.
+
+    ``is_valid`` is libphonenumber's ``is_valid_number`` (the number is in a
+    typed range of its region's metadata); a number of possible length outside
+    every range is UNKNOWN, any other one INVALID. ``region`` falls back to the
+    main region of the country code when libphonenumber cannot place an
+    invalid number (``+1``, ``+44``, ``+7`` share a country code).
+    """
+    numobj = _parse(e164, None)
+    if numobj is None:
+        return None, None, NumberType.INVALID, False
+    cc = numobj.country_code
+    region = phonenumbers.region_code_for_number(numobj)
+    pn_type = phonenumbers.number_type(numobj) if region is not None else PhoneNumberType.UNKNOWN
+    valid = pn_type != PhoneNumberType.UNKNOWN  # == phonenumbers.is_valid_number(numobj)
+    if valid:
+        ntype = _PN_TYPE_MAP[pn_type]
+    elif phonenumbers.is_possible_number_with_reason(numobj) == ValidationResult.IS_POSSIBLE:
+        ntype = NumberType.UNKNOWN
+    else:
+        ntype = NumberType.INVALID
+    if region is None:
+        region = phonenumbers.region_code_for_country_code(cc)
+        if region == "ZZ":
+            return None, None, ntype, valid
+    return region, cc, ntype, valid
+
+
+def _international_ok(numobj: PhoneNumber) -> str | None:
+    """E.164 of a number written in international form, or None.
+
+    Accepted: assigned country code, at most 15 digits (ITU-T E.164), and valid
+    or of a possible length for that country (libphonenumber metadata).
+    """
+    cc = numobj.country_code
+    nsn = phonenumbers.national_significant_number(numobj)
+    if len(nsn) < MIN_NSN_DIGITS or len(str(cc)) + len(nsn) > E164_MAX_DIGITS:
+        return None
+    e164 = _e164(numobj)
+    _region, known_cc, ntype, _valid = _typing(e164)
+    if known_cc is None or ntype is NumberType.INVALID:
+        return None
+    return e164
+
+
+def _explicit_national_prefix(digits: str, numobj: PhoneNumber, region: str) -> bool:
+    """True when ``digits`` starts with the trunk prefix (``0`` DE/GB/FR, ``8`` RU, ``1`` NANP).
+
+    Digits that start with the region's international prefix (``00`` in DE, where
+    ``0`` is also the trunk prefix) are not national numbers.
+    """
+    md = PhoneMetadata.metadata_for_region(region, None)
+    prefix = md.national_prefix if md is not None else None
+    if not prefix:
+        return False
+    if md.international_prefix and re.match(md.international_prefix, digits):
+        return False
+    nsn = phonenumbers.national_significant_number(numobj)
+    return digits.startswith(prefix) and len(digits) > len(nsn) and digits.endswith(nsn)
+
+
+def _normalize_digits(digits: str, region: str) -> str | None:
+    """E.164 of a cleaned ``+``/digit string dialled in ``region``, or None (see :func:`normalize`)."""
+    numobj = _parse(digits, region)
+    if digits.startswith("+"):
+        return _international_ok(numobj) if numobj is not None else None
+    if _short_info(digits, region)[0]:  # emergency numbers never become E.164
+        return None
+    national_type = None
+    if numobj is not None:
+        if numobj.country_code_source == CountryCodeSource.FROM_NUMBER_WITH_IDD:
+            e164 = _international_ok(numobj)
+            if e164 is not None:
+                return e164
+        else:
+            e164 = _e164(numobj)
+            national_type = _typing(e164)[2]
+            if national_type not in (NumberType.UNKNOWN, NumberType.INVALID) and (
+                _is_national_prefix_present_if_required(numobj)
+            ):
+                return e164
+    if _short_info(digits, region)[1]:
+        return None
+    # Possible length but in no range (unallocated, or newer than the metadata): accept only
+    # when the trunk prefix was written, which proves a national public number.
+    if national_type is NumberType.UNKNOWN and _explicit_national_prefix(digits, numobj, region):
+        return _e164(numobj)
+    if digits.startswith("00"):  # "00" international prefix, also where the region's IDD differs
+        alt = _parse("+" + digits[2:], region)
+        if alt is not None:
+            return _international_ok(alt)
+    return None
+
+
+def _split_access_code(digits: str, access_codes: tuple[str, ...]) -> str | None:
+    """Remainder of ``digits`` after the longest matching PBX outside-line access code."""
+    for code in sorted((c.translate(_SEPARATORS) for c in access_codes), key=len, reverse=True):
+        if code and digits.startswith(code) and len(digits) > len(code):
+            return digits[len(code) :]
+    return None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def normalize(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str | None:
+    """Normalise a dialled or presented number to E.164.
+
+    Parameters
+    ----------
+    raw : str
+        Number as the switch wrote it: E.164 (``"+39061234567"``), with an
+        international prefix of ``country`` (``"0039..."`` in IT, ``"011..."``
+        in NANP, ``"810..."``/``"8~10..."`` in RU; ``"00..."`` is accepted
+        everywhere), in national form with the trunk prefix (``"06 1234 5678"``
+        IT, ``"020 7946 0000"`` GB, ``"8 495 123 45 67"`` RU), with spaces,
+        dashes, dots or parentheses, or wrapped in ``tel:`` / ``sip:user@host``.
+    country : str
+        ISO 3166-1 alpha-2 region the number was dialled in (the customer's
+        country); case-insensitive.
+    access_codes : tuple of str, optional
+        PBX outside-line access codes (``("9",)``, ``("0",)``). A code is
+        stripped only when the whole value does not normalise and the remainder
+        does.
+
+    Returns
+    -------
+    str or None
+        E.164 string (``"+"`` and at most 15 digits) or None when the value is
+        not a public number: PBX extensions and feature codes (``"1002"``,
+        ``"*97"``), short numbers (``"112"``, ``"4242"``; see :func:`classify`),
+        Asterisk pseudo-extensions (``"s"``), empty values, SIP user names.
+
+    Notes
+    -----
+    Rules, all from libphonenumber metadata except the E.164 length bound:
+
+    * international form (``+`` or the region's international prefix): the
+      country code must be assigned, the length within ITU-T E.164 (15 digits)
+      and the number valid or of a possible length for that country;
+    * national form: the number must be valid and carry the trunk prefix where
+      the region requires it when dialling nationally (libphonenumber's
+      ``Leniency.VALID`` rule), so ``"301234567"`` in DE (a local number) is
+      rejected while ``"2015550123"`` in US is accepted; a number of possible
+      length that is in no allocated range is accepted only when written with
+      the trunk prefix (``"8 555 000 0001"`` RU);
+    * emergency numbers and valid short numbers of the region are never
+      normalised.
+
+    Memoised (``functools.lru_cache``, :data:`CACHE_SIZE` entries): arguments
+    must be hashable.
+
+    Examples
+    --------
+    >>> normalize("9 0044 20 7946 0000", "GB", ("9",))
+    '+442079460000'
+    >>> normalize("1002", "IT") is None
+    True
+    """
+    digits = _clean(raw)
+    if digits is None or not _NUMBER_RE.fullmatch(digits):
+        return None
+    region = country.upper()
+    e164 = _normalize_digits(digits, region)
+    if e164 is None and access_codes and not digits.startswith("+"):
+        rest = _split_access_code(digits, access_codes)
+        if rest is not None:
+            e164 = _normalize_digits(rest, region)
+    return e164
+
+
+def _long_number_info(e164: str, home: str) -> NumberInfo:
+    region, cc, ntype, valid = _typing(e164)
+    return NumberInfo(
+        e164=e164,
+        region=region,
+        country_code=cc,
+        number_type=ntype,
+        is_emergency=False,
+        short_cost=None,
+        international=region is not None and region != home,
+        is_valid=valid,
+    )
+
+
+def _short_number_info(digits: str, home: str) -> NumberInfo | None:
+    emergency, valid, cost = _short_info(digits, home)
+    if not valid:
+        return None
+    cc = phonenumbers.country_code_for_region(home)
+    return NumberInfo(
+        e164=None,
+        region=home,
+        country_code=cc or None,
+        number_type=NumberType.EMERGENCY if emergency else NumberType.SHORT_CODE,
+        is_emergency=emergency,
+        short_cost=cost,
+        international=False,
+        is_valid=True,
+    )
+
+
+_EXTENSION_INFO = NumberInfo(None, None, None, NumberType.EXTENSION, False, None, False, False)
+_INVALID_INFO = NumberInfo(None, None, None, NumberType.INVALID, False, None, False, False)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] = ()) -> NumberInfo:
+    """Normalise and type one number.
+
+    Parameters
+    ----------
+    raw_or_e164 : str
+        Number as written by the switch or already E.164 (any form accepted
+        by :func:`normalize`).
+    home_country : str
+        ISO 3166-1 alpha-2 region of the customer (the region the number is
+        dialled in); case-insensitive.
+    access_codes : tuple of str, optional
+        PBX outside-line access codes, as in :func:`normalize`.
+
+    Returns
+    -------
+    NumberInfo
+        Type and region of the number.
+
+    Notes
+    -----
+    Decision order (sources: libphonenumber PhoneNumberMetadata.xml and
+    ShortNumberMetadata.xml):
+
+    1. the value normalises (:func:`normalize`): type from
+       ``phonenumbers.number_type``; a number of possible length that is in no
+       range is UNKNOWN;
+    2. otherwise, the digits (then the digits after an access code) are checked
+       as short numbers of ``home_country``: EMERGENCY
+       (``is_emergency_number``) or SHORT_CODE (``is_valid_short_number_for_region``),
+       with ``short_cost`` from ``expected_cost_for_region``. When
+       ``access_codes`` are configured, a value dialled *without* the access
+       code is internal unless it is an emergency number, so non-emergency short
+       codes are only recognised after the access code (PBX extension ranges
+       overlap short-code ranges, e.g. ``1002`` in IT/FR, ``5000`` in US/BE);
+    3. otherwise a digit string of at most :data:`MAX_EXTENSION_DIGITS` digits,
+       possibly with ``*``/``#``, is an EXTENSION;
+    4. otherwise INVALID; when the value parses to a known country code,
+       ``region`` and ``country_code`` are still filled in (and ``e164`` for
+       values written in international form).
+
+    Memoised (``functools.lru_cache``, :data:`CACHE_SIZE` entries): arguments
+    must be hashable.
+
+    Examples
+    --------
+    >>> info = classify("0044 90 1234 5678", "IT")
+    >>> info.e164, info.region, info.number_type, info.international
+    ('+449012345678', 'GB', <NumberType.PREMIUM_RATE: 'premium_rate'>, True)
+    >>> classify("112", "DE").number_type, classify("112", "DE").is_emergency
+    (<NumberType.EMERGENCY: 'emergency'>, True)
+    """
+    home = home_country.upper()
+    e164 = normalize(raw_or_e164, home, access_codes)
+    if e164 is not None:
+        return _long_number_info(e164, home)
+
+    digits = _clean(raw_or_e164)
+    if digits is None:
+        return _INVALID_INFO
+    plain = digits.isdigit()
+
+    if plain:
+        rest = _split_access_code(digits, access_codes) if access_codes else None
+        emergency, valid, _cost = _short_info(digits, home)
+        if emergency or (valid and not access_codes):
+            return _short_number_info(digits, home)  # type: ignore[return-value]
+        if rest is not None:
+            info = _short_number_info(rest, home)
+            if info is not None:
+                return info
+
+    if not digits.startswith("+") and sum(ch.isdigit() for ch in digits) <= MAX_EXTENSION_DIGITS:
+        return _EXTENSION_INFO
+    if not plain and not digits.startswith("+"):
+        return _INVALID_INFO
+
+    # Not a public number: keep region / country code where libphonenumber can tell them.
+    numobj = _parse(digits, home)
+    if digits.startswith("00") and (
+        numobj is None or numobj.country_code_source != CountryCodeSource.FROM_NUMBER_WITH_IDD
+    ):
+        numobj = _parse("+" + digits[2:], home) or numobj
+    if numobj is None:
+        return _INVALID_INFO
+    region, cc, _ntype, _valid = _typing(_e164(numobj))
+    if cc is None:
+        return _INVALID_INFO
+    nsn = phonenumbers.national_significant_number(numobj)
+    international_form = numobj.country_code_source in (
+        CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+        CountryCodeSource.FROM_NUMBER_WITH_IDD,
+    )
+    return NumberInfo(
+        e164=f"+{cc}{nsn}" if international_form and len(str(cc)) + len(nsn) <= E164_MAX_DIGITS else None,
+        region=region,
+        country_code=cc,
+        number_type=NumberType.INVALID,
+        is_emergency=False,
+        short_cost=None,
+        international=region is not None and region != home,
+        is_valid=False,
+    )
+
+
+# --------------------------------------------------------------------------- prefixes
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PrefixIndex:
+    """Prefix list compiled for longest-prefix matching (see :func:`compile_prefixes`).
+
+    Attributes
+    ----------
+    by_prefix : dict of str to str
+        Normalised prefix (``"+8823"``) to the prefix as listed.
+    lengths : tuple of int
+        Distinct prefix lengths (characters, ``+`` included), longest first.
+    """
+
+    by_prefix: dict[str, str]
+    lengths: tuple[int, ...]
+
+
+def _compile(prefixes: Iterable[str]) -> PrefixIndex:
+    by_prefix: dict[str, str] = {}
+    for listed in prefixes:
+        p = str(listed).strip().translate(_SEPARATORS)
+        if not p:
+            continue
+        if not p.startswith("+"):
+            p = "+" + (p[2:] if p.startswith("00") else p)
+        by_prefix.setdefault(p, listed)
+    lengths = tuple(sorted({len(p) for p in by_prefix}, reverse=True))
+    return PrefixIndex(by_prefix, lengths)
+
+
+@lru_cache(maxsize=1024)
+def _compile_cached(prefixes: tuple[str, ...] | frozenset[str]) -> PrefixIndex:
+    return _compile(prefixes)
+
+
+def compile_prefixes(prefixes: Iterable[str]) -> PrefixIndex:
+    """Compile E.164 prefixes once for :func:`matches_prefix`.
+
+    Parameters
+    ----------
+    prefixes : iterable of str
+        E.164 prefixes (``"+881"``, ``"+8823"``); ``"881"`` and ``"00881"``
+        are read as ``"+881"``. Shape: a few hundred entries is typical.
+
+    Returns
+    -------
+    PrefixIndex
+        Set of prefixes grouped by length; matching costs one dict lookup per
+        distinct prefix length.
+    """
+    if isinstance(prefixes, PrefixIndex):
+        return prefixes
+    return _compile(prefixes)
+
+
+def matches_prefix(e164: str | None, prefixes: Iterable[str] | PrefixIndex) -> str | None:
+    """Longest listed prefix that an E.164 number starts with.
+
+    Parameters
+    ----------
+    e164 : str or None
+        E.164 number (``"+8823123456789"``), e.g. :attr:`NumberInfo.e164`.
+    prefixes : iterable of str or PrefixIndex
+        E.164 prefixes (``"+881"``, ``"+8823"``, ...). Tuples and frozensets
+        are compiled once and cached; for other iterables (lists) the compiled
+        form is cached by content, so pass a tuple, a frozenset or a
+        :func:`compile_prefixes` result on hot paths.
+
+    Returns
+    -------
+    str or None
+        The matching prefix as listed, the longest one when several match;
+        None when none matches or ``e164`` is empty.
+
+    Examples
+    --------
+    >>> matches_prefix("+8823123456789", ("+882", "+8823", "+881"))
+    '+8823'
+    """
+    if not e164:
+        return None
+    if isinstance(prefixes, PrefixIndex):
+        index = prefixes
+    elif isinstance(prefixes, tuple | frozenset):
+        index = _compile_cached(prefixes)
+    else:
+        index = _compile_cached(tuple(prefixes))
+    by_prefix = index.by_prefix
+    n = len(e164)
+    for length in index.lengths:
+        if length <= n:
+            listed = by_prefix.get(e164[:length])
+            if listed is not None:
+                return listed
+    return None
