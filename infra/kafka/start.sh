@@ -41,7 +41,10 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 command -v "$JAVA" >/dev/null || die "java not found (Java 17+ is required)"
 
-# --- 1. jars -----------------------------------------------------------------
+# --- 1. stop a broker left over from a previous run (before lib/ may change) ----
+KAFKA_RUN_DIR="$RUN_DIR" "$HERE/stop.sh" >&2
+
+# --- 2. jars -------------------------------------------------------------------
 # lib/ is (re)built when missing or when pom.xml changed since the last fetch;
 # it is wiped first so only one Kafka version is ever on the classpath.
 pom_sum="$(sha256sum pom.xml | cut -d' ' -f1)"
@@ -50,8 +53,9 @@ if [[ ! -f lib/.pom.sha256 || "$(cat lib/.pom.sha256)" != "$pom_sum" ]] \
   command -v mvn >/dev/null || die "mvn not found: it is needed to fetch the Kafka jars"
   log "fetching Kafka jars from Maven Central into lib/ ..."
   rm -rf lib
-  if ! mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-        -DoutputDirectory=lib -DincludeScope=runtime >&2; then
+  # (sed drops the colour-reset codes Maven 3.8 prints even in batch mode)
+  if ! mvn -B -q dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime 2>&1 \
+       | sed 's/\x1b\[[0-9;]*m//g' >&2; then
     rm -rf lib
     die "mvn dependency:copy-dependencies failed"
   fi
@@ -59,16 +63,14 @@ if [[ ! -f lib/.pom.sha256 || "$(cat lib/.pom.sha256)" != "$pom_sum" ]] \
 fi
 CLASSPATH_GLOB="$HERE/lib/*"
 
-# --- 2. stop a broker left over from a previous run ------------------------------
-KAFKA_RUN_DIR="$RUN_DIR" "$HERE/stop.sh" >&2
-
+# --- 3. the ports must be free -----------------------------------------------------
 for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
   if port_open "$p"; then
     die "port $p on 127.0.0.1 is already in use (a broker from another run dir? set KAFKA_PORT/KAFKA_CONTROLLER_PORT)"
   fi
 done
 
-# --- 3. fresh run directory ---------------------------------------------------------
+# --- 4. fresh run directory ---------------------------------------------------------
 if [[ -d "$RUN_DIR" ]]; then
   if [[ -n "$(ls -A "$RUN_DIR")" && ! -e "$RUN_DIR/$RUN_MARKER" ]]; then
     die "$RUN_DIR is not empty and was not made by this script; refusing to wipe it"
@@ -80,26 +82,29 @@ fi
 mkdir -p "$RUN_DIR/data"
 touch "$RUN_DIR/$RUN_MARKER"
 
-sed -e "s|^log\.dirs=.*|log.dirs=$RUN_DIR/data|" \
-    -e "s|127\.0\.0\.1:9092|127.0.0.1:$KAFKA_PORT|g" \
-    -e "s|127\.0\.0\.1:9093|127.0.0.1:$KAFKA_CONTROLLER_PORT|g" \
-    server.properties > "$RUN_DIR/server.properties"
+{
+  sed -e '/^log\.dirs=/d' \
+      -e "s|127\.0\.0\.1:9092|127.0.0.1:$KAFKA_PORT|g" \
+      -e "s|127\.0\.0\.1:9093|127.0.0.1:$KAFKA_CONTROLLER_PORT|g" \
+      server.properties
+  printf '\n# added by start.sh\nlog.dirs=%s\n' "$RUN_DIR/data"
+} > "$RUN_DIR/server.properties"
 
 LOG_OPTS=(-Dlog4j2.configurationFile="$HERE/log4j2.yaml" -Dkafka.logs.dir="$RUN_DIR")
 
-# --- 4. format storage with a random cluster id -----------------------------------
+# --- 5. format storage with a random cluster id -----------------------------------
 # A cluster id is a base64url-encoded random UUID (22 chars, must not start with '-').
 cluster_id=""
 while [[ -z "$cluster_id" || "$cluster_id" == -* ]]; do
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 done
-if ! "$JAVA" -Xmx256m "${LOG_OPTS[@]}" -cp "$CLASSPATH_GLOB" kafka.tools.StorageTool \
+if ! "$JAVA" -Xmx256m "${LOG_OPTS[@]}" -Dkafka.log.file.name=format-server.log -cp "$CLASSPATH_GLOB" kafka.tools.StorageTool \
       format -t "$cluster_id" -c "$RUN_DIR/server.properties" >"$RUN_DIR/format.log" 2>&1; then
   cat "$RUN_DIR/format.log" >&2
   die "formatting the storage failed"
 fi
 
-# --- 5. start the broker in the background --------------------------------------
+# --- 6. start the broker in the background --------------------------------------
 started_ok=0
 broker_pid=""
 cleanup() {
@@ -119,7 +124,7 @@ broker_pid=$!
 echo "$broker_pid" > "$RUN_DIR/kafka.pid"
 log "broker pid $broker_pid, run dir $RUN_DIR, cluster id $cluster_id"
 
-# --- 6. wait until a client can connect -----------------------------------------
+# --- 7. wait until a client can connect -----------------------------------------
 deadline=$((SECONDS + START_TIMEOUT))
 check_alive_and_time() {
   if ! kill -0 "$broker_pid" 2>/dev/null; then
