@@ -157,6 +157,83 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def worker(
+    broker: Annotated[str | None, typer.Option(help="Kafka bootstrap, kafka://host:port (env KAFKA_BOOTSTRAP_SERVERS)")] = None,
+    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
+    app_id: Annotated[str | None, typer.Option("--app-id", help="consumer group / changelog prefix")] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name")] = None,
+    partitions: Annotated[int | None, typer.Option(help="partitions of the repartition topic and state table")] = None,
+    store: Annotated[str | None, typer.Option(help="table store: memory:// or rocksdb://")] = None,
+    datadir: Annotated[str | None, typer.Option(help="local data directory (one per worker on a host)")] = None,
+    web_port: Annotated[int | None, typer.Option(help="port of the worker's web server (one per worker on a host)")] = None,
+    fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
+) -> None:
+    """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
+    from streams.worker import run_worker
+
+    try:
+        ruleset = load_rules(rules)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    run_worker(
+        ruleset,
+        broker=broker,
+        app_id=app_id,
+        topic_prefix=topic_prefix,
+        partitions=partitions,
+        store=store,
+        datadir=datadir,
+        web_port=web_port,
+        fast_rebalance=fast_rebalance,
+        loglevel=loglevel,
+    )
+
+
+@app.command()
+def produce(
+    files: Annotated[list[Path], typer.Argument(help="CDR files, sent in this order")],
+    broker: Annotated[str | None, typer.Option(help="Kafka bootstrap (env KAFKA_BOOTSTRAP_SERVERS)")] = None,
+    topic: Annotated[str, typer.Option(help="topic to send to (prefix included)")] = "cdrs",
+    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
+    rate: Annotated[float | None, typer.Option(help="offered load, CDRs per second (default: as fast as possible)")] = None,
+    flush: Annotated[bool, typer.Option(help="end with the end-of-input control message (backfills, tests)")] = False,
+    rules: Annotated[Path | None, typer.Option(help="rules file (ingest settings)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Feed CDR files into Kafka (kafka-python producer), one message per CDR line."""
+    from streams.app import StreamSettings
+    from streams.produce import produce_files
+
+    if fmt not in FORMATS:
+        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise _usage(f"no such file: {', '.join(missing)}")
+    try:
+        ruleset = load_rules(rules)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    settings = StreamSettings.from_env(broker=broker)
+    total = sum(p.stat().st_size for p in files)
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err, disable=quiet, transient=True,
+    ) as bar:
+        task = bar.add_task("produce", total=total)
+        summary = produce_files(
+            files, settings.broker, topic, ruleset, fmt=fmt, rate=rate, flush=flush,
+            progress=lambda n: bar.advance(task, n),
+        )
+    if not quiet:
+        err.print(
+            f"sent {summary.sent:,} CDR message(s) to {topic} in {summary.elapsed_s:.1f} s "
+            f"({summary.sent / max(summary.elapsed_s, 1e-9):,.0f}/s); {summary.unparsable:,} of them will be "
+            f"dead-lettered by the worker; {summary.skipped:,} comment/blank line(s) not sent"
+        )
+
+
 @rules_app.command("check")
 def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML file")]) -> None:
     """Validate a rules file; print the first error with its line and field."""

@@ -141,6 +141,8 @@ ACCESS_CODE_CASES = [
     ("0 0049 30 1234567", "DE", ("0",), "+49301234567"),
     ("0 06 1234 5678", "IT", ("0",), "+390612345678"),
     ("0 06 1234 5678", "IT", ("0", "00"), "+390612345678"),
+    # ... but without the access code "00612345678" is the unallocated +61 2345678 (AU)
+    ("0 06 1234 5678", "IT", (), "+612345678"),
     # the longest matching code is stripped first
     ("81 0044 20 7946 0000", "GB", ("8", "81"), "+442079460000"),
     # the whole value wins when it normalises by itself
@@ -245,13 +247,14 @@ E164_TYPE_CASES = [
     ("+4990012345678", NumberType.UNKNOWN, "DE", 49),
     ("+88210123456", NumberType.UNKNOWN, "001", 882),
     ("+3161234567", NumberType.UNKNOWN, "NL", 31),
+    ("+88613123456", NumberType.UNKNOWN, "TW", 886),
     ("+75550000001", NumberType.UNKNOWN, "RU", 7),
 ]
 
 
 @pytest.mark.parametrize(("e164", "expected", "region", "cc"), E164_TYPE_CASES)
 def test_classify_e164_type(e164: str, expected: NumberType, region: str, cc: int) -> None:
-    info = classify(e164, "ZZ" if region != "GB" else "IT")
+    info = classify(e164, "IT")
     assert info.number_type is expected
     assert info.e164 == e164
     assert info.region == region
@@ -268,7 +271,6 @@ INVALID_WITH_COUNTRY_CASES = [
     ("011 979 12345678", "US", "+97912345678", "001", 979),
     ("+8081234567", "IT", "+8081234567", "001", 808),
     ("+4477007000", "IT", "+4477007000", "GB", 44),
-    ("+88613123456", "IT", "+88613123456", "TW", 886),
     ("+391002", "IT", "+391002", "IT", 39),
     ("0 030 1234567", "DE", "+301234567", "GR", 30),
     # national form: no e164, but the home country is known
@@ -405,8 +407,8 @@ def test_classify_garbage_invalid(raw: str) -> None:
 
 ACCESS_CODE_CLASSIFY_CASES = [
     # (raw, home, codes, type, e164, short_cost)
-    ("9 0044 90 1234 5678", "GB", ("9",), NumberType.FIXED_LINE, None, None),
-    ("9 0090 1234 5678", "GB", ("9",), NumberType.PREMIUM_RATE, "+449012345678", None),
+    ("9 0044 90 1234 5678", "GB", ("9",), NumberType.PREMIUM_RATE, "+449012345678", None),
+    ("9 090 1234 5678", "GB", ("9",), NumberType.PREMIUM_RATE, "+449012345678", None),
     ("9 4242", "BE", ("9",), NumberType.SHORT_CODE, None, "premium_rate"),
     ("9 112", "IT", ("9",), NumberType.EMERGENCY, None, "toll_free"),
     ("0 112", "DE", ("0",), NumberType.EMERGENCY, None, "toll_free"),
@@ -425,10 +427,6 @@ def test_classify_access_codes(
     raw: str, home: str, codes: tuple[str, ...], expected: NumberType, e164: str | None, cost: str | None
 ) -> None:
     info = classify(raw, home, codes)
-    if raw == "9 0044 90 1234 5678":  # 0044 90... is +44 901 ... in GB written without the trunk 0
-        assert info.e164 == "+449012345678"
-        assert info.number_type is NumberType.PREMIUM_RATE
-        return
     assert info.number_type is expected
     assert info.e164 == e164
     assert info.short_cost == cost

@@ -312,7 +312,7 @@ def _typing(e164: str) -> tuple[str | None, int | None, NumberType, bool]:
     numobj = _parse(e164, None)
     if numobj is None:
         return None, None, NumberType.INVALID, False
-    cc = numobj.country_code
+    cc: int = numobj.country_code or 0
     region = phonenumbers.region_code_for_number(numobj)
     pn_type = phonenumbers.number_type(numobj) if region is not None else PhoneNumberType.UNKNOWN
     valid = pn_type != PhoneNumberType.UNKNOWN  # == phonenumbers.is_valid_number(numobj)
@@ -353,9 +353,9 @@ def _explicit_national_prefix(digits: str, numobj: PhoneNumber, region: str) -> 
     ``0`` is also the trunk prefix) are not national numbers.
     """
     md = PhoneMetadata.metadata_for_region(region, None)
-    prefix = md.national_prefix if md is not None else None
-    if not prefix:
+    if md is None or not md.national_prefix:
         return False
+    prefix = md.national_prefix
     if md.international_prefix and re.match(md.international_prefix, digits):
         return False
     nsn = phonenumbers.national_significant_number(numobj)
@@ -386,7 +386,11 @@ def _normalize_digits(digits: str, region: str) -> str | None:
         return None
     # Possible length but in no range (unallocated, or newer than the metadata): accept only
     # when the trunk prefix was written, which proves a national public number.
-    if national_type is NumberType.UNKNOWN and _explicit_national_prefix(digits, numobj, region):
+    if (
+        numobj is not None
+        and national_type is NumberType.UNKNOWN
+        and _explicit_national_prefix(digits, numobj, region)
+    ):
         return _e164(numobj)
     if digits.startswith("00"):  # "00" international prefix, also where the region's IDD differs
         alt = _parse("+" + digits[2:], region)
@@ -395,12 +399,10 @@ def _normalize_digits(digits: str, region: str) -> str | None:
     return None
 
 
-def _split_access_code(digits: str, access_codes: tuple[str, ...]) -> str | None:
-    """Remainder of ``digits`` after the longest matching PBX outside-line access code."""
-    for code in sorted((c.translate(_SEPARATORS) for c in access_codes), key=len, reverse=True):
-        if code and digits.startswith(code) and len(digits) > len(code):
-            return digits[len(code) :]
-    return None
+def _access_remainders(digits: str, access_codes: tuple[str, ...]) -> list[str]:
+    """Remainders of ``digits`` after each matching PBX outside-line access code, longest code first."""
+    codes = sorted({c.translate(_SEPARATORS) for c in access_codes}, key=len, reverse=True)
+    return [digits[len(c) :] for c in codes if c and digits.startswith(c) and len(digits) > len(c)]
 
 
 # --------------------------------------------------------------------------- public API
@@ -424,8 +426,12 @@ def normalize(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str
         country); case-insensitive.
     access_codes : tuple of str, optional
         PBX outside-line access codes (``("9",)``, ``("0",)``). A code is
-        stripped only when the whole value does not normalise and the remainder
-        does.
+        stripped only when the remainder normalises and the whole value does
+        not, or when the whole value is merely of possible length
+        (:attr:`NumberType.UNKNOWN`) and the remainder is a valid number:
+        with access code ``0`` in IT, ``"0 06 1234 5678"`` is Rome
+        (+390612345678), not the unallocated +61 2345678 that ``"00612345678"``
+        would be in international form.
 
     Returns
     -------
@@ -466,10 +472,14 @@ def normalize(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str
         return None
     region = country.upper()
     e164 = _normalize_digits(digits, region)
-    if e164 is None and access_codes and not digits.startswith("+"):
-        rest = _split_access_code(digits, access_codes)
-        if rest is not None:
-            e164 = _normalize_digits(rest, region)
+    if access_codes and not digits.startswith("+") and (e164 is None or not _typing(e164)[3]):
+        normalised = (_normalize_digits(rest, region) for rest in _access_remainders(digits, access_codes))
+        candidates = [c for c in normalised if c is not None]
+        for stripped in candidates:
+            if _typing(stripped)[3]:  # a valid number after an access code wins
+                return stripped
+        if e164 is None and candidates:
+            return candidates[0]
     return e164
 
 
@@ -572,11 +582,12 @@ def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] 
     plain = digits.isdigit()
 
     if plain:
-        rest = _split_access_code(digits, access_codes) if access_codes else None
         emergency, valid, _cost = _short_info(digits, home)
         if emergency or (valid and not access_codes):
-            return _short_number_info(digits, home)  # type: ignore[return-value]
-        if rest is not None:
+            info = _short_number_info(digits, home)
+            if info is not None:
+                return info
+        for rest in _access_remainders(digits, access_codes) if access_codes else ():
             info = _short_number_info(rest, home)
             if info is not None:
                 return info
@@ -651,14 +662,15 @@ def _compile_cached(prefixes: tuple[str, ...] | frozenset[str]) -> PrefixIndex:
     return _compile(prefixes)
 
 
-def compile_prefixes(prefixes: Iterable[str]) -> PrefixIndex:
+def compile_prefixes(prefixes: Iterable[str] | PrefixIndex) -> PrefixIndex:
     """Compile E.164 prefixes once for :func:`matches_prefix`.
 
     Parameters
     ----------
-    prefixes : iterable of str
+    prefixes : iterable of str or PrefixIndex
         E.164 prefixes (``"+881"``, ``"+8823"``); ``"881"`` and ``"00881"``
-        are read as ``"+881"``. Shape: a few hundred entries is typical.
+        are read as ``"+881"``. Shape: a few hundred entries is typical. An
+        already compiled index is returned unchanged.
 
     Returns
     -------

@@ -209,19 +209,23 @@ def classify(
     """Direction, caller, callee and DID of a row (DESIGN §3).
 
     ``caller`` / ``callee`` are E.164 where they normalise for ``country``, else
-    the raw value. The DID is the callee of an inbound call, the caller (CLI) of an
-    outbound call, None for an internal one.
+    the raw value. The DID is the callee of an inbound call (E.164 or as
+    delivered), the caller (presented CLI) of an outbound call when it is a public
+    number (normalises, or is longer than ``extension_max_digits`` digits; an
+    extension is not a CLI: None), and None for an internal call.
     """
     settings = ctx.settings
     access = settings.access_codes
+    max_ext = settings.extension_max_digits
     caller_e164 = normalize_cached(caller_raw, country, access) if caller_raw else None
     callee_e164 = normalize_cached(callee_raw, country, access) if callee_raw else None
     caller = caller_e164 or caller_raw
     callee = callee_e164 or callee_raw
     if inbound:
         return Direction.INBOUND, caller, callee, callee or None
-    if callee_e164 is not None or _digit_count(callee_raw) > settings.extension_max_digits:
-        return Direction.OUTBOUND, caller, callee, caller or None
+    if callee_e164 is not None or _digit_count(callee_raw) > max_ext:
+        public_cli = caller_e164 is not None or _digit_count(caller_raw) > max_ext
+        return Direction.OUTBOUND, caller, callee, caller if public_cli else None
     return Direction.INTERNAL, caller, callee, None
 
 

@@ -110,6 +110,32 @@ def _parse_obj(fmt: str, obj: Any, ctx: Ctx, country_of: CountryOf) -> CallDetai
     return canonical.parse_obj(obj, ctx)
 
 
+def sniff(text: str) -> str:
+    """The format of one CDR line: '{' -> freeswitch-json (``variables`` / ``channel_data`` /
+    ``core-uuid`` keys) or jsonl; "INSERT INTO" -> freeswitch-csv ("sql" template); else the
+    CSV column count and timestamp positions decide.
+
+    Raises
+    ------
+    RejectError
+        "auto: unknown layout (19 CSV columns) ..." (naming a cdr_custom mapping when
+        it looks like one).
+    """
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return freeswitch.JSON_FMT if any(k in stripped for k in _FS_KEYS) else canonical.FMT
+    if stripped.startswith(freeswitch.SQL_PREFIX):
+        row = _csv_row(freeswitch.sql_values(stripped), "auto")
+        if len(row) == 13 and looks_like_ts(row[4]) and looks_like_ts(row[6]):
+            return freeswitch.CSV_FMT
+        n = len(row)
+        reason = f"auto: unknown layout: SQL INSERT with {n} values"  # noqa: S608 (a message, not a query)
+        raise RejectError(
+            f"{reason} (only the FreeSWITCH mod_cdr_csv 'sql' template, 13 values, is supported)"
+        )
+    return _sniff_row(_csv_row(text, "auto"))
+
+
 def _load(fmt: str, text: str) -> Any:
     try:
         return _loads(text)
@@ -125,8 +151,8 @@ def _parse_text(fmt: str, text: str, ctx: Ctx, country_of: CountryOf) -> tuple[s
             obj = _load("auto", text)
             fmt = _sniff_obj(obj)
             return fmt, _parse_obj(fmt, obj, ctx, country_of)
-        if text.startswith(freeswitch.SQL_PREFIX):
-            fmt = freeswitch.CSV_FMT
+        if text.lstrip().startswith(freeswitch.SQL_PREFIX):
+            fmt = sniff(text)
         else:
             row = _csv_row(text, "auto")
             fmt = _sniff_row(row)
@@ -138,8 +164,8 @@ def _parse_text(fmt: str, text: str, ctx: Ctx, country_of: CountryOf) -> tuple[s
         return fmt, _parse_obj(fmt, _load(fmt, text), ctx, country_of)
     if fmt == asterisk.FMT:
         return fmt, asterisk.parse_row(_csv_row(text, fmt), ctx, country_of)
-    if text.startswith(freeswitch.SQL_PREFIX):
-        text = freeswitch.sql_values(text)
+    if text.lstrip().startswith(freeswitch.SQL_PREFIX):
+        text = freeswitch.sql_values(text.strip())
     return fmt, freeswitch.parse_csv_row(_csv_row(text, fmt), ctx, country_of)
 
 
@@ -300,9 +326,8 @@ def _decode(b: bytes) -> tuple[str, str | None]:
     try:
         text = b.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return b.decode("utf-8", "backslashreplace").rstrip("\r\n"), (
-            f"undecodable bytes (not UTF-8) at byte {exc.start}"
-        )
+        text = b.decode("utf-8", "backslashreplace").rstrip("\r\n").replace("\x00", "\\x00")
+        return text, f"undecodable bytes (not UTF-8) at byte {exc.start}"
     text = text.rstrip("\r\n")
     if "\x00" in text:
         return text.replace("\x00", "\\x00"), "NUL byte in line (binary data?)"
@@ -327,10 +352,12 @@ def _read(
         if d.depth > 0:
             return Parsed(source, d.line, text, None, "unterminated JSON document")
         try:
-            used, record = _parse_text(fixed or "auto", text, ctx, cof)
+            obj = _load(fixed or "auto", text)
+            used = fixed or _sniff_obj(obj)
+            fixed = used
+            record = _parse_obj(used, obj, ctx, cof)
         except RejectError as exc:
             return Parsed(source, d.line, text, None, exc.reason)
-        fixed = fixed or used
         return Parsed(source, d.line, text, record, None)
 
     for b in iter(readline, b""):
@@ -384,11 +411,12 @@ def _read(
             yield Parsed(source, lineno, text, record, None)
             continue
         try:
-            used, record = _parse_text(fixed or "auto", text, ctx, cof)
+            if fixed is None:
+                fixed = sniff(text)
+            record = _parse_text(fixed, text, ctx, cof)[1]
         except RejectError as exc:
             yield Parsed(source, lineno, text, None, exc.reason)
             continue
-        fixed = fixed or used
         yield Parsed(source, lineno, text, record, None)
     if doc is not None:
         yield finish(doc)

@@ -28,12 +28,16 @@ class IngestSettings(BaseModel):
     ``inbound``. Any other call is ``outbound`` when the callee is external (it
     normalises to E.164, or it is longer than ``extension_max_digits`` digits) and
     ``internal`` otherwise. Globs are ``fnmatch`` patterns, matched case-insensitively.
+
+    The DID (the customer's number in the call) is the callee of an inbound call,
+    the caller (presented CLI) of an outbound call when that is a public number
+    (an extension such as ``201`` is not: None), and None for an internal call.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     timezone: str = Field(
-        "UTC",
+        default="UTC",
         description=(
             "IANA time zone of naive timestamps, in every format (Asterisk writes local time unless "
             "cdr.conf sets usegmtime; FreeSWITCH *_stamp fields are local). Epoch and offset-carrying "
@@ -41,26 +45,26 @@ class IngestSettings(BaseModel):
         ),
     )
     default_country: str = Field(
-        "IT",
+        default="IT",
         min_length=2,
         max_length=2,
         description="ISO 3166 region used to normalise numbers when no per-customer country is known",
     )
     default_customer_id: str = Field(
-        "default",
+        default="default",
         min_length=1,
         description="customer_id given to a row whose accountcode is empty",
     )
     access_codes: tuple[str, ...] = Field(
-        (),
+        default=(),
         description="PBX outside-line prefixes (e.g. '0', '9') stripped before normalising a dialled number",
     )
     asterisk_inbound_contexts: tuple[str, ...] = Field(
-        DEFAULT_ASTERISK_INBOUND,
+        default=DEFAULT_ASTERISK_INBOUND,
         description="fnmatch globs of Asterisk dcontexts where calls from the public network land (inbound)",
     )
     asterisk_outbound_contexts: tuple[str, ...] = Field(
-        DEFAULT_ASTERISK_OUTBOUND,
+        default=DEFAULT_ASTERISK_OUTBOUND,
         description=(
             "fnmatch globs of Asterisk dcontexts used by the customer's own phones; such a call is never "
             "inbound (this wins over an inbound glob, e.g. 'outbound-trunk'); outbound vs internal follows "
@@ -68,11 +72,11 @@ class IngestSettings(BaseModel):
         ),
     )
     freeswitch_inbound_contexts: tuple[str, ...] = Field(
-        DEFAULT_FREESWITCH_INBOUND,
+        default=DEFAULT_FREESWITCH_INBOUND,
         description="fnmatch globs of FreeSWITCH dialplan contexts where calls from the public network land",
     )
     extension_max_digits: int = Field(
-        6,
+        default=6,
         ge=1,
         le=15,
         description=(

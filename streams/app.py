@@ -1,0 +1,232 @@
+"""The streaming job: Faust agents on Kafka running the same engine as ``tollguard replay``.
+
+Topology (topic names without the configurable prefix, DESIGN §4)::
+
+    cdrs ──parse──► cdrs-by-customer (key = customer_id) ──detect──► suspensions, alerts,
+      │                                   │                           capacity-increases,
+      └─► cdrs-dead-letter ◄──────────────┘ (late CDRs)               compliance-notices
+
+* ``parse`` turns each raw message (one CDR line of any supported format) into the
+  canonical record, or sends it to ``cdrs-dead-letter`` with the reason, raw value
+  and source position: nothing is lost.
+* ``detect`` consumes the repartitioned stream, so one customer's CDRs (all its
+  DIDs and CLIs) reach the one worker that holds its state, in a changelog-backed
+  Faust table (one write per CDR). It calls :class:`tollguard.engine.Engine`, the
+  code replay runs, so both give the same events.
+* Events are keyed by customer: a consumer sees one customer's events in order.
+  Delivery is at-least-once; event ids are deterministic, so consumers de-duplicate.
+
+A control message ``{"control": "flush", "id", "source", "sources"}`` sent to every
+partition of ``cdrs`` (``tollguard produce --flush``) is copied to every partition of
+``cdrs-by-customer``; once a partition has it from all ``sources`` (so every CDR before
+it was parsed), its customers are closed as replay does at end of input (backfills, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+
+from tollguard.adapters import RejectError, parse_line
+from tollguard.cdr import CallDetailRecord
+from tollguard.engine import CustomerState, Engine
+from tollguard.events import TOPIC_OF_TYPE, Event, EventType
+from tollguard.rules import Rules, load_rules
+
+log = logging.getLogger("tollguard.worker")
+
+#: Control messages start with this (``tollguard produce --flush``: end of a backfill).
+CONTROL_PREFIX = b'{"control"'
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Where and how the worker runs. Environment variables override the defaults.
+
+    Attributes
+    ----------
+    broker : str
+        ``kafka://host:port`` (``TOLLGUARD_BROKER``, else ``KAFKA_BOOTSTRAP_SERVERS``).
+    app_id : str
+        Consumer group and changelog prefix; workers with the same id share the load.
+    topic_prefix : str
+        Prefix of every topic name (e.g. ``"prod."``).
+    partitions : int
+        Partitions of ``cdrs-by-customer`` and the state table (the parallelism cap).
+    store : str
+        ``memory://`` (changelog replayed on start) or ``rocksdb://`` (local, resumes).
+    fast_rebalance : bool
+        Short session/heartbeat timeouts: a group joins in seconds (tests, small setups).
+    """
+
+    broker: str = "kafka://127.0.0.1:9092"
+    app_id: str = "tollguard"
+    topic_prefix: str = ""
+    partitions: int = 4
+    store: str = "memory://"
+    datadir: str = "tollguard-data"
+    web_port: int = 6066
+    fast_rebalance: bool = False
+    rules_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> StreamSettings:
+        """Defaults, then ``TOLLGUARD_*`` / ``KAFKA_BOOTSTRAP_SERVERS`` variables, then ``overrides``."""
+        env: dict[str, Any] = {}
+        broker = os.environ.get("TOLLGUARD_BROKER") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if broker:
+            env["broker"] = broker
+        for name, conv in (("app_id", str), ("topic_prefix", str), ("partitions", int), ("store", str)):
+            value = os.environ.get(f"TOLLGUARD_{name.upper()}")
+            if value:
+                env[name] = conv(value)
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        if "broker" in env and "://" not in env["broker"]:
+            env["broker"] = "kafka://" + env["broker"]
+        return cls(**env)
+
+
+def topic_name(settings: StreamSettings, name: str) -> str:
+    """Full topic name with the configured prefix."""
+    return f"{settings.topic_prefix}{name}"
+
+
+def _event_bytes(event: Event) -> bytes:
+    return orjson.dumps(event.to_json_dict())
+
+
+def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.App:
+    """Build the Faust app: topics, the state table and the two agents.
+
+    Raises
+    ------
+    tollguard.errors.RulesError
+        When the rules file is invalid.
+    """
+    rules = rules or load_rules(settings.rules_path)
+    timeouts: dict[str, Any] = {}
+    if settings.fast_rebalance:
+        timeouts = {"broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=settings.datadir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        broker_max_poll_records=500,
+        stream_wait_empty=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        **timeouts,
+        **settings.extra,
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    cdrs = app.topic(topic_name(settings, "cdrs"), **raw)
+    by_customer = app.topic(
+        topic_name(settings, "cdrs-by-customer"), partitions=settings.partitions, internal=True, **raw
+    )
+    dead_letter = app.topic(topic_name(settings, "cdrs-dead-letter"), **raw)
+    outputs = {t: app.topic(topic_name(settings, name), **raw) for t, name in TOPIC_OF_TYPE.items()}
+    states = app.Table(
+        "customer-state",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    engine = Engine(rules)
+    cache: dict[str, CustomerState] = {}
+    flushes: dict[tuple[str, int], set[int]] = {}
+    app.tollguard = {"engine": engine, "states": states, "cache": cache, "settings": settings}  # type: ignore[attr-defined]
+
+    async def dead(raw_value: bytes, reason: str, source: str, offset: int | None) -> None:
+        text = raw_value.decode("utf-8", "replace")
+        await dead_letter.send(value=orjson.dumps({"raw": text, "reason": reason, "source": source, "offset": offset}))
+
+    async def emit(events: list[Event]) -> None:
+        for event in events:
+            await outputs[EventType(event.type)].send(key=event.customer_id.encode(), value=_event_bytes(event))
+
+    def state_of(customer_id: str) -> CustomerState:
+        state = cache.get(customer_id)
+        if state is None:
+            stored = states.get(customer_id.encode())
+            state = (
+                CustomerState.from_json_dict(orjson.loads(stored)) if stored else engine.new_state(customer_id)
+            )
+            cache[customer_id] = state
+        return state
+
+    @app.agent(cdrs, name="parse")
+    async def parse(stream: faust.StreamT) -> None:
+        """Raw CDR lines → canonical records keyed by customer (or the dead-letter topic)."""
+        async for event in stream.events():
+            value: bytes = event.value or b""
+            source = f"{event.message.topic}[{event.message.partition}]"
+            if value.startswith(CONTROL_PREFIX):
+                for partition in range(settings.partitions):
+                    await by_customer.send(value=value, partition=partition)
+                continue
+            try:
+                record = parse_line("auto", value, rules.ingest, rules.country_of)
+            except RejectError as exc:
+                await dead(value, exc.reason, source, event.message.offset)
+                continue
+            await by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
+
+    @app.agent(by_customer, name="detect")
+    async def detect(stream: faust.StreamT) -> None:
+        """Canonical records of the customers of this worker's partitions → events."""
+        async for event in stream.events():
+            value: bytes = event.value
+            if value.startswith(CONTROL_PREFIX):
+                control = orjson.loads(value)
+                partition = event.message.partition
+                got = flushes.setdefault((control["id"], partition), set())
+                got.add(control["source"])
+                if len(got) < control["sources"]:
+                    continue
+                del flushes[(control["id"], partition)]
+                for key in list(states.keys()):
+                    customer_id = key.decode()
+                    if partition_of(key, settings.partitions) != partition:
+                        continue
+                    state = state_of(customer_id)
+                    await emit(engine.flush(state))
+                    states[key] = orjson.dumps(state.to_json_dict())
+                continue
+            record = CallDetailRecord.model_validate_json(value)
+            state = state_of(record.customer_id)
+            result = engine.ingest(state, record)
+            if result.status == "late":
+                await dead(value, result.reason or "late", f"{event.message.topic}[{event.message.partition}]",
+                           event.message.offset)
+                continue
+            if result.events:
+                await emit(result.events)
+            if result.status != "duplicate":
+                states[record.customer_id.encode()] = orjson.dumps(state.to_json_dict())
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def _forget_cache(sender: Any, **kwargs: Any) -> None:
+        cache.clear()
+
+    return app
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """Partition the producer's default partitioner (Kafka's murmur2) gives ``key``."""
+    every = list(range(partitions))
+    return int(_PARTITIONER(key, every, every))

@@ -1,0 +1,584 @@
+"""Adapters: switch CDR formats -> CallDetailRecord (DESIGN §3).
+
+Fixtures in tests/fixtures/ are hand-written in the real layouts (fictitious
+numbers, documentation IP ranges); the real samples are read by the test marked
+``samples`` from ../shared/data/cdr-samples when that folder exists.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tollguard.adapters import (
+    MAX_DOC_BYTES,
+    IngestSettings,
+    Parsed,
+    RejectError,
+    TollguardError,
+    parse_line,
+    read_file,
+    read_stream,
+    sniff,
+    write_record,
+)
+from tollguard.cdr import CallDetailRecord, Direction, Disposition
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared/data/cdr-samples"
+ROME = IngestSettings(timezone="Europe/Rome")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def outcomes(name: str, fmt: str = "auto", settings: IngestSettings = ROME, **kw) -> list[Parsed]:
+    return list(read_file(FIXTURES / name, fmt, settings=settings, **kw))
+
+
+def accepted(items: list[Parsed]) -> list[CallDetailRecord]:
+    return [p.record for p in items if p.record is not None]
+
+
+def rejected(items: list[Parsed]) -> dict[int, str]:
+    return {p.line: p.reason for p in items if p.reason is not None}
+
+
+def physical_lines(path: Path) -> int:
+    data = path.read_bytes()
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+# --------------------------------------------------------------------------- asterisk-csv
+@pytest.mark.parametrize("fmt", ["asterisk-csv", "auto"])
+def test_asterisk_21_columns(fmt: str) -> None:
+    items = outcomes("asterisk_master_21.csv", fmt)
+    assert [p.line for p in items if p.skipped] == [1, 2, 3, 6]
+    assert rejected(items) == {}
+    inbound, leg2, outbound_ext, outbound_cli, internal = accepted(items)
+
+    assert inbound.call_id == "1741942800.1" and inbound.leg_id == "1741942800.1"
+    assert inbound.customer_id == "acme"
+    assert inbound.direction is Direction.INBOUND
+    assert (inbound.caller, inbound.callee, inbound.did) == (
+        "+390612345678",
+        "+390298765432",
+        "+390298765432",
+    )
+    assert (inbound.caller_raw, inbound.callee_raw) == ("0612345678", "0298765432")
+    # 10:00 Europe/Rome in March is CET (+01:00)
+    assert (inbound.start, inbound.answer, inbound.end) == (
+        utc(2025, 3, 14, 9, 0, 0),
+        utc(2025, 3, 14, 9, 0, 5),
+        utc(2025, 3, 14, 9, 2, 5),
+    )
+    assert (inbound.duration_s, inbound.billsec_s) == (125.0, 120.0)
+    assert inbound.disposition is Disposition.ANSWERED
+    assert inbound.hangup_cause is None  # cdr_csv has no cause
+
+    # second leg of the same call: shared linkedid, own uniqueid; merged downstream
+    assert (leg2.call_id, leg2.leg_id) == ("1741942800.1", "1741942800.2")
+    assert leg2.direction is Direction.INTERNAL and leg2.callee == "201" and leg2.did is None
+
+    # July is CEST (+02:00); empty answer written as ,,
+    assert outbound_ext.direction is Direction.OUTBOUND
+    assert (outbound_ext.caller, outbound_ext.callee) == ("201", "+441632960123")
+    assert outbound_ext.did is None  # an extension is not a presented CLI
+    assert (outbound_ext.start, outbound_ext.answer, outbound_ext.end) == (
+        utc(2025, 7, 1, 21, 30, 0),
+        None,
+        utc(2025, 7, 1, 21, 30, 30),
+    )
+    assert outbound_ext.disposition is Disposition.NO_ANSWER and outbound_ext.billsec_s == 0.0
+
+    # empty answer written as "" ; CLI = the customer's DID
+    assert outbound_cli.direction is Direction.OUTBOUND
+    assert (outbound_cli.caller, outbound_cli.callee, outbound_cli.did) == (
+        "+390298765432",
+        "+393471234567",
+        "+390298765432",
+    )
+    assert outbound_cli.answer is None and outbound_cli.disposition is Disposition.BUSY
+
+    assert internal.direction is Direction.INTERNAL
+    assert (internal.caller, internal.callee, internal.did) == ("201", "202", None)
+    assert internal.customer_id == "default"  # empty accountcode
+    assert internal.start == utc(2025, 7, 2, 6, 0, 0)
+
+
+def test_asterisk_16_columns_hash_call_id() -> None:
+    items = outcomes("asterisk_master_16.csv", "asterisk-csv")
+    first, failed, again = accepted(items)
+    assert first.call_id.startswith("ast-") and first.leg_id is None
+    assert again.call_id == first.call_id  # a second delivery of the same row dedupes downstream
+    assert failed.call_id != first.call_id
+    assert first.direction is Direction.INBOUND and first.did == "+390298765432"
+    assert (first.start, first.end, first.billsec_s) == (
+        utc(2025, 3, 14, 9),
+        utc(2025, 3, 14, 9, 2, 5),
+        120.0,
+    )
+    assert failed.direction is Direction.OUTBOUND
+    assert (failed.callee_raw, failed.callee) == ("0039 347 1234567", "+393471234567")
+    assert failed.disposition is Disposition.FAILED and failed.answer is None
+
+
+def test_asterisk_bad_lines_each_rejected_with_reason() -> None:
+    path = FIXTURES / "asterisk_master_bad.csv"
+    items = outcomes("asterisk_master_bad.csv", "auto")
+    assert rejected(items) == {
+        3: "asterisk-csv: expected 16, 18 or 21 columns, got 7",
+        4: "asterisk-csv: bad timestamp 'xyz' in column end",
+        5: "asterisk-csv: end before start (start 2025-03-14T09:00:00+00:00, end 2025-03-14T08:59:00+00:00)",
+        7: "asterisk-csv: negative duration '-5'",
+        8: "asterisk-csv: non-numeric duration 'ten'",
+        9: "asterisk-csv: non-numeric billsec 'abc'",
+        10: "asterisk-csv: expected 16, 18 or 21 columns, got 19; start/answer/end at columns 9-11 look like "
+        "an Asterisk cdr_custom mapping (clid first, 19 columns), which is not the cdr_csv layout and is "
+        "not supported",
+    }
+    assert [r.call_id for r in accepted(items)] == ["b.1"]
+    assert [p.line for p in items if p.skipped] == [1, 6]
+    # exactly one outcome per line: read = accepted + rejected + skipped
+    counts = Counter("skipped" if p.skipped else "accepted" if p.accepted else "rejected" for p in items)
+    assert counts == {"accepted": 1, "rejected": 7, "skipped": 2}
+    assert sum(counts.values()) == physical_lines(path)
+    assert [p.line for p in items] == list(range(1, physical_lines(path) + 1))
+
+
+def test_asterisk_disposition_column_must_make_sense() -> None:
+    row = (
+        '"acme","201","202","from-internal","","PJSIP/201-1","","Dial","","2025-03-14 10:00:00","",'
+        '"2025-03-14 10:00:10",10,0,"DOCUMENTATION","","u.1","","","u.1",1'
+    )
+    with pytest.raises(RejectError) as err:
+        parse_line("asterisk-csv", row, ROME)
+    assert err.value.reason.startswith("asterisk-csv: unknown disposition 'DOCUMENTATION'")
+    assert "not the cdr_csv layout" in err.value.reason
+
+
+# --------------------------------------------------------------------------- freeswitch-csv
+@pytest.mark.parametrize("fmt", ["freeswitch-csv", "auto"])
+def test_freeswitch_csv(fmt: str) -> None:
+    items = outcomes("freeswitch_cdr.csv", fmt)
+    assert rejected(items) == {}
+    inbound, cancel, busy, congestion, unallocated, resaved = accepted(items)
+
+    assert inbound.call_id == "0b6f1c3e-0000-4000-8000-000000000001"
+    assert inbound.direction is Direction.INBOUND  # context "public"
+    assert (inbound.caller, inbound.callee, inbound.did) == (
+        "+390612345678",
+        "+390298765432",
+        "+390298765432",
+    )
+    assert (inbound.start, inbound.answer, inbound.end) == (
+        utc(2025, 3, 14, 9, 0, 0),
+        utc(2025, 3, 14, 9, 0, 4),
+        utc(2025, 3, 14, 9, 1, 4),
+    )
+    assert (inbound.duration_s, inbound.billsec_s) == (64.0, 60.0)
+    assert (inbound.disposition, inbound.hangup_cause, inbound.codec) == (Disposition.ANSWERED, 16, "PCMA")
+
+    assert cancel.direction is Direction.OUTBOUND and cancel.did == "+390298765432"
+    assert cancel.callee == "+441632960123"
+    # ORIGINATOR_CANCEL (487) is reported as Q.850 16, like FreeSWITCH's hangup_cause_q850
+    assert (cancel.disposition, cancel.hangup_cause, cancel.answer) == (Disposition.NO_ANSWER, 16, None)
+    assert cancel.codec is None
+
+    assert busy.direction is Direction.INTERNAL and busy.did is None
+    assert (busy.disposition, busy.hangup_cause) == (Disposition.BUSY, 17)
+    assert (congestion.disposition, congestion.hangup_cause) == (Disposition.CONGESTION, 34)
+    # a 7-digit callee that does not normalise is still an external destination
+    assert unallocated.direction is Direction.OUTBOUND and unallocated.callee == "0039061"
+    assert (unallocated.disposition, unallocated.hangup_cause) == (Disposition.FAILED, 1)
+    assert unallocated.customer_id == "default"
+
+    # spreadsheet re-save: unquoted, "YYYY/M/D HH:MM"
+    assert (resaved.start, resaved.answer, resaved.end) == (
+        utc(2025, 3, 14, 10, 5),
+        utc(2025, 3, 14, 10, 5),
+        utc(2025, 3, 14, 10, 7),
+    )
+    assert resaved.direction is Direction.OUTBOUND and resaved.did is None
+    assert (resaved.billsec_s, resaved.codec) == (90.0, "G722")
+
+
+def test_freeswitch_csv_sql_template_and_bad_cause() -> None:
+    sql = (
+        'INSERT INTO cdr VALUES ("Acme","0298765432","3471234567","default","2025-03-14 10:00:00",'
+        '"2025-03-14 10:00:02","2025-03-14 10:00:12","12","10","NORMAL_CLEARING",'
+        '"0b6f1c3e-0000-4000-8000-000000000009","", "acme");'
+    )
+    for fmt in ("freeswitch-csv", "auto"):
+        rec = parse_line(fmt, sql, ROME)
+        assert (rec.call_id, rec.direction, rec.callee, rec.billsec_s) == (
+            "0b6f1c3e-0000-4000-8000-000000000009",
+            Direction.OUTBOUND,
+            "+393471234567",
+            10.0,
+        )
+    bad = (
+        '"a","1001","1002","default","2025-03-14 10:00:00","","2025-03-14 10:00:01","1","0","WHATEVER",'
+        '"u","","","",""'
+    )
+    with pytest.raises(RejectError, match=r"^freeswitch-csv: unknown hangup cause 'WHATEVER'"):
+        parse_line("freeswitch-csv", bad)
+    with pytest.raises(RejectError, match=r"^freeswitch-csv: expected 15 columns .* got 3$"):
+        parse_line("freeswitch-csv", '"a","b","c"')
+
+
+# --------------------------------------------------------------------------- freeswitch-json
+@pytest.mark.parametrize("fmt", ["freeswitch-json", "auto"])
+def test_freeswitch_json(fmt: str) -> None:
+    items = outcomes("freeswitch_cdr.json", fmt)
+    assert rejected(items) == {}
+    assert [p.line for p in items if not p.skipped] == [3, 5, 7]  # the pretty document starts on line 7
+    encoded, plain, pretty = accepted(items)
+
+    assert encoded.call_id == "9a1d0c2e-0000-4000-8000-000000000001"
+    assert encoded.direction is Direction.INBOUND
+    assert (encoded.caller, encoded.callee, encoded.did) == (
+        "+390612345678",
+        "+390298765432",
+        "+390298765432",
+    )
+    assert encoded.start == utc(2025, 3, 14, 9, 0, 0)
+    assert encoded.answer == datetime(2025, 3, 14, 9, 0, 6, 250000, tzinfo=UTC)
+    assert encoded.end == datetime(2025, 3, 14, 9, 2, 6, 750000, tzinfo=UTC)
+    assert (encoded.duration_s, encoded.billsec_s) == (126.75, 120.5)  # from mduration / billmsec
+    assert (encoded.disposition, encoded.hangup_cause) == (Disposition.ANSWERED, 16)
+    assert encoded.user_agent == "Yealink SIP-T46S 66.86.0.15"  # URL-decoded
+    assert (encoded.source_ip, encoded.codec) == ("198.51.100.7", "PCMA")
+    assert (encoded.rtp_in_bytes, encoded.rtp_out_bytes) == (1250000.0, 1240000.0)
+    assert (encoded.rtp_in_packets, encoded.rtp_out_packets, encoded.rtp_lost_packets) == (
+        6200.0,
+        6150.0,
+        12.0,
+    )
+    assert encoded.mos == 4.41
+    assert encoded.media_start == datetime(2025, 3, 14, 9, 0, 3, 500000, tzinfo=UTC)  # early media
+
+    # plain values, local *_stamp (CEST), callStats media, media from answer
+    assert plain.direction is Direction.OUTBOUND
+    assert (plain.caller, plain.callee, plain.did) == ("+390298765432", "+441632960123", "+390298765432")
+    assert (plain.start, plain.answer, plain.end) == (
+        utc(2025, 7, 1, 21, 30, 0),
+        utc(2025, 7, 1, 21, 30, 8),
+        utc(2025, 7, 1, 21, 31, 8),
+    )
+    assert (plain.duration_s, plain.billsec_s, plain.codec) == (68.0, 60.0, "G722")
+    assert (plain.rtp_in_bytes, plain.rtp_out_bytes, plain.rtp_lost_packets, plain.mos) == (
+        480000.0,
+        481000.0,
+        3.0,
+        4.1,
+    )
+    assert plain.media_start == utc(2025, 7, 1, 21, 30, 8)
+
+    assert pretty.call_id == "9a1d0c2e-0000-4000-8000-000000000003"
+    assert (pretty.direction, pretty.did, pretty.answer) == (Direction.INTERNAL, None, None)
+    assert (pretty.disposition, pretty.hangup_cause, pretty.billsec_s) == (Disposition.NO_ANSWER, 19, 0.0)
+    assert pretty.media_start is None
+
+
+def test_freeswitch_json_multiline_via_parse_line_and_bad_documents() -> None:
+    doc = (FIXTURES / "freeswitch_cdr.json").read_text().split("\n# 3)")[1].split("\n", 1)[1]
+    assert parse_line("freeswitch-json", doc, ROME).call_id == "9a1d0c2e-0000-4000-8000-000000000003"
+    with pytest.raises(RejectError, match=r"^freeswitch-json: no 'variables' object"):
+        parse_line("freeswitch-json", '{"core-uuid":"x"}')
+    with pytest.raises(RejectError, match=r"^freeswitch-json: invalid JSON"):
+        parse_line("freeswitch-json", '{"variables": ')
+
+
+def test_json_reader_resyncs_and_caps_documents(tmp_path: Path) -> None:
+    good = (FIXTURES / "freeswitch_cdr.json").read_text().splitlines()[2]
+    path = tmp_path / "mixed.json"
+    big = ['{"variables": {'] + [f'  "k{i}": "{"x" * 100}",' for i in range(12000)] + ['  "z": "1"', "}}"]
+    path.write_text("\n".join(["{", '  "variables": {', good, *big, good, '{"variables": {']) + "\n")
+    items = list(read_file(path, "freeswitch-json", settings=ROME))
+    assert [(p.line, p.accepted) for p in items] == [
+        (1, False),
+        (3, True),
+        (4, False),
+        (12007, True),
+        (12008, False),
+    ]
+    assert items[0].reason == "unterminated JSON document"  # an unindented '{' started the next one
+    assert items[2].reason == f"JSON document larger than {MAX_DOC_BYTES} bytes"
+    assert items[4].reason == "unterminated JSON document"  # at end of file
+
+
+# --------------------------------------------------------------------------- jsonl
+@pytest.mark.parametrize("fmt", ["jsonl", "auto"])
+def test_canonical_jsonl(fmt: str) -> None:
+    items = outcomes("canonical.jsonl", fmt)
+    first, naive = accepted(items)
+    assert first.call_id == "k-1" and first.rtp_in_bytes == 1200000.0 and first.codec == "PCMA"
+    assert (first.start, first.end, first.disposition) == (
+        utc(2025, 3, 14, 9),
+        utc(2025, 3, 14, 9, 2, 5),
+        Disposition.ANSWERED,
+    )
+    # a naive time gets settings.timezone like every format
+    assert (naive.start, naive.end) == (utc(2025, 3, 14, 9, 5), utc(2025, 3, 14, 9, 5, 12))
+    reasons = rejected(items)
+    assert reasons[4].startswith(
+        "jsonl: invalid record: Value error, end 2025-03-14T09:09:00+00:00 is before start"
+    )
+    assert (
+        reasons[5] == "jsonl: invalid record: direction: Input should be 'inbound', 'outbound' or 'internal'"
+    )
+    assert all("\n" not in r for r in reasons.values())
+
+
+# --------------------------------------------------------------------------- files in general
+def test_empty_file_yields_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_bytes(b"")
+    for fmt in ("auto", "asterisk-csv", "freeswitch-json"):
+        assert list(read_file(tmp_path / "empty.csv", fmt)) == []
+
+
+def test_binary_file_is_rejected_line_by_line_without_crash(tmp_path: Path) -> None:
+    path = tmp_path / "core.bin"
+    path.write_bytes(bytes(range(256)) * 40)
+    for fmt in ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl"):
+        items = list(read_file(path, fmt))
+        assert len(items) == physical_lines(path) == 41
+        assert all("\x00" not in p.raw for p in items)
+        assert all(p.record is None and not p.skipped for p in items)
+        assert items[0].reason == "NUL byte in line (binary data?)"
+        assert items[1].reason == "undecodable bytes (not UTF-8) at byte 117"
+
+
+def test_overlong_line_is_rejected_and_reading_continues(tmp_path: Path) -> None:
+    good = (FIXTURES / "asterisk_master_21.csv").read_text().splitlines()[3]
+    path = tmp_path / "long.csv"
+    path.write_text(good + "\n" + "x" * (MAX_DOC_BYTES + 10) + "\n" + good + "\n")
+    items = list(read_file(path, "auto", settings=ROME))
+    assert [(p.line, p.accepted) for p in items] == [(1, True), (2, False), (3, True)]
+    assert items[1].reason == f"line longer than {MAX_DOC_BYTES} bytes"
+
+
+def test_auto_fixes_the_format_at_the_first_cdr_line() -> None:
+    asterisk = (FIXTURES / "asterisk_master_21.csv").read_text().splitlines()[3]
+    fs = (FIXTURES / "freeswitch_cdr.csv").read_text().splitlines()[2]
+    data = f"# header\nnot,a,cdr\n{asterisk}\n{fs}\n".encode()
+    items = list(read_stream(io.BytesIO(data), "stdin", "auto", ROME))
+    assert [p.source for p in items] == ["stdin"] * 4
+    assert items[0].skipped
+    assert items[1].reason is not None and items[1].reason.startswith("auto: unknown layout (3 CSV columns)")
+    assert items[2].accepted
+    assert items[3].reason == "asterisk-csv: expected 16, 18 or 21 columns, got 15"
+    # a single message is sniffed on its own
+    assert parse_line("auto", fs, ROME).call_id == "0b6f1c3e-0000-4000-8000-000000000001"
+    assert sniff(fs) == "freeswitch-csv" and sniff(asterisk) == "asterisk-csv"
+
+
+def test_parse_line_inputs_and_errors() -> None:
+    line = (FIXTURES / "asterisk_master_21.csv").read_text().splitlines()[3]
+    assert parse_line("asterisk-csv", (line + "\r\n").encode(), ROME).call_id == "1741942800.1"
+    for raw, reason in [
+        ("", "empty line"),
+        ("   \n", "empty line"),
+        ("# note", "comment line, not a CDR"),
+        (b"\xff\xfe", "undecodable bytes (not UTF-8) at byte 0"),
+        ("a\x00b", "NUL byte in line (binary data?)"),
+    ]:
+        with pytest.raises(RejectError) as err:
+            parse_line("auto", raw)
+        assert err.value.reason == reason
+        assert isinstance(err.value, TollguardError)
+    with pytest.raises(ValueError, match="unknown CDR format 'csv'"):
+        parse_line("csv", line)
+    with pytest.raises(ValueError, match="unknown CDR format"):
+        read_file(FIXTURES / "canonical.jsonl", "xml")
+
+
+def test_country_of_and_access_codes() -> None:
+    row = (
+        '"uk1","02079460000","9 0039 06 1234 5678","from-internal","","PJSIP/201-1","","Dial","",'
+        '"2025-03-14 10:00:00","","2025-03-14 10:00:10",10,0,"NO ANSWER","DOCUMENTATION","u.1","","","u.1",1'
+    )
+    settings = IngestSettings(access_codes=("9",))
+    rec = parse_line("asterisk-csv", row, settings, country_of=lambda cid: "GB" if cid == "uk1" else "IT")
+    assert (rec.caller, rec.callee, rec.did) == ("+442079460000", "+390612345678", "+442079460000")
+    assert rec.start == utc(2025, 3, 14, 10)  # default timezone UTC
+
+
+def test_settings_validation() -> None:
+    assert IngestSettings().asterisk_inbound_contexts[0] == "from-trunk*"
+    with pytest.raises(ValidationError, match="unknown IANA time zone"):
+        IngestSettings(timezone="Mars/Olympus")
+    with pytest.raises(ValidationError):
+        IngestSettings(tz="UTC")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        ROME.timezone = "UTC"  # type: ignore[misc]
+    # an outbound glob wins over an inbound one ("outbound-trunk" matches "*-trunk" too)
+    row = (
+        '"acme","201","202","outbound-trunk","","PJSIP/201-1","","Dial","","2025-03-14 10:00:00","",'
+        '"2025-03-14 10:00:10",10,0,"NO ANSWER","DOCUMENTATION","u.1","","","u.1",1'
+    )
+    assert parse_line("asterisk-csv", row).direction is Direction.INTERNAL
+
+
+# --------------------------------------------------------------------------- writers: round trip
+def _records() -> list[CallDetailRecord]:
+    return [
+        CallDetailRecord(
+            call_id="rt-in",
+            customer_id="acme",
+            direction=Direction.INBOUND,
+            caller="+390612345678",
+            callee="+390298765432",
+            did="+390298765432",
+            start=utc(2025, 3, 14, 9, 0, 0),
+            answer=utc(2025, 3, 14, 9, 0, 5),
+            end=utc(2025, 3, 14, 9, 2, 5),
+            duration_s=125,
+            billsec_s=120,
+            disposition=Disposition.ANSWERED,
+            hangup_cause=16,
+            source_ip="198.51.100.7",
+            user_agent="Yealink SIP-T46S 66.86.0.15",
+            codec="PCMA",
+            rtp_in_bytes=1250000,
+            rtp_out_bytes=1240000,
+            rtp_in_packets=6200,
+            rtp_out_packets=6150,
+            rtp_lost_packets=12,
+            mos=4.41,
+            media_start=utc(2025, 3, 14, 9, 0, 3),
+        ),
+        CallDetailRecord(
+            call_id="rt-out-na",
+            customer_id="acme",
+            direction=Direction.OUTBOUND,
+            caller="+390298765432",
+            callee="+441632960123",
+            did="+390298765432",
+            start=utc(2025, 7, 1, 21, 30, 0),
+            end=utc(2025, 7, 1, 21, 30, 30),
+            duration_s=30,
+            billsec_s=0,
+            disposition=Disposition.NO_ANSWER,
+            hangup_cause=16,
+        ),
+        CallDetailRecord(
+            call_id="rt-out-ans",
+            customer_id="acme",
+            direction=Direction.OUTBOUND,
+            caller="+390298765432",
+            callee="+882161234567",
+            did="+390298765432",
+            start=utc(2025, 7, 1, 22, 0, 0),
+            answer=utc(2025, 7, 1, 22, 0, 10),
+            end=utc(2025, 7, 1, 22, 10, 10),
+            duration_s=610,
+            billsec_s=600,
+            disposition=Disposition.ANSWERED,
+            hangup_cause=16,
+            codec="G722",
+            rtp_in_bytes=9600000,
+            rtp_out_bytes=9500000,
+            rtp_in_packets=30000,
+            rtp_out_packets=29900,
+            rtp_lost_packets=0,
+        ),
+        CallDetailRecord(
+            call_id="rt-int-busy",
+            customer_id="default",
+            direction=Direction.INTERNAL,
+            caller="201",
+            callee="202",
+            start=utc(2025, 12, 31, 23, 59, 50),
+            end=utc(2026, 1, 1, 0, 0, 1),
+            duration_s=11,
+            billsec_s=0,
+            disposition=Disposition.BUSY,
+            hangup_cause=17,
+        ),
+    ]
+
+
+CALL_FIELDS = ("call_id", "customer_id", "direction", "caller", "callee", "did", "start", "answer", "end",
+               "duration_s", "billsec_s", "disposition")  # fmt: skip
+EXTRA_FIELDS = {
+    "asterisk-csv": (),
+    "freeswitch-csv": ("hangup_cause", "codec"),
+    "freeswitch-json": (
+        "hangup_cause",
+        "codec",
+        "source_ip",
+        "user_agent",
+        "rtp_in_bytes",
+        "rtp_out_bytes",
+        "rtp_in_packets",
+        "rtp_out_packets",
+        "rtp_lost_packets",
+        "mos",
+    ),  # fmt: skip
+    "jsonl": tuple(CallDetailRecord.model_fields),
+}
+
+
+@pytest.mark.parametrize("fmt", list(EXTRA_FIELDS))
+def test_write_then_parse_round_trip(fmt: str) -> None:
+    for original in _records():
+        line = write_record(fmt, original, timezone="Europe/Rome")
+        assert "\n" not in line
+        for parse_fmt in (fmt, "auto"):
+            back = parse_line(parse_fmt, line, ROME)
+            for name in CALL_FIELDS + EXTRA_FIELDS[fmt]:
+                assert getattr(back, name) == getattr(original, name), (fmt, original.call_id, name)
+        if fmt == "freeswitch-json":
+            assert back.media_start == (original.media_start or original.answer)
+            if original.caller.startswith("+"):
+                assert '"sip_from_user":"%2B39' in line  # values URL-encoded like encode-values=true
+    with pytest.raises(ValueError, match="cannot write CDR format"):
+        write_record("auto", _records()[0])
+
+
+def test_writers_whole_file_reads_back(tmp_path: Path) -> None:
+    for fmt in EXTRA_FIELDS:
+        path = tmp_path / f"day.{fmt}"
+        path.write_text("".join(write_record(fmt, r, timezone="Europe/Rome") + "\n" for r in _records()))
+        items = list(read_file(path, "auto", settings=ROME))
+        assert [p.record.call_id for p in items if p.record] == [r.call_id for r in _records()], fmt
+
+
+# --------------------------------------------------------------------------- real samples
+@pytest.mark.samples
+def test_real_samples() -> None:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real CDR samples not present ({SAMPLES.name} folder missing)")
+
+    def read(name: str) -> list[Parsed]:
+        path = SAMPLES / name
+        if not path.is_file():
+            pytest.skip(f"sample {name} missing")
+        return [p for p in read_file(path, "auto") if not p.skipped]
+
+    ast = read("asterisk_cdr_csv_1.txt")
+    assert len(accepted(ast)) == 6 and not rejected(ast)
+    assert {r.direction for r in accepted(ast)} == {Direction.INBOUND, Direction.INTERNAL}
+
+    custom = read("asterisk_cdr_custom_2.txt")
+    assert custom and not accepted(custom)
+    assert all("unknown layout" in p.reason and "cdr_custom" in p.reason for p in custom if p.reason)
+
+    fs = read("freeswitch_cdr_csv_3.txt")
+    assert len(accepted(fs)) == 4 and not rejected(fs)
+
+    js = read("freeswitch_json_cdr_4.txt")
+    (rec,) = accepted(js)
+    assert not rejected(js)
+    assert rec.codec == "G722"
+    assert (rec.rtp_in_bytes, rec.rtp_out_bytes) == (181360.0, 165780.0)
+    assert (rec.rtp_in_packets, rec.rtp_out_packets, rec.rtp_lost_packets) == (1031.0, 942.0, 45.0)
+    assert rec.billsec_s == 14.54 and rec.hangup_cause == 16

@@ -1,0 +1,31 @@
+"""Adapters from switch CDR formats to the canonical :class:`~tollguard.cdr.CallDetailRecord` (DESIGN §3).
+
+Formats: ``asterisk-csv`` (cdr_csv Master.csv, 16/18/21 columns), ``freeswitch-csv``
+(mod_cdr_csv example template), ``freeswitch-json`` (mod_json_cdr, URL-encoded or
+not), ``jsonl`` (the canonical model) and ``auto`` (sniffed).
+
+- :func:`parse_line` parses one line / message and raises :class:`RejectError`.
+- :func:`read_file` / :func:`read_stream` stream one :class:`Parsed` per line.
+- :func:`write_record` writes a record back in any format (simulator, tests).
+"""
+
+from tollguard.errors import RejectError, TollguardError
+
+from .core import FORMATS, MAX_DOC_BYTES, Parsed, parse_line, read_file, read_stream, sniff
+from .settings import IngestSettings
+from .writers import WRITE_FORMATS, write_record
+
+__all__ = [
+    "FORMATS",
+    "MAX_DOC_BYTES",
+    "WRITE_FORMATS",
+    "IngestSettings",
+    "Parsed",
+    "RejectError",
+    "TollguardError",
+    "parse_line",
+    "read_file",
+    "read_stream",
+    "sniff",
+    "write_record",
+]

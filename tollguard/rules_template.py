@@ -1,0 +1,91 @@
+"""Write a rules file with every setting, its default and its documentation as YAML comments.
+
+``rules/default.yaml`` is produced by ``tollguard rules template``: the comments come from
+the same pydantic ``Field(description=...)`` the validator uses, so the analysts' file
+and the code cannot disagree on names, ranges or meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from tollguard.rules import Rules
+
+_HEADER = """\
+# tollguard rules file (DESIGN §6). Every threshold of every detector lives here.
+# Check a file before deploying it:   tollguard rules check FILE
+# A running worker refuses an invalid file and keeps its last good rules.
+# Times are seconds of event time (the CDRs' own timestamps, UTC); bandwidth is kbit/s.
+# Written by `tollguard rules template`; edit freely, the comments are the documentation.
+"""
+
+_CUSTOMERS_EXAMPLE = """\
+# Per-customer settings: country (for number normalisation), DIDs with a bought capacity,
+# the declared link bandwidth, allowlists and threshold overrides. Example:
+#
+#   cust-042:
+#     name: Contact centre Milano
+#     country: IT
+#     dids:
+#       "+390280001000": {capacity: 60}     # bought 60 simultaneous calls (clause 6.1)
+#     link_kbps: 4000                       # declared access link, kbit/s (clause 3.1)
+#     allow:
+#       detectors: [autodialer]             # authorised to run outbound campaigns
+#       destinations: ["+39899123456"]      # an agreed premium number
+#     overrides:
+#       arbitrage: {reward_min_calls_warn: 60}
+"""
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, tuple | list):
+        value = list(value)
+    if hasattr(value, "value"):
+        value = value.value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _bounds(info: FieldInfo) -> str:
+    parts = []
+    for meta in info.metadata:
+        for kind, attr, sign in ((Ge, "ge", ">="), (Gt, "gt", ">"), (Le, "le", "<="), (Lt, "lt", "<")):
+            if isinstance(meta, kind):
+                parts.append(f"{sign} {getattr(meta, attr)}")
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
+    pad = "  " * indent
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        doc = (info.description or "") + _bounds(info)
+        if isinstance(value, BaseModel):
+            if type(value).__doc__:
+                lines.append(f"{pad}# {type(value).__doc__.strip().splitlines()[0]}")
+            lines.append(f"{pad}{name}:")
+            _render(value, indent + 1, lines)
+            continue
+        if isinstance(value, dict) and not value:
+            if name == "customers":
+                lines.extend(pad + line if line else line for line in _CUSTOMERS_EXAMPLE.splitlines())
+            lines.append(f"{pad}{name}: {{}}" + (f"  # {doc}" if doc else ""))
+            continue
+        comment = f"  # {doc}" if doc else ""
+        lines.append(f"{pad}{name}: {_value(value)}{comment}")
+
+
+def render_rules_yaml(rules: Rules | None = None) -> str:
+    """The rules as commented YAML (the built-in defaults when ``rules`` is None)."""
+    rules = rules or Rules()
+    lines = _HEADER.splitlines() + ["", 'version: "default-1"']
+    body: list[str] = []
+    _render(rules, 0, body)
+    lines += [line for line in body if not line.startswith("version:")]
+    return "\n".join(lines) + "\n"
