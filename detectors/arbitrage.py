@@ -48,7 +48,25 @@ IRSF_COUNTRY_CODES: tuple[str, ...] = (
 
 
 class ArbitrageParams(DetectorParams):
-    """Thresholds of ``arbitrage`` (counts and minutes inclusive: ``>=`` fires, CV ``<=`` fires)."""
+    """Thresholds of ``arbitrage``: counts, minutes and ACD fire at ``>=``, CV and origin ranges at ``<=``.
+
+    Notes
+    -----
+    Sources of the defaults:
+
+    * warning / critical levels (30 / 60 reward calls, 60 / 120 pumping calls, 30 / 120
+      high-cost minutes, ACD 120 s, 3 destinations, 3 origin ranges, factor 5, 5 min/h):
+      tollguard's operator defaults for clause 8.2, tuned per customer in the rules file;
+    * ``reward_max_duration_cv`` 0.05: human talk times are roughly exponential (CV about
+      1, the holding-time model of ITU-T E.500-series traffic engineering); 0.05 is a
+      timer;
+    * ``high_cost_country_codes``: typical IRSF target lists (CFCA Fraud Loss Survey, GSMA
+      IRSF hot lists); +371 / +372 are EU members but their premium-like ranges recur there;
+    * ``high_cost_number_types``: libphonenumber types of ordinary numbers, plus unknown and
+      invalid (IRSF abuses unallocated ranges); premium types are ``premium_destination``'s;
+    * ``high_cost_baseline_alpha`` 0.05 per hour: half-life ln 0.5 / ln 0.95 = 13.5 h, so
+      the baseline remembers about a day of the customer's traffic.
+    """
 
     window_s: float = Field(3600, ge=60, le=7 * 86_400, description="sliding event-time window, s")
     # a. reward / auto top-up
@@ -107,10 +125,6 @@ class ArbitrageParams(DetectorParams):
 
 def _samples(calls: list[list[Any]], n: int, idx: int) -> list[str]:
     return [c[idx] for c in calls[len(calls) - n :]] if n else []
-
-
-def _dec(ok: bool) -> int:
-    return 1 if ok else 0
 
 
 class ArbitrageDetector(Detector):
@@ -319,7 +333,7 @@ class ArbitrageDetector(Detector):
         while n < len(calls) and calls[n][0] <= cutoff_s:
             billsec = calls[n][1]
             g["billsec"] -= billsec
-            g["answered"] -= _dec(billsec > 0)
+            g["answered"] -= int(billsec > 0)
             ranges[calls[n][3]] -= 1
             if not ranges[calls[n][3]]:
                 del ranges[calls[n][3]]
@@ -340,7 +354,7 @@ class ArbitrageDetector(Detector):
         origin = caller[: p.pumping_prefix_digits + caller.startswith("+")]
         g["calls"].append([now_s, cdr.billsec_s, cdr.call_id, origin])
         g["billsec"] += cdr.billsec_s
-        g["answered"] += _dec(cdr.billsec_s > 0)
+        g["answered"] += int(cdr.billsec_s > 0)
         g["ranges"][origin] = g["ranges"].get(origin, 0) + 1
         n, ranges = len(g["calls"]), g["ranges"]
         acd = g["billsec"] / g["answered"] if g["answered"] else 0.0

@@ -56,8 +56,22 @@ _SIGNS = ("distinct", "sequential", "low_asr", "short_acd", "regular_gaps")
 class AutodialerParams(DetectorParams):
     """Thresholds of ``autodialer``: defaults are the operator's, tuned per customer in the rules file.
 
-    Rates are attempts per minute; shares are fractions of the attempts in the window;
-    every threshold is inclusive (``>=`` for minimums, ``<=`` for maximums).
+    Rates are attempts per minute (attempts started in the window / ``window_s`` / 60);
+    shares are fractions of the attempts in the window; times are seconds. Every
+    threshold is inclusive: ``min_*``, ``warn_*``, ``critical_*`` and ``*_signs`` fire
+    at or above, ``max_*`` and ``one_ring_max_s`` at or below.
+
+    Notes
+    -----
+    Sources: clause 8.2 forbids automatic campaigns and clause 8.7 irregular call-centre
+    activity but fixes no figure, so every default is the operator's starting point, to
+    be tuned per customer in the rules file. The rates (10 and 20 attempts/min: one call
+    every 6 s / 3 s from one CLI) are beyond a person dialling by hand; ``max_asr`` 0.25
+    and ``max_acd_s`` 30 sit well below the ASR (~0.5-0.7) and ACD (minutes) of people's
+    calls; ``max_gap_cv`` 0.3 separates paced dialling (CV ~0) from people (random gaps,
+    CV ~1); ``min_sequential_share`` 0.5 is half the attempts in a block sweep, which random
+    destinations practically never reach; ``one_ring_max_s`` 3 s is about one ring cycle
+    (ITU-T E.180: ~1 s ring, ~4 s silence), the Wangiri bait.
     """
 
     window_s: float = Field(
@@ -346,18 +360,18 @@ class AutodialerDetector(Detector):
                 level = "critical"
             elif rate >= p.warn_attempts_per_min and score >= p.warn_signs:
                 level = "warning"
-            if _LEVELS[level] > _LEVELS[ep["dialer"]]:
+            if level is not None and _LEVELS[level] > _LEVELS[ep["dialer"]]:
                 ep["dialer"] = level
                 decisions.append(self._dialer_decision(cli, entry, m, score, level, p, end_s, start_s))
         ring1 = entry["ring1"]
-        level = None
+        ring_level = None
         if ring1 >= p.wangiri_critical_calls and ring1 / n >= p.wangiri_min_share:
-            level = "critical"
+            ring_level = "critical"
         elif ring1 >= p.wangiri_warn_calls:
-            level = "warning"
-        if _LEVELS[level] > _LEVELS[ep["wangiri"]]:
-            ep["wangiri"] = level
-            decisions.append(self._wangiri_decision(cli, entry, level, p, end_s, start_s))
+            ring_level = "warning"
+        if ring_level is not None and _LEVELS[ring_level] > _LEVELS[ep["wangiri"]]:
+            ep["wangiri"] = ring_level
+            decisions.append(self._wangiri_decision(cli, entry, ring_level, p, end_s, start_s))
         return decisions
 
     @staticmethod

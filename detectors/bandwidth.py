@@ -47,7 +47,21 @@ _END, _KBPS, _NEED, _CODEC, _ID, _LOSS, _MOS = range(7)
 
 
 class BandwidthParams(DetectorParams):
-    """Thresholds of ``bandwidth`` (kbps = kbit/s at the IP layer, per direction; times in seconds)."""
+    """Thresholds of ``bandwidth`` (kbps = kbit/s at the IP layer, per direction; times in seconds).
+
+    Notes
+    -----
+    Direction of each threshold: a call is bad below ``min_kbps_per_call`` and below
+    ``min_codec_ratio`` x its codec's need (strict), with loss at or above
+    ``min_loss_ratio`` or MOS at or below ``max_mos``; a notice needs at least
+    ``min_bad_calls`` and at least ``min_bad_share``. Sources: 60 kbps per call is
+    clause 3.1; codec needs are ITU-T G.711/G.722/G.729 payload rates plus RTP (RFC 3550),
+    UDP and IPv4 headers (:mod:`detectors.codecs`); 2 % loss is where G.711 without loss
+    concealment is clearly impaired in the E-model (ITU-T G.113 Appendix I, G.107); MOS 3.5
+    is below the E-model's "many users dissatisfied" boundary (R 70, MOS ~3.6, ITU-T
+    G.107/G.109); ``min_media_s``, ``min_codec_ratio`` (10 % counter and timing slack),
+    ``min_bad_calls`` and ``min_bad_share`` are the operator's defaults.
+    """
 
     min_kbps_per_call: float = Field(
         60,
@@ -109,7 +123,6 @@ def measure(cdr: CallDetailRecord, p: BandwidthParams) -> dict[str, Any] | None:
     Returns ``{"media_s", "kbps" (slower direction, IP layer), "need_kbps", "codec",
     "loss" (lost / expected, or None), "mos"}``.
 
-    >>> from datetime import timedelta
     >>> from tollguard.testing import make_cdr
     >>> c = make_cdr(start_s=0, answer_s=30, end_s=60, codec="PCMA", rtp_in_bytes=273400,
     ...              rtp_in_packets=950, rtp_lost_packets=50)
@@ -185,7 +198,8 @@ class BandwidthDetector(Detector):
     State: ``{"ok": [end_s, ...] (judged calls that were fine, in the window),
     "bad": [[end_s, kbps, need_kbps, codec, call_id, loss, mos], ...], "ep": iso | None,
     "calls": [[media_from_s, end_s], ...] sorted by end (only with ``link_kbps``),
-    "ids": [[end_s, media_from_s, call_id], ...], "link": {"ep": iso, "last_s": float,
+    "ids": [[end_s, media_from_s, call_id], ...] (the latest ``4 * sample_call_ids``
+    calls, for evidence), "link": {"ep": iso, "last_s": float,
     "peak": int} | None}``. Times are UTC epoch seconds.
 
     Examples
@@ -194,8 +208,9 @@ class BandwidthDetector(Detector):
     >>> det = BandwidthDetector()
     >>> ctx = CustomerContext("c1", params={"bandwidth": BandwidthParams()}, link_kbps=1000)
     >>> state, out = det.initial_state(), []
-    >>> for i in range(20):   # 20 calls overlapping on a 1000 kbit/s link: 50 kbit/s each
+    >>> for i in range(20):   # 20 overlapping calls on a 1000 kbit/s link (16 fit at 60 kbit/s)
     ...     out += det.update(state, make_cdr(call_id=f"c{i}", start_s=i, end_s=600 + i), ctx)
+    >>> # one notice, when the 17th simultaneous call proved the breach (1000 / 17 = 58.8 kbit/s)
     >>> [(d.type.value, d.evidence["peak_calls"], d.evidence["kbps_per_call"]) for d in out]
     [('compliance_notice', 17, 58.8)]
     """
@@ -329,7 +344,10 @@ class BandwidthDetector(Detector):
             return None  # rang, never carried media
         self._prune_calls(state, end_s - p.max_call_s)
         profile = add_call(state["calls"], media_from, end_s)
-        bisect.insort(state["ids"], [end_s, media_from, cdr.call_id], key=lambda x: x[0])
+        ids = state["ids"]
+        bisect.insort(ids, [end_s, media_from, cdr.call_id], key=lambda x: x[0])
+        if len(ids) > 4 * p.sample_call_ids:
+            del ids[: len(ids) - 4 * p.sample_call_ids]
         if not profile:
             return None
         peak_at, peak = max(profile, key=lambda point: (point[1], -point[0]))

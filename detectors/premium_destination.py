@@ -40,7 +40,15 @@ _END, _ID, _DEST, _PREFIX, _INTL, _CLI, _BILLSEC = range(7)
 
 
 class PremiumDestinationParams(DetectorParams):
-    """Thresholds of ``premium_destination`` (all inclusive: ``>=`` fires)."""
+    """Thresholds of ``premium_destination``: attempts and minutes fire at ``>=`` (inclusive).
+
+    Notes
+    -----
+    Sources of the defaults: clause 8.2 forbids these calls outright, so the levels are
+    small: 3 / 10 attempts and 30 answered minutes per hour are tollguard's operator
+    defaults; ``warn_minutes`` 10 is a third of ``critical_minutes``. The number types
+    are the ones clause 8.2 names, as libphonenumber's metadata types them.
+    """
 
     window_s: float = Field(
         3600, ge=60, le=7 * 86_400, description="sliding event-time window, seconds (one hour: NOC review)"

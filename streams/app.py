@@ -217,7 +217,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
                 states[record.customer_id.encode()] = orjson.dumps(state.to_json_dict())
 
     @app.on_partitions_revoked.connect  # type: ignore[misc]
-    async def _forget_cache(sender: Any, **kwargs: Any) -> None:
+    async def _forget_cache(sender: Any, *args: Any, **kwargs: Any) -> None:
         cache.clear()
 
     return app

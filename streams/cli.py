@@ -78,6 +78,9 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
     for reason, count in summary.rejects_by_reason.most_common(6):
         table.add_row(f"    {reason}", f"{count:,}")
     table.add_row("comment/blank lines", f"{summary.skipped:,}")
+    if summary.verdicts_applied or summary.verdicts_refused:
+        table.add_row("verdicts applied", f"{summary.verdicts_applied:,}")
+        table.add_row("verdicts refused", f"{summary.verdicts_refused:,}")
     table.add_row("customers", f"{summary.customers:,}")
     table.add_row("events", f"{summary.events:,}")
     for kind, count in sorted(summary.events_by_type.items()):
@@ -108,6 +111,7 @@ def replay(
     rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
     out: Annotated[str, typer.Option(help="events output, JSON lines ('-' = stdout)")] = "events.jsonl",
     rejects: Annotated[str, typer.Option(help="rejected lines with reasons, JSON lines")] = "rejects.jsonl",
+    verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
@@ -133,6 +137,10 @@ def replay(
         total = sum(p.stat().st_size for p in paths)
         with _open_out(out) as out_handle, _open_out(rejects) as rej_handle:
             run = Replay(ruleset, out_handle, rej_handle, on_event=keep)
+            if verifications is not None:
+                if not verifications.is_file():
+                    raise _usage(f"no such file: {verifications}")
+                run.load_verdicts(verifications)
             show_bar = not quiet and total >= PROGRESS_MIN_BYTES
             with Progress(
                 "[progress.description]{task.description}",
@@ -152,8 +160,11 @@ def replay(
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
-    if summary.rejected:
-        err.print(f"[yellow]{summary.rejected} line(s) rejected[/yellow], reasons in {rejects}")
+    if summary.rejected or summary.verdicts_refused:
+        err.print(
+            f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "
+            f"reasons in {rejects}"
+        )
         raise typer.Exit(1)
 
 

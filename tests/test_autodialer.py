@@ -20,19 +20,35 @@ T0 = BASE_TIME.timestamp()
 
 
 def ctx(**params) -> CustomerContext:
-    return CustomerContext("c1", country="IT", params={"autodialer": AutodialerParams(**params)}, link_kbps=None)
+    return CustomerContext(
+        "c1", country="IT", params={"autodialer": AutodialerParams(**params)}, link_kbps=None
+    )
 
 
 def attempt(i, start_s, callee, answered=False, billsec=0.0, ring_s=20.0, disposition=None, cli=CLI, **kw):
     """One outbound attempt from ``cli``; answered calls ring ``ring_s`` then talk ``billsec``."""
     if answered:
         return make_cdr(
-            call_id=f"a{i:04d}", direction=Direction.OUTBOUND, did=cli, caller=cli, callee=callee,
-            start_s=start_s, answer_s=start_s + ring_s, end_s=start_s + ring_s + billsec, **kw,
+            call_id=f"a{i:04d}",
+            direction=Direction.OUTBOUND,
+            did=cli,
+            caller=cli,
+            callee=callee,
+            start_s=start_s,
+            answer_s=start_s + ring_s,
+            end_s=start_s + ring_s + billsec,
+            **kw,
         )
     return make_cdr(
-        call_id=f"a{i:04d}", direction=Direction.OUTBOUND, did=cli, caller=cli, callee=callee,
-        start_s=start_s, end_s=start_s + ring_s, disposition=disposition or Disposition.NO_ANSWER, **kw,
+        call_id=f"a{i:04d}",
+        direction=Direction.OUTBOUND,
+        did=cli,
+        caller=cli,
+        callee=callee,
+        start_s=start_s,
+        end_s=start_s + ring_s,
+        disposition=disposition or Disposition.NO_ANSWER,
+        **kw,
     )
 
 
@@ -42,8 +58,14 @@ def sweep(n, step_s=3.0, base=390212340000, answer_every=0, billsec=12.0):
     Every ``answer_every``-th attempt is answered for ``billsec`` (rings 8 s, so all calls last 20 s).
     """
     return [
-        attempt(i, i * step_s, f"+{base + i}", answered=bool(answer_every) and i % answer_every == 0,
-                billsec=billsec, ring_s=8.0 if answer_every and i % answer_every == 0 else 20.0)
+        attempt(
+            i,
+            i * step_s,
+            f"+{base + i}",
+            answered=bool(answer_every) and i % answer_every == 0,
+            billsec=billsec,
+            ring_s=8.0 if answer_every and i % answer_every == 0 else 20.0,
+        )
         for i in range(n)
     ]
 
@@ -73,7 +95,9 @@ def test_empty_gives_nothing():
 
 def test_inbound_and_internal_calls_are_ignored():
     cdrs = [c.model_copy(update={"direction": Direction.INBOUND}) for c in sweep(120)]
-    cdrs += [c.model_copy(update={"direction": Direction.INTERNAL, "call_id": "i" + c.call_id}) for c in sweep(120)]
+    cdrs += [
+        c.model_copy(update={"direction": Direction.INTERNAL, "call_id": "i" + c.call_id}) for c in sweep(120)
+    ]
     assert run(cdrs)[0] == []
 
 
@@ -114,7 +138,8 @@ def test_fast_but_only_two_signs_is_warning_not_suspension():
     assert kinds(decisions) == [("autodialer", EventType.ALERT, "warning")]
     ev = decisions[0].evidence
     assert ev["signs"] == ["distinct", "regular_gaps"] and ev["score"] == 2
-    assert ev["asr"] == 0.6 and ev["acd_s"] == 150.0
+    # answered calls are released when they end, so the window's ASR lags the dialled 0.6 a little
+    assert ev["asr"] == 0.5862 and ev["answered"] == 68 and ev["acd_s"] == 150.0
 
 
 def test_benign_office_cli_gives_nothing():
@@ -124,7 +149,9 @@ def test_benign_office_cli_gives_nothing():
     for i, number in enumerate(random_numbers(rng, 300)):
         t += rng.expovariate(1 / 6.0)
         if rng.random() < 0.6:
-            cdrs.append(attempt(i, t, number, answered=True, billsec=rng.uniform(60, 240), ring_s=rng.uniform(5, 20)))
+            cdrs.append(
+                attempt(i, t, number, answered=True, billsec=rng.uniform(60, 240), ring_s=rng.uniform(5, 20))
+            )
         else:
             cdrs.append(attempt(i, t, number, ring_s=rng.uniform(10, 40)))
     decisions, state = run(cdrs)
@@ -166,7 +193,9 @@ def test_sequential_share_counts_block_neighbours_only():
     # 60 attempts, regular, ASR 0: half the callees are a block (step 7 apart), half random far apart
     rng = random.Random(5)
     far = random_numbers(rng, 30)
-    numbers = [n for pair in zip([f"+39021234{7 * i:04d}" for i in range(30)], far, strict=True) for n in pair]
+    numbers = [
+        n for pair in zip([f"+39021234{7 * i:04d}" for i in range(30)], far, strict=True) for n in pair
+    ]
     _, state = run([attempt(i, i * 4.0, numbers[i]) for i in range(60)])
     assert state["clis"][CLI]["seq"] == 30
     _, state = run([attempt(i, i * 4.0, numbers[i]) for i in range(60)], ctx(sequential_max_step=6))
@@ -178,17 +207,25 @@ def brute(entry, p):
     keys = [a[1] for a in att]
     present = set(keys)
     seq = sum(
-        1 for k in keys
-        if k.isdigit() and any(
-            str(int(k) + d).zfill(len(k)) in present for d in range(-p.sequential_max_step, p.sequential_max_step + 1)
+        1
+        for k in keys
+        if k.isdigit()
+        and any(
+            str(int(k) + d).zfill(len(k)) in present
+            for d in range(-p.sequential_max_step, p.sequential_max_step + 1)
             if d
         )
     )
     starts = [a[0] for a in att]
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     return {
-        "n": len(att), "distinct": len(present), "seq": seq, "ans": sum(a[2] for a in att),
-        "ring1": sum(a[4] for a in att), "sq": sum(g * g for g in gaps), "bill": sum(a[3] for a in att),
+        "n": len(att),
+        "distinct": len(present),
+        "seq": seq,
+        "ans": sum(a[2] for a in att),
+        "ring1": sum(a[4] for a in att),
+        "sq": sum(g * g for g in gaps),
+        "bill": sum(a[3] for a in att),
     }
 
 
@@ -212,7 +249,11 @@ def test_running_sums_match_recomputation_with_out_of_order_starts():
         assert [a[0] for a in entry["att"]] == sorted(a[0] for a in entry["att"])
         assert entry["att"][-1][0] - entry["att"][0][0] < p.window_s
         assert (len(entry["att"]), len(entry["dst"]), entry["seq"], entry["ans"], entry["ring1"]) == (
-            b["n"], b["distinct"], b["seq"], b["ans"], b["ring1"],
+            b["n"],
+            b["distinct"],
+            b["seq"],
+            b["ans"],
+            b["ring1"],
         )
         assert entry["sq"] == pytest.approx(b["sq"], rel=1e-9, abs=1e-6)
         assert entry["bill"] == pytest.approx(b["bill"], rel=1e-9, abs=1e-6)
@@ -220,8 +261,9 @@ def test_running_sums_match_recomputation_with_out_of_order_starts():
 
 def one_ring(i, start_s, ring_s=2.0, disposition=Disposition.NO_ANSWER):
     rng = random.Random(i)
-    return attempt(i, start_s, f"+4420{rng.randrange(10_000_000, 99_999_999)}", ring_s=ring_s,
-                   disposition=disposition)
+    return attempt(
+        i, start_s, f"+4420{rng.randrange(10_000_000, 99_999_999)}", ring_s=ring_s, disposition=disposition
+    )
 
 
 def wangiri(decisions):
@@ -251,8 +293,12 @@ def test_wangiri_suspension_needs_the_one_ring_share():
     rng = random.Random(9)
     starts = sorted(rng.uniform(0, 290) for _ in range(100))
     rings = [one_ring(i, s) for i, s in enumerate(starts)]
-    normal = [attempt(500 + i, 10.0 + 20 * i, f"+39061111{i:04d}", answered=True, billsec=60, ring_s=5)
-              for i in range(12)]
+    # answered calls that all end (by 235 s) before the last one-ring call is released
+    normal = [
+        attempt(500 + i, 20.0 * i, f"+39061111{i:04d}", answered=True, billsec=10, ring_s=5)
+        for i in range(12)
+    ]
+    assert max(c.end for c in normal) < max(c.end for c in rings)
     decisions, _ = run(rings + normal)  # 100 of 112 = 0.89 < 0.9
     assert wangiri(decisions) == [(EventType.ALERT, "warning")]
     decisions, _ = run(rings + normal[:11])  # 100 of 111 = 0.90
@@ -294,8 +340,16 @@ def test_cdr_is_not_mutated():
 
 def test_one_decision_per_episode_and_new_episode_after_a_pause():
     first = sweep(120)
-    later = [c.model_copy(update={"call_id": "L" + c.call_id, "start": c.start.replace(hour=10),
-                                  "end": c.end.replace(hour=10)}) for c in sweep(120)]
+    later = [
+        c.model_copy(
+            update={
+                "call_id": "L" + c.call_id,
+                "start": c.start.replace(hour=10),
+                "end": c.end.replace(hour=10),
+            }
+        )
+        for c in sweep(120)
+    ]
     decisions, _ = run(first + later)
     sus = [d for d in decisions if d.type is EventType.SUSPENSION]
     assert len(sus) == 2 and sus[0].episode != sus[1].episode
@@ -303,12 +357,14 @@ def test_one_decision_per_episode_and_new_episode_after_a_pause():
 
 def test_clis_are_separate_and_idle_ones_are_dropped():
     a = sweep(60)
-    b = [c.model_copy(update={"did": "+390288880000", "caller": "+390288880000", "call_id": "b" + c.call_id})
-         for c in sweep(60)]
+    b = [
+        c.model_copy(update={"did": "+390288880000", "caller": "+390288880000", "call_id": "b" + c.call_id})
+        for c in sweep(60)
+    ]
     decisions, state = run(a + b)
     assert sorted(d.scope_value for d in decisions) == ["+390288880000", CLI]
     det = AutodialerDetector()
-    assert det.advance(state, T0 + 60 * 3 + 20 + 299, ctx()) == []
+    assert det.advance(state, T0 + 59 * 3 + 299, ctx()) == []  # newest start 177 s: still in a window
     assert set(state["clis"]) == {CLI, "+390288880000"}
     det.advance(state, T0 + 59 * 3 + 300, ctx())
     assert state == {"clis": {}, "due_s": None}

@@ -106,3 +106,71 @@ def test_capacity_event_through_engine_and_state_json_round_trip():
     ]
     assert events[0].occurred_at == cdrs[-1].end
     assert events[0].rules_version == "t"
+
+
+def _suspended(engine_, cdrs):
+    state = engine_.new_state("c1")
+    events = [e for c in cdrs for e in engine_.ingest(state, c).events] + engine_.flush(state)
+    return state, events
+
+
+def _premium_calls(prefix="p", start_s=0, n=5):
+    return [make_cdr(call_id=f"{prefix}{i}", caller="+390212345678", callee="+979123456789",
+                     start_s=start_s + i * 60, end_s=start_s + i * 60 + 30) for i in range(n)]
+
+
+def test_cleared_verdict_reactivates_and_resets_the_scope():
+    from datetime import timedelta
+
+    import pytest
+
+    from tollguard.errors import VerdictError
+    from tollguard.events import Verdict
+    from tollguard.testing import BASE_TIME
+
+    eng = Engine(Rules(version="t"), [OrderProbe()])
+    state, events = _suspended(eng, _premium_calls())
+    (susp,) = events
+    assert [o["event_id"] for o in eng.active_suspensions(state)] == [susp.event_id]
+    assert state.open[next(iter(state.open))]["updates"] == 4  # more evidence updated it, no new suspension
+    verdict = Verdict(suspension_event_id=susp.event_id, verdict="cleared", by="noc-anna",
+                      at=BASE_TIME + timedelta(hours=1), note="customer confirmed the calls")
+    (react,) = eng.apply_verdict(state, verdict)
+    assert react.type is EventType.REACTIVATION and react.suspension_event_id == susp.event_id
+    assert react.scope == susp.scope and react.clause == "8.6" and react.cos == "critical"
+    assert react.evidence["by"] == "noc-anna" and react.evidence["suspension_evidence"] == {"call_id": "p4"}
+    assert eng.active_suspensions(state) == []
+    with pytest.raises(VerdictError, match="already closed: cleared by noc-anna"):
+        eng.apply_verdict(state, verdict)
+    with pytest.raises(VerdictError, match="unknown suspension nope"):
+        eng.apply_verdict(state, verdict.model_copy(update={"suspension_event_id": "nope"}))
+
+
+def test_confirmed_verdict_recommends_termination():
+    from tollguard.events import Verdict
+    from tollguard.testing import BASE_TIME
+
+    eng = Engine(Rules(version="t"), [OrderProbe()])
+    state, (susp,) = _suspended(eng, _premium_calls())
+    (term,) = eng.apply_verdict(state, Verdict(suspension_event_id=susp.event_id, verdict="confirmed",
+                                               by="fraud-luca", at=BASE_TIME))
+    assert term.type is EventType.SUSPENSION and term.termination_recommended is True
+    assert term.clause == "13.1" and term.suspension_event_id == susp.event_id
+    assert term.event_id != susp.event_id
+    # still suspended: new evidence does not open a new suspension
+    more = [e for c in _premium_calls("q", 7200) for e in eng.ingest(state, c).events] + eng.flush(state)
+    assert more == []
+
+
+def test_widen_to_account_only_where_rules_say_so():
+    rules = Rules.model_validate({"engine": {"widen_to_account_after": 2}})
+    eng = Engine(rules, [OrderProbe()])
+    cdrs = _premium_calls() + [
+        make_cdr(call_id=f"z{i}", caller="+390212345699", callee="+979123456789", start_s=400 + i, end_s=430 + i)
+        for i in range(2)
+    ]
+    _, events = _suspended(eng, sorted(cdrs, key=lambda c: c.end))
+    assert [(e.scope.kind, e.scope.value) for e in events] == [
+        (ScopeKind.CLI, "+390212345678"), (ScopeKind.CLI, "+390212345699"), (ScopeKind.ACCOUNT, "c1")]
+    _, narrow = _suspended(Engine(Rules(), [OrderProbe()]), sorted(cdrs, key=lambda c: c.end))
+    assert [e.scope.kind for e in narrow] == [ScopeKind.CLI, ScopeKind.CLI]

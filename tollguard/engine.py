@@ -23,7 +23,8 @@ from typing import Any, Literal
 from detectors import ALL_DETECTORS
 from detectors.base import CustomerContext, Decision, Detector, from_epoch, iso
 from tollguard.cdr import CallDetailRecord, merge_legs
-from tollguard.events import CoS, Event, EventType, Scope, event_id_for
+from tollguard.errors import VerdictError
+from tollguard.events import CoS, Event, EventType, Scope, ScopeKind, Verdict, event_id_for
 from tollguard.rules import Rules
 
 Status = Literal["accepted", "merged", "duplicate", "late"]
@@ -49,8 +50,12 @@ class CustomerState:
     detectors : dict
         Detector name -> that detector's state.
     open : dict
-        Episode key -> {"event_id", "first_s", "last_s", "type"}: events already emitted
-        for a scope, so one episode gives one event.
+        Episode key -> {"event_id", "type", "detector", "scope_kind", "scope_value",
+        "first_s", "last_s", "reason", "evidence", "updates", "status"}: events already
+        emitted for a scope, so one episode gives one event; an active suspension keeps
+        its latest evidence here until a verdict closes it.
+    closed : dict
+        Suspension event id -> the verdict that closed it (a second verdict is refused).
     """
 
     customer_id: str = ""
@@ -61,6 +66,7 @@ class CustomerState:
     released: dict[str, float] = field(default_factory=dict)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     open: dict[str, dict[str, Any]] = field(default_factory=dict)
+    closed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
@@ -72,6 +78,7 @@ class CustomerState:
             "released": self.released,
             "detectors": self.detectors,
             "open": self.open,
+            "closed": self.closed,
         }
 
     @classmethod
@@ -90,6 +97,7 @@ class CustomerState:
             released=dict(data["released"]),
             detectors=data["detectors"],
             open=data["open"],
+            closed=data.get("closed", {}),
         )
 
 
@@ -207,11 +215,15 @@ class Engine:
         return self._to_events(state, ctx, decisions)
 
     def _forget(self, state: CustomerState, watermark_s: float) -> None:
-        """Drop dedupe memory older than the horizon (memory bounded by active windows)."""
+        """Drop dedupe memory older than the horizon and closed alert episodes (bounded memory)."""
         cut_s = watermark_s - self._horizon_s
         if state.released and len(state.released) > 64:
             state.released = {k: v for k, v in state.released.items() if v >= cut_s}
             state.seen = {k: v for k, v in state.seen.items() if v >= cut_s}
+        gap_cut_s = watermark_s - self.rules.engine.episode_gap_s
+        stale = [k for k, o in state.open.items() if o["type"] != EventType.SUSPENSION and o["last_s"] < gap_cut_s]
+        for k in stale:
+            del state.open[k]
 
     def _to_events(
         self, state: CustomerState, ctx: CustomerContext, decisions: list[tuple[Detector, Decision]]
@@ -230,17 +242,144 @@ class Engine:
                     dec.type is EventType.SUSPENSION or dec.occurred_at_s - held["last_s"] <= gap_s
                 ):
                     held["last_s"] = max(held["last_s"], dec.occurred_at_s)
+                    held["evidence"], held["reason"] = dec.evidence, dec.reason
+                    held["updates"] += 1
                     continue
             event = self._event(det, dec, ctx)
             if dec.type is not EventType.CAPACITY_INCREASE:
                 state.open[key] = {
                     "event_id": event.event_id,
                     "type": str(dec.type),
+                    "detector": det.name,
+                    "scope_kind": str(dec.scope_kind),
+                    "scope_value": dec.scope_value,
                     "first_s": dec.occurred_at_s,
                     "last_s": dec.occurred_at_s,
+                    "reason": dec.reason,
+                    "evidence": dec.evidence,
+                    "updates": 0,
+                    "status": "active",
                 }
             events.append(event)
+            if dec.type is EventType.SUSPENSION and dec.scope_kind is not ScopeKind.ACCOUNT:
+                events.extend(self._maybe_widen(state, ctx, det, dec))
         return events
+
+    def _maybe_widen(self, state: CustomerState, ctx: CustomerContext, det: Detector, dec: Decision) -> list[Event]:
+        """Suspend the whole account once enough narrow scopes are suspended, where the rules say so."""
+        limit = self.rules.engine.widen_to_account_after
+        active = [o for o in state.open.values() if o["type"] == EventType.SUSPENSION and o["status"] == "active"]
+        if not limit or any(o["scope_kind"] == ScopeKind.ACCOUNT for o in active) or len(active) < limit:
+            return []
+        scopes = sorted(f"{o['scope_kind']}:{o['scope_value']}" for o in active)
+        wide = Decision(
+            type=EventType.SUSPENSION,
+            level="critical",
+            scope_kind=ScopeKind.ACCOUNT,
+            scope_value=ctx.customer_id,
+            episode=dec.episode,
+            occurred_at_s=dec.occurred_at_s,
+            reason=(
+                f"{len(active)} narrow suspensions are active for customer {ctx.customer_id} "
+                f"(rules: widen to the account at {limit}); the whole account is suspended (clause 8.6)."
+            ),
+            evidence={"suspended_scopes": scopes, "widen_to_account_after": limit},
+            clause="8.6",
+        )
+        return self._to_events(state, ctx, [(det, wide)])
+
+    def apply_verdict(self, state: CustomerState, verdict: Verdict) -> list[Event]:
+        """Apply a verification verdict on one of ``state``'s suspensions (clauses 8.6, 13.1).
+
+        ``cleared`` → a ``reactivation`` naming the suspension; the detector forgets the
+        evidence behind that scope so it does not fire again on it. ``confirmed`` → a
+        second ``suspension`` event marked ``termination_recommended`` (the service stays
+        suspended).
+
+        Raises
+        ------
+        VerdictError
+            The suspension is unknown to this customer or already closed by a verdict.
+        """
+        sid = verdict.suspension_event_id
+        if sid in state.closed:
+            done = state.closed[sid]
+            raise VerdictError(
+                f"suspension {sid} is already closed: {done['verdict']} by {done['by']} at {done['at']}"
+            )
+        key, entry = next(
+            ((k, o) for k, o in state.open.items() if o["event_id"] == sid and o["type"] == EventType.SUSPENSION),
+            (None, None),
+        )
+        if key is None or entry is None:
+            raise VerdictError(f"unknown suspension {sid} for customer {state.customer_id}")
+        ctx = self.context(state.customer_id)
+        det = next(d for d in self.detectors if d.name == entry["detector"])
+        scope = Scope(kind=entry["scope_kind"], value=entry["scope_value"])
+        at = verdict.at
+        state.closed[sid] = {"verdict": verdict.verdict, "by": verdict.by, "at": at.isoformat()}
+        common = {
+            "detector": det.name,
+            "customer_id": state.customer_id,
+            "scope": scope,
+            "occurred_at": at,
+            "emitted_at": self.clock(),
+            "rules_version": self.rules.version,
+            "suspension_event_id": sid,
+        }
+        evidence = {
+            "verdict": verdict.verdict,
+            "by": verdict.by,
+            "note": verdict.note,
+            "suspended_at": iso(entry["first_s"]),
+            "suspension_reason": entry["reason"],
+            "suspension_evidence": entry["evidence"],
+        }
+        if verdict.verdict == "cleared":
+            del state.open[key]
+            for other in [k for k, o in state.open.items() if o["detector"] == det.name
+                          and o["scope_kind"] == entry["scope_kind"] and o["scope_value"] == entry["scope_value"]]:
+                del state.open[other]
+            if entry["scope_kind"] == ScopeKind.ACCOUNT:
+                for other in [k for k, o in state.open.items() if o["type"] == EventType.SUSPENSION]:
+                    del state.open[other]
+            for each in self.detectors:
+                each.reset(state.detectors[each.name], ScopeKind(entry["scope_kind"]), entry["scope_value"])
+            return [
+                Event(
+                    event_id=event_id_for("reactivation", sid),
+                    type=EventType.REACTIVATION,
+                    clause="8.6",
+                    cos=self.rules.cos.reactivation,
+                    reason=(
+                        f"Verification by {verdict.by} did not confirm the suspicion behind suspension {sid} "
+                        f"({scope.kind}:{scope.value}); reactivate it (clause 8.6)."
+                    ),
+                    evidence=evidence,
+                    **common,
+                )
+            ]
+        entry["status"] = "confirmed"
+        return [
+            Event(
+                event_id=event_id_for("termination", sid),
+                type=EventType.SUSPENSION,
+                clause="13.1",
+                cos=CoS.CRITICAL,
+                reason=(
+                    f"Verification by {verdict.by} confirmed fraud behind suspension {sid} "
+                    f"({scope.kind}:{scope.value}); termination of the contract is recommended (clause 13.1)."
+                ),
+                evidence=evidence,
+                termination_recommended=True,
+                **common,
+            )
+        ]
+
+    def active_suspensions(self, state: CustomerState) -> list[dict[str, Any]]:
+        """The customer's suspensions that no verdict has closed, with their latest evidence."""
+        return [dict(o, customer_id=state.customer_id) for o in state.open.values()
+                if o["type"] == EventType.SUSPENSION and o["status"] == "active"]
 
     def _event(self, det: Detector, dec: Decision, ctx: CustomerContext) -> Event:
         cos_rules = self.rules.cos

@@ -40,3 +40,7 @@ class RulesError(TollguardError):
         self.field = field
         self.line = line
         self.path = path
+
+
+class VerdictError(TollguardError):
+    """A verdict that cannot be applied: unknown suspension, or one already closed."""

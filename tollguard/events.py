@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 #: Namespace of the deterministic UUIDv5 event ids. Never change it: consumers de-duplicate on event_id.
 EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-7d3b-5c8e-9a10-2b4c6d8e0f12")
@@ -96,6 +96,21 @@ class Event(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict without the fields that do not apply to this type."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+class Verdict(BaseModel):
+    """A verification verdict on a suspension (``verifications`` topic, replay verdicts file).
+
+    ``{"suspension_event_id": …, "verdict": "cleared" | "confirmed", "by": …, "at": ISO 8601, "note": optional}``
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suspension_event_id: str = Field(min_length=1)
+    verdict: Literal["cleared", "confirmed"]
+    by: str = Field(min_length=1)
+    at: AwareDatetime
+    note: str | None = None
 
 
 def event_id_for(*parts: str) -> str:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from pydantic import ValidationError
 
 from tollguard.adapters import read_file
 from tollguard.engine import CustomerState, Engine
-from tollguard.events import Event
+from tollguard.errors import VerdictError
+from tollguard.events import Event, Verdict
 from tollguard.rules import Rules
 
 
@@ -34,6 +36,8 @@ class ReplaySummary:
     """
 
     files: list[str] = field(default_factory=list)
+    verdicts_applied: int = 0
+    verdicts_refused: int = 0
     lines_read: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -89,18 +93,62 @@ class Replay:
         self.on_event = on_event
         self.states: dict[str, CustomerState] = {}
         self.summary = ReplaySummary()
+        self.verdicts: list[Verdict] = []
+        self._suspended_by: dict[str, str] = {}  # suspension event id -> customer id
+        self._event_time_s = float("-inf")
+
+    def load_verdicts(self, path: str | Path) -> None:
+        """Read a verdicts file (one JSON verdict a line); bad lines go to the rejects output.
+
+        Verdicts are applied in the order of their ``at`` time, once replay's event time
+        (the newest CDR end read) reaches it and the suspension has been emitted; what
+        is left is applied at end of input, and refused (rejects output) when unknown.
+        """
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                try:
+                    self.verdicts.append(Verdict.model_validate_json(line))
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    self._reject(str(path), number, line.rstrip("\n"), f"bad verdict: {where}: {first['msg']}", cdr=False)
+                    self.summary.verdicts_refused += 1
+        self.verdicts.sort(key=lambda v: v.at)
+
+    def _apply_due_verdicts(self, final: bool = False) -> None:
+        while self.verdicts:
+            verdict = self.verdicts[0]
+            customer = self._suspended_by.get(verdict.suspension_event_id)
+            if not final and (verdict.at.timestamp() > self._event_time_s or customer is None):
+                return
+            self.verdicts.pop(0)
+            try:
+                if customer is None:
+                    raise VerdictError(f"unknown suspension {verdict.suspension_event_id}")
+                events = self.engine.apply_verdict(self.states[customer], verdict)
+            except VerdictError as exc:
+                self.summary.verdicts_refused += 1
+                self._reject("verdicts", 0, verdict.model_dump_json(), f"verdict refused: {exc}", cdr=False)
+                continue
+            self.summary.verdicts_applied += 1
+            self._emit(events)
 
     def _emit(self, events: Iterable[Event]) -> None:
         for event in events:
+            if event.type == "suspension" and not event.termination_recommended:
+                self._suspended_by[event.event_id] = event.customer_id
             self.out.write(orjson.dumps(event.to_json_dict()).decode() + "\n")
             self.summary.events_by_type[str(event.type)] += 1
             self.summary.events_by_detector[event.detector] += 1
             if self.on_event is not None:
                 self.on_event(event)
 
-    def _reject(self, source: str, line: int, raw: str, reason: str) -> None:
-        self.summary.rejected += 1
-        self.summary.rejects_by_reason[_reason_class(reason)] += 1
+    def _reject(self, source: str, line: int, raw: str, reason: str, cdr: bool = True) -> None:
+        if cdr:
+            self.summary.rejected += 1
+            self.summary.rejects_by_reason[_reason_class(reason)] += 1
         self.rejects.write(json.dumps({"source": source, "line": line, "raw": raw, "reason": reason}) + "\n")
 
     def run_file(self, path: str | Path, fmt: str = "auto", progress: Callable[[int], None] | None = None) -> None:
@@ -125,6 +173,11 @@ class Replay:
             if state is None:
                 state = states[record.customer_id] = engine.new_state(record.customer_id)
             result = engine.ingest(state, record)
+            end_s = record.end.timestamp()
+            if end_s > self._event_time_s:
+                self._event_time_s = end_s
+                if self.verdicts:
+                    self._apply_due_verdicts()
             if result.status == "late":
                 summary.late += 1
                 self._reject(parsed.source, parsed.line, parsed.raw, result.reason or "late")
@@ -141,6 +194,7 @@ class Replay:
         """End of input: flush every customer (in order of first appearance) and close the counts."""
         for state in self.states.values():
             self._emit(self.engine.flush(state))
+        self._apply_due_verdicts(final=True)
         self.summary.customers = len(self.states)
         self.summary.calls = self.summary.accepted - self.summary.duplicates - self.summary.merged_legs
         return self.summary
@@ -150,7 +204,10 @@ def replay_files(
     paths: Iterable[str | Path], rules: Rules, out: IO[str], rejects: IO[str], fmt: str = "auto", **kwargs: Any
 ) -> ReplaySummary:
     """Replay files in order and return the summary (the library form of ``tollguard replay``)."""
+    verifications = kwargs.pop("verifications", None)
     run = Replay(rules, out, rejects, **kwargs)
+    if verifications is not None:
+        run.load_verdicts(verifications)
     for path in paths:
         run.run_file(path, fmt)
     return run.finish()

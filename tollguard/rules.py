@@ -42,6 +42,9 @@ class EngineSettings(_Strict):
     episode_gap_s: float = Field(
         3600, ge=0, le=30 * 86_400, description="an alert for the same scope within this gap is the same episode"
     )
+    widen_to_account_after: int = Field(
+        0, ge=0, le=1_000, description="suspend the whole account once this many narrow suspensions are active (0 = never)"
+    )
 
 
 class CosRules(_Strict):
