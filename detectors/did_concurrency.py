@@ -99,7 +99,7 @@ class DidConcurrencyDetector(Detector):
         if now_s < state["due_s"]:
             return []
         decisions: list[Decision] = []
-        due_s = now_s + params.settle_s if math.isfinite(now_s) else now_s
+        due_s = now_s + params.settle_s if math.isfinite(now_s) else 0.0  # JSON has no infinity
         for did, entry in list(state["dids"].items()):
             pend = entry["pend"]
             if pend is not None and now_s >= pend["peak_at"] + params.settle_s:

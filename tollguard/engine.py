@@ -231,9 +231,11 @@ class Engine:
         events: list[Event] = []
         gap_s = self.rules.engine.episode_gap_s
         for det, dec in decisions:
-            key = f"{dec.type}|{det.name}|{dec.scope_kind}|{dec.scope_value}"
+            # one episode per detector check and scope (e.g. arbitrage's reward and pumping checks apart)
+            where = f"{det.name}|{dec.scope_kind}|{dec.scope_value}|{dec.evidence.get('check', '')}"
+            key = f"{dec.type}|{where}"
             if dec.type is not EventType.CAPACITY_INCREASE:
-                suspended = state.open.get(f"{EventType.SUSPENSION}|{det.name}|{dec.scope_kind}|{dec.scope_value}")
+                suspended = state.open.get(f"{EventType.SUSPENSION}|{where}")
                 if suspended is not None and dec.type is EventType.ALERT:
                     suspended["last_s"] = max(suspended["last_s"], dec.occurred_at_s)
                     continue
