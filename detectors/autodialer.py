@@ -122,7 +122,7 @@ class AutodialerParams(DetectorParams):
         30, ge=1, le=1_000_000, description="one-ring calls in the window → alert"
     )
     wangiri_critical_calls: int = Field(
-        100,
+        60,
         ge=1,
         le=1_000_000,
         description="one-ring calls in the window → suspension (with the share below)",

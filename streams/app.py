@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +35,20 @@ import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from tollguard.adapters import RejectError, parse_line
+from pydantic import ValidationError
+
+from streams.web import Metrics, register_views, remember
+from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
 from tollguard.engine import CustomerState, Engine
-from tollguard.events import TOPIC_OF_TYPE, Event, EventType
+from tollguard.errors import VerdictError
+from tollguard.events import TOPIC_OF_TYPE, Event, EventType, Verdict
 from tollguard.rules import Rules, load_rules
 
 log = logging.getLogger("tollguard.worker")
+
+#: Events kept for the NOC page.
+RECENT_EVENTS = 200
 
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
@@ -136,6 +145,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
         topic_name(settings, "cdrs-by-customer"), partitions=settings.partitions, internal=True, **raw
     )
     dead_letter = app.topic(topic_name(settings, "cdrs-dead-letter"), **raw)
+    verifications = app.topic(topic_name(settings, "verifications"), **raw)
     outputs = {t: app.topic(topic_name(settings, name), **raw) for t, name in TOPIC_OF_TYPE.items()}
     states = app.Table(
         "customer-state",
@@ -146,15 +156,33 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
     engine = Engine(rules)
     cache: dict[str, CustomerState] = {}
     flushes: dict[tuple[str, int], set[int]] = {}
-    app.tollguard = {"engine": engine, "states": states, "cache": cache, "settings": settings}  # type: ignore[attr-defined]
+    recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+    metrics = Metrics()
+    app.tollguard = {  # type: ignore[attr-defined]
+        "engine": engine, "states": states, "cache": cache, "settings": settings, "metrics": metrics,
+    }
 
     async def dead(raw_value: bytes, reason: str, source: str, offset: int | None) -> None:
         text = raw_value.decode("utf-8", "replace")
+        metrics.rejected.labels("late" if reason.startswith("late") else "invalid").inc()
         await dead_letter.send(value=orjson.dumps({"raw": text, "reason": reason, "source": source, "offset": offset}))
 
     async def emit(events: list[Event]) -> None:
         for event in events:
             await outputs[EventType(event.type)].send(key=event.customer_id.encode(), value=_event_bytes(event))
+            remember(recent, metrics, event)
+
+    def local_customers(partition: int | None = None) -> list[str]:
+        """Customers whose state this worker holds (optionally: of one partition)."""
+        keys = {k.decode() for k in states.keys()} | set(cache)
+        if partition is None:
+            return sorted(keys)
+        return sorted(k for k in keys if partition_of(k.encode(), settings.partitions) == partition)
+
+    async def send_verdict(verdict: Verdict) -> None:
+        await verifications.send(key=verdict.suspension_event_id.encode(), value=verdict.model_dump_json().encode())
+
+    register_views(app, engine, lambda: [state_of(c) for c in local_customers()], recent, metrics, send_verdict)
 
     def state_of(customer_id: str) -> CustomerState:
         state = cache.get(customer_id)
@@ -176,12 +204,49 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
                 for partition in range(settings.partitions):
                     await by_customer.send(value=value, partition=partition)
                 continue
+            fmt = _header(event.message.headers, "format") or "auto"
             try:
-                record = parse_line("auto", value, rules.ingest, rules.country_of)
+                record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of)
             except RejectError as exc:
                 await dead(value, exc.reason, source, event.message.offset)
                 continue
             await by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
+
+    @app.agent(verifications, name="verify")
+    async def verify(stream: faust.StreamT) -> None:
+        """Verdicts → every partition of cdrs-by-customer, in order with the customers' CDRs."""
+        async for value in stream:
+            try:
+                verdict = Verdict.model_validate_json(value)
+            except ValidationError as exc:
+                log.warning("verdict refused: %s: %r", exc.errors()[0]["msg"], value[:200])
+                continue
+            control = orjson.dumps({"control": "verdict", "verdict": verdict.model_dump(mode="json")})
+            for partition in range(settings.partitions):
+                await by_customer.send(value=control, partition=partition)
+
+    async def on_control(control: dict[str, Any], partition: int) -> None:
+        if control["control"] == "verdict":
+            verdict = Verdict.model_validate(control["verdict"])
+            for customer_id in local_customers(partition):
+                state = state_of(customer_id)
+                sid = verdict.suspension_event_id
+                if sid in state.closed or any(o["event_id"] == sid for o in state.open.values()):
+                    try:
+                        await emit(engine.apply_verdict(state, verdict))
+                    except VerdictError as exc:
+                        log.warning("verdict refused: %s", exc)
+                    states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
+            return
+        got = flushes.setdefault((control["id"], partition), set())
+        got.add(control["source"])
+        if len(got) < control["sources"]:
+            return
+        del flushes[(control["id"], partition)]
+        for customer_id in local_customers(partition):
+            state = state_of(customer_id)
+            await emit(engine.flush(state))
+            states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
 
     @app.agent(by_customer, name="detect")
     async def detect(stream: faust.StreamT) -> None:
@@ -189,20 +254,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
         async for event in stream.events():
             value: bytes = event.value
             if value.startswith(CONTROL_PREFIX):
-                control = orjson.loads(value)
-                partition = event.message.partition
-                got = flushes.setdefault((control["id"], partition), set())
-                got.add(control["source"])
-                if len(got) < control["sources"]:
-                    continue
-                del flushes[(control["id"], partition)]
-                for key in list(states.keys()):
-                    customer_id = key.decode()
-                    if partition_of(key, settings.partitions) != partition:
-                        continue
-                    state = state_of(customer_id)
-                    await emit(engine.flush(state))
-                    states[key] = orjson.dumps(state.to_json_dict())
+                await on_control(orjson.loads(value), event.message.partition)
                 continue
             record = CallDetailRecord.model_validate_json(value)
             state = state_of(record.customer_id)
@@ -215,12 +267,24 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
                 await emit(result.events)
             if result.status != "duplicate":
                 states[record.customer_id.encode()] = orjson.dumps(state.to_json_dict())
+            metrics.cdrs.inc()
+            if event.message.timestamp:
+                metrics.latency.observe(max(0.0, time.time() - event.message.timestamp))
 
     @app.on_partitions_revoked.connect  # type: ignore[misc]
     async def _forget_cache(sender: Any, *args: Any, **kwargs: Any) -> None:
         cache.clear()
 
     return app
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A message header's value as text (Faust gives a list of pairs or a mapping)."""
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    for key, value in items:
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
 
 
 _PARTITIONER = DefaultPartitioner()

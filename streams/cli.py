@@ -54,11 +54,19 @@ def _open_out(path: str) -> Iterator[IO[str]]:
         yield handle
 
 
+#: The built-in example: a simulated day of 10 customers with one episode of every kind.
+EXAMPLE_SCENARIO = {"name": "all", "customers": 10, "seed": 1}
+
+
 def _example_files(workdir: Path) -> list[Path]:
     """The built-in example input: a simulated day (every scenario) plus our real-layout files."""
-    from tollguard.simulate import example_day
+    from tollguard import simulate
 
-    files = [example_day(workdir)]
+    day = workdir / "simulated-day.jsonl"
+    sim = simulate.run_scenario(**EXAMPLE_SCENARIO)  # type: ignore[arg-type]
+    simulate.write(sim.records(), "jsonl", day)
+    simulate.write_labels(sim.labels, workdir / "simulated-day.labels.jsonl")
+    files = [day]
     examples = Path(__file__).resolve().parent.parent / "tollguard" / "examples"
     files += sorted(p for p in examples.iterdir() if p.is_file() and p.suffix != ".md")
     return files
@@ -89,19 +97,15 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
         table.add_row(f"  by {det}", f"{count:,}")
     err.print(table)
     if shown:
-        events = Table(title=f"events (first {len(shown)})", show_lines=False)
-        for col in ("occurred_at", "type", "detector", "customer", "scope", "reason"):
-            events.add_column(col, overflow="fold")
+        err.print(f"[bold]events[/bold] (first {len(shown)}; all of them in the events file)")
         for ev in shown:
-            events.add_row(
-                ev.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-                str(ev.type),
-                ev.detector,
-                ev.customer_id,
-                f"{ev.scope.kind}:{ev.scope.value}",
-                ev.reason,
+            style = "red" if ev.cos == "critical" else "yellow" if ev.type == "alert" else "cyan"
+            err.print(
+                f"[{style}]{ev.occurred_at:%Y-%m-%d %H:%M:%S}  {ev.type}  {ev.detector}  {ev.customer_id}  "
+                f"{ev.scope.kind}:{ev.scope.value}[/{style}]",
+                highlight=False,
             )
-        err.print(events)
+            err.print(f"    {ev.reason}", highlight=False, soft_wrap=False)
 
 
 @app.command()
@@ -166,6 +170,42 @@ def replay(
             f"reasons in {rejects}"
         )
         raise typer.Exit(1)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    minutes: Annotated[int, typer.Option(min=1, max=60 * 24 * 31, help="length of the simulated traffic")] = 1440,
+    customers: Annotated[int, typer.Option(min=0, max=100_000, help="number of customers")] = 10,
+    scenario: Annotated[str, typer.Option(help="benign, all, or one episode kind")] = "all",
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same traffic)")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, asterisk-csv, freeswitch-csv, freeswitch-json")] = "jsonl",
+    out: Annotated[str, typer.Option(help="CDR output file ('-' = stdout)")] = "-",
+    labels: Annotated[str | None, typer.Option(help="labels output: one JSON per injected episode")] = None,
+    start: Annotated[str | None, typer.Option(help="start time, ISO 8601 UTC (default 2025-03-11T00:00Z)")] = None,
+    timezone: Annotated[str, typer.Option(help="time zone of the written local times (CSV formats)")] = "UTC",
+    disorder_s: Annotated[float, typer.Option(help="arrival disorder, seconds (CDRs out of end order)")] = 0.0,
+) -> None:
+    """Write labelled simulated traffic: benign customers plus injected fraud episodes."""
+    from datetime import datetime
+
+    from tollguard import simulate
+
+    if fmt == "auto" or fmt not in FORMATS:
+        raise _usage(f"--format must be one of {', '.join(FORMATS[1:])}, got {fmt!r}")
+    try:
+        begin = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+        if begin is not None and begin.tzinfo is None:
+            raise ValueError("start needs a time zone, e.g. 2025-03-11T00:00Z")
+        sim = simulate.run_scenario(
+            scenario, start=begin, minutes=minutes, customers=customers, seed=seed, disorder_s=disorder_s
+        )
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    count = simulate.write(sim.records(), fmt, out, timezone=timezone)
+    if labels:
+        simulate.write_labels(sim.labels, labels)
+    err.print(f"{count:,} CDRs written ({fmt}) to {out}; {len(sim.labels)} episode(s)" +
+              (f", labels in {labels}" if labels else ""))
 
 
 @app.command()

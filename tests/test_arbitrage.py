@@ -192,7 +192,7 @@ def test_reward_window_slides():
 
 # ---------------------------------------------------------------- b. inbound pumping
 
-RANGES = ["+390612", "+390613", "+390614", "+390615"]
+RANGES = ["+37126", "+44762", "+39061", "+33612"]  # 5 digits after "+" name a range (the default)
 
 
 def pump(n: int, n_ranges: int = 2, talk_s: float = 300, start: float = 0):

@@ -275,8 +275,8 @@ def wangiri(decisions):
     [
         (29, []),
         (30, [(EventType.ALERT, "warning")]),  # inclusive
-        (99, [(EventType.ALERT, "warning")]),
-        (100, [(EventType.ALERT, "warning"), (EventType.SUSPENSION, "critical")]),
+        (59, [(EventType.ALERT, "warning")]),
+        (60, [(EventType.ALERT, "warning"), (EventType.SUSPENSION, "critical")]),
     ],
 )
 def test_wangiri_thresholds(calls, expected):
@@ -299,9 +299,10 @@ def test_wangiri_suspension_needs_the_one_ring_share():
         for i in range(12)
     ]
     assert max(c.end for c in normal) < max(c.end for c in rings)
-    decisions, _ = run(rings + normal)  # 100 of 112 = 0.89 < 0.9
+    strict = ctx(wangiri_critical_calls=100)
+    decisions, _ = run(rings + normal, strict)  # 100 of 112 = 0.89 < 0.9
     assert wangiri(decisions) == [(EventType.ALERT, "warning")]
-    decisions, _ = run(rings + normal[:11])  # 100 of 111 = 0.90
+    decisions, _ = run(rings + normal[:11], strict)  # 100 of 111 = 0.90
     assert wangiri(decisions) == [(EventType.ALERT, "warning"), (EventType.SUSPENSION, "critical")]
     sus = [d for d in decisions if d.type is EventType.SUSPENSION and d.evidence["kind"] == "wangiri"][0]
     assert sus.evidence["one_ring_calls"] == 100 and sus.evidence["one_ring_share"] == 0.9009

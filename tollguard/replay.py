@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 from pydantic import ValidationError
 
-from tollguard.adapters import read_file
+from tollguard.adapters import FORMATS, read_file
 from tollguard.engine import CustomerState, Engine
 from tollguard.errors import VerdictError
 from tollguard.events import Event, Verdict
@@ -58,9 +58,18 @@ class ReplaySummary:
 
 
 def _reason_class(reason: str) -> str:
-    """Group reject reasons for the summary (the text up to the first colon or quote)."""
-    head = reason.split(":", 1)[0]
-    return head if len(head) <= 60 else head[:57] + "..."
+    """Group reject reasons for the summary: the reason without format name and quoted values.
+
+    >>> _reason_class("asterisk-csv: bad timestamp 'xyz' in column end")
+    'bad timestamp'
+    """
+    head, sep, rest = reason.partition(": ")
+    text = rest if sep and (head in FORMATS or head == "auto") else reason
+    for stop in (" '", ": ", ", got", " (", " at byte"):
+        cut = text.find(stop)
+        if cut > 0:
+            text = text[:cut]
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Replay:
