@@ -70,7 +70,7 @@ class ArbitrageParams(DetectorParams):
 
     window_s: float = Field(3600, ge=60, le=7 * 86_400, description="sliding event-time window, s")
     # a. reward / auto top-up
-    reward_enabled: bool = True
+    reward_enabled: bool = Field(True, description="run the reward / auto top-up check (a)")
     reward_min_calls: int = Field(30, ge=2, le=100_000, description="answered calls to one number → alert")
     reward_critical_calls: int = Field(60, ge=2, le=100_000, description="answered calls to it → suspend")
     reward_max_duration_cv: float = Field(
@@ -78,7 +78,7 @@ class ArbitrageParams(DetectorParams):
     )
     reward_max_destinations: int = Field(3, ge=1, le=1_000, description="'a few numbers'; more widens scope")
     # b. inbound traffic pumping
-    pumping_enabled: bool = True
+    pumping_enabled: bool = Field(True, description="run the inbound traffic-pumping check (b)")
     pumping_min_calls: int = Field(60, ge=1, le=1_000_000, description="inbound calls to one DID → alert")
     pumping_critical_calls: int = Field(
         120, ge=1, le=1_000_000, description="inbound calls to one DID → suspension"
@@ -89,7 +89,7 @@ class ArbitrageParams(DetectorParams):
     pumping_max_origin_ranges: int = Field(3, ge=1, le=1_000, description="at most this many caller ranges")
     pumping_min_acd_s: float = Field(120, ge=0, le=86_400, description="mean answered duration >= this, s")
     # c. high-cost minutes above the customer's history
-    high_cost_enabled: bool = True
+    high_cost_enabled: bool = Field(True, description="run the high-cost minutes check (c)")
     high_cost_country_codes: tuple[str, ...] = Field(
         IRSF_COUNTRY_CODES, description="IRSF target country codes (CFCA survey, GSMA IRSF hot lists)"
     )

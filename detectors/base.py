@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import EventType, ScopeKind
@@ -37,7 +37,7 @@ class DetectorParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="run this detector (a customer allowlist can turn it off)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ app = typer.Typer(
 rules_app = typer.Typer(no_args_is_help=True, help="Analyst rules files.")
 app.add_typer(rules_app, name="rules")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # long reasons and paths stay on one line (grep-able)
 FORMATS = ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl")
 #: Inputs above this size get a progress bar.
 PROGRESS_MIN_BYTES = 2_000_000
@@ -105,7 +105,7 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
                 f"{ev.scope.kind}:{ev.scope.value}[/{style}]",
                 highlight=False,
             )
-            err.print(f"    {ev.reason}", highlight=False, soft_wrap=False)
+            err.print(f"    {ev.reason}", highlight=False)
 
 
 @app.command()
@@ -294,6 +294,21 @@ def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML file")]) -
         err.print(f"[red]invalid:[/red] {exc}")
         raise typer.Exit(1) from None
     typer.echo(f"{file}: OK (version {ruleset.version}, {len(ruleset.customers)} customer(s))")
+
+
+@rules_app.command("template")
+def rules_template(
+    out: Annotated[str, typer.Option(help="output file ('-' = stdout)")] = "-",
+) -> None:
+    """Write a rules file with every setting at its default, documented in comments."""
+    from tollguard.rules_template import render_rules_yaml
+
+    text = render_rules_yaml()
+    if out == "-":
+        typer.echo(text, nl=False)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        err.print(f"rules template written to {out}")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pytest
 from tollguard.engine import Engine
 from tollguard.rules import Rules, parse_rules
 from tollguard.testing import make_cdr
+from kafka_fixtures import kafka_bootstrap  # noqa: E402,F401  (Kafka broker fixture, tests/kafka_fixtures.py)
 
 REPO = Path(__file__).resolve().parents[1]
 #: Real CDR excerpts shipped beside the repository (../shared/data/cdr-samples); tests skip when absent.

@@ -1,0 +1,243 @@
+"""The Faust worker on a real Kafka broker gives the same events as ``tollguard replay``.
+
+Every test here needs a broker (``kafka_bootstrap``, see tests/kafka_fixtures.py) and
+runs ``tollguard worker`` / ``tollguard produce`` / ``tollguard replay`` as subprocesses,
+each test with its own topic prefix and app id.
+
+* a simulated day (every episode kind, 5 customers) with bad lines mixed in, produced
+  with ``--flush`` into one worker: the events on the output topics equal replay's
+  (same event ids; per id every field but ``emitted_at``), and the dead-letter topic
+  holds exactly replay's rejects, each with its reason and raw value;
+* restart: half the file, SIGTERM, a new worker with the same app id (the state table
+  is recovered from its changelog), the other half: still exactly replay's events.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_fixtures import (
+    DEAD_LETTER,
+    EVENT_TOPICS,
+    Record,
+    WorkerProcess,
+    read_topics,
+    run_cli,
+    unique_names,
+    wait_for_lag_zero,
+)
+
+from tollguard.simulate import run_scenario, write
+
+pytestmark = pytest.mark.kafka
+
+CUSTOMERS = 5
+SEED = 11
+#: Topic of each event type (DESIGN §4).
+TOPIC_OF = {
+    "suspension": "suspensions",
+    "reactivation": "reactivations",
+    "capacity_increase": "capacity-increases",
+    "compliance_notice": "compliance-notices",
+    "alert": "alerts",
+}
+#: Columns of the simulator's asterisk-csv rows (21-column layout).
+COL_END, COL_UNIQUEID, COL_LINKEDID = 11, 16, 19
+
+
+# --------------------------------------------------------------------------- input files
+
+
+def _row(line: bytes) -> list[str]:
+    return next(csv.reader(io.StringIO(line.decode())))
+
+
+def _line(row: list[str]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow(row)
+    return buf.getvalue().encode()
+
+
+def _with_bad_lines(clean: list[bytes]) -> tuple[list[bytes], int]:
+    """The clean lines with malformed, binary, late and duplicate lines mixed in.
+
+    Returns the lines and the number of lines replay must reject.
+    """
+    first = _row(clean[0])
+    customer = first[0]
+    bad_ts = _row(clean[10])
+    bad_ts[COL_END] = "2025-03-11 25:61:00"
+    latin1 = _line(_row(clean[20])).replace(b'"Dial"', b'"Dial"').replace(b"DOCUMENTATION", b"DOCUMENTATI\xd3N")
+    nul = clean[30].replace(b'"Dial"', b'"Di\x00al"')
+    late = list(first)
+    late[COL_UNIQUEID] = late[COL_LINKEDID] = "late-call-0001"
+    after = {  # index of a clean line -> the bad line that follows it
+        100: _line(["cust-001", "100", "200", "from-internal", "only seven columns", "x", "y"]),  # column count
+        200: _line(bad_ts),  # bad timestamp
+        300: b"\x89PNG\x1a\x00\xff\xfe\xfdbinary\x80garbage\x01\x02\n",  # binary garbage
+        400: latin1,  # a real-looking CDR that is not UTF-8
+        500: nul,  # NUL byte inside a CDR
+        600: b"not,a,cdr\n",  # three columns
+        700: clean[50],  # a re-delivery long after the call was processed: late
+        800: clean[800],  # an immediate second delivery of a row: counted once, not a reject
+    }
+    lines = []
+    for i, line in enumerate(clean):
+        lines.append(line)
+        if i in after:
+            lines.append(after[i])
+    lines.append(_line(late))  # ended ~a day before the customer's newest CDR: late
+    assert customer == late[0]
+    return lines, 8  # every added line but the immediate duplicate
+
+
+@dataclass
+class DayFiles:
+    clean: Path
+    dirty: Path
+    expected_rejects: int
+    n_lines: int
+
+
+@pytest.fixture(scope="module")
+def day_files(tmp_path_factory: pytest.TempPathFactory) -> DayFiles:
+    """A simulated day ("all" scenario, 5 customers, ~3.7k CDRs) as asterisk-csv, clean and dirty."""
+    d = tmp_path_factory.mktemp("day")
+    clean = d / "day.csv"
+    write(run_scenario("all", customers=CUSTOMERS, seed=SEED).records(), "asterisk-csv", clean)
+    lines = clean.read_bytes().splitlines(keepends=True)
+    dirty_lines, expected = _with_bad_lines(lines)
+    dirty = d / "day-dirty.csv"
+    dirty.write_bytes(b"".join(dirty_lines))
+    return DayFiles(clean, dirty, expected, len(lines))
+
+
+# --------------------------------------------------------------------------- replay and stream runs
+
+
+@dataclass
+class ReplayResult:
+    events: list[dict[str, Any]]
+    rejects: list[dict[str, Any]]
+
+
+def replay(path: Path, out_dir: Path) -> ReplayResult:
+    out, rej = out_dir / f"{path.stem}-events.jsonl", out_dir / f"{path.stem}-rejects.jsonl"
+    run_cli(["replay", str(path), "--out", str(out), "--rejects", str(rej), "-q"], ok=(0, 1))
+    return ReplayResult(
+        [json.loads(x) for x in out.read_text().splitlines()], [json.loads(x) for x in rej.read_text().splitlines()]
+    )
+
+
+def produce(bootstrap: str, prefix: str, path: Path, flush: bool) -> None:
+    args = ["produce", str(path), "--broker", bootstrap, "--topic", f"{prefix}cdrs", "-q"]
+    run_cli([*args, "--flush"] if flush else args, bootstrap)
+
+
+def wait_processed(bootstrap: str, worker: WorkerProcess) -> None:
+    """Until the worker's group has committed everything on ``cdrs`` and ``cdrs-by-customer``."""
+    p = worker.topic_prefix
+    wait_for_lag_zero(bootstrap, worker.app_id, [f"{p}cdrs", f"{p}cdrs-by-customer"], timeout=120, worker=worker)
+
+
+def read_outputs(bootstrap: str, prefix: str) -> dict[str, list[Record]]:
+    return read_topics(bootstrap, [f"{prefix}{t}" for t in (*EVENT_TOPICS, DEAD_LETTER)], idle_s=2.0)
+
+
+def events_of(outputs: dict[str, list[Record]], prefix: str) -> list[dict[str, Any]]:
+    """Every event on the output topics, checked to be on its type's topic and keyed by customer."""
+    events = []
+    for topic in EVENT_TOPICS:
+        for rec in outputs[f"{prefix}{topic}"]:
+            event = json.loads(rec.value)
+            assert TOPIC_OF[event["type"]] == topic, event
+            assert rec.key == event["customer_id"].encode()
+            events.append(event)
+    return events
+
+
+def by_event_id(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """event_id → the event without ``emitted_at``; asserts no id appears twice."""
+    dupes = [eid for eid, n in Counter(e["event_id"] for e in events).items() if n > 1]
+    assert not dupes, f"event ids seen more than once: {dupes}"
+    return {e["event_id"]: {k: v for k, v in e.items() if k != "emitted_at"} for e in events}
+
+
+def assert_same_events(stream: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    got, want = by_event_id(stream), by_event_id(expected)
+    assert sorted(got) == sorted(want), (
+        f"missing {sorted(set(want) - set(got))}, unexpected {sorted(set(got) - set(want))}"
+    )
+    for eid, event in want.items():
+        assert got[eid] == event, eid
+
+
+@dataclass
+class StreamRun:
+    prefix: str
+    events: list[dict[str, Any]]
+    dead: list[dict[str, Any]]
+    worker_log: str
+
+
+@pytest.fixture(scope="module")
+def day_stream(kafka_bootstrap: str, day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory) -> StreamRun:
+    """One worker; the dirty day produced with --flush; everything on the output topics."""
+    prefix, app_id = unique_names("day")
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, tmp_path_factory.mktemp("worker-day"))
+    worker.start()
+    try:
+        produce(kafka_bootstrap, prefix, day_files.dirty, flush=True)
+        wait_processed(kafka_bootstrap, worker)
+        outputs = read_outputs(kafka_bootstrap, prefix)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log()[-3000:]
+    dead = [json.loads(r.value) for r in outputs[f"{prefix}{DEAD_LETTER}"]]
+    return StreamRun(prefix, events_of(outputs, prefix), dead, worker.all_logs())
+
+
+@pytest.fixture(scope="module")
+def day_replay(day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
+    return replay(day_files.dirty, tmp_path_factory.mktemp("replay-day"))
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_replay_of_the_day_has_the_events_we_test_with(day_files: DayFiles, day_replay: ReplayResult) -> None:
+    """Guard against a vacuous comparison: the day fires suspensions and a capacity increase."""
+    kinds = Counter(e["type"] for e in day_replay.events)
+    assert kinds["suspension"] >= 3 and kinds["capacity_increase"] >= 1 and kinds["alert"] >= 1, kinds
+    assert len(day_replay.rejects) == day_files.expected_rejects
+    clean = replay(day_files.clean, day_files.clean.parent)
+    assert clean.rejects == []
+    assert by_event_id(clean.events) == by_event_id(day_replay.events)  # bad lines change no decision
+
+
+def test_stream_events_equal_replay_events(day_stream: StreamRun, day_replay: ReplayResult) -> None:
+    assert_same_events(day_stream.events, day_replay.events)
+
+
+def test_dead_letters_are_replays_rejects(day_stream: StreamRun, day_replay: ReplayResult) -> None:
+    """Every malformed or late record ends on cdrs-dead-letter, counted, with its reason and raw value."""
+    dead, rejects = day_stream.dead, day_replay.rejects
+    assert len(dead) == len(rejects) == 8
+    for d in dead:
+        assert set(d) >= {"raw", "reason", "source", "offset"}, d
+        assert d["reason"] and d["raw"], d
+        assert d["source"].startswith(day_stream.prefix)
+    # reason and raw value, one to one with replay's rejects
+    assert Counter(d["reason"] for d in dead) == Counter(r["reason"] for r in rejects)
+    text = [r["raw"] for r in rejects if "\\x" not in r["raw"] and not r["reason"].startswith("late CDR")]
+    assert Counter(d["raw"] for d in dead if d["raw"] in text) == Counter(text)
+    # the late CDR is dead-lettered by the detect agent (the record, with its call id)
+    late = [d for d in dead if d["reason"].startswith("late CDR")]
+    assert len(late) == 2 and any("late-call-0001" in d["raw"] for d in late)
