@@ -100,7 +100,7 @@ def data_file(cache: Path, n: int, fmt: str) -> Path:
 
 def head_file(src: Path, n: int) -> Path:
     """The first ``n`` lines of ``src`` (cached beside it)."""
-    dst = src.with_name(src.name.replace(src.suffix, f".head{n}{src.suffix}"))
+    dst = src.with_name(f"{src.stem}.head{n}{src.suffix}")
     if not dst.is_file():
         tmp = dst.with_suffix(dst.suffix + ".tmp")
         with open(src, "rb") as fin, open(tmp, "wb") as fout:

@@ -285,6 +285,43 @@ def produce(
         )
 
 
+@app.command()
+def verify(
+    suspension_event_id: Annotated[str, typer.Argument(help="event_id of the suspension")],
+    cleared: Annotated[bool, typer.Option("--cleared", help="verification did not confirm: reactivate")] = False,
+    confirmed: Annotated[bool, typer.Option("--confirmed", help="fraud confirmed: recommend termination")] = False,
+    by: Annotated[str, typer.Option(help="who decided (name or NOC id)")] = "",
+    note: Annotated[str | None, typer.Option(help="free text kept with the verdict")] = None,
+    broker: Annotated[str | None, typer.Option(help="Kafka bootstrap (env KAFKA_BOOTSTRAP_SERVERS)")] = None,
+    topic_prefix: Annotated[str, typer.Option(help="prefix of every topic name")] = "",
+) -> None:
+    """Put a verdict on a suspension onto the verifications topic (clauses 8.6, 13.1)."""
+    from datetime import UTC, datetime
+
+    from streams.app import StreamSettings
+    from streams.produce import send_verdict
+    from tollguard.errors import VerdictError
+    from tollguard.events import Verdict
+
+    if cleared == confirmed:
+        raise _usage("give exactly one of --cleared or --confirmed")
+    if not by.strip():
+        raise _usage("--by NAME is required: verdicts are signed")
+    verdict = Verdict(
+        suspension_event_id=suspension_event_id,
+        verdict="cleared" if cleared else "confirmed",
+        by=by.strip(),
+        at=datetime.now(UTC),
+        note=note,
+    )
+    try:
+        send_verdict(StreamSettings.from_env(broker=broker).broker, topic_prefix, verdict)
+    except VerdictError as exc:
+        err.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"verdict {verdict.verdict} on {suspension_event_id} sent to {topic_prefix}verifications")
+
+
 @rules_app.command("check")
 def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML file")]) -> None:
     """Validate a rules file; print the first error with its line and field."""

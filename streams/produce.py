@@ -13,13 +13,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from tollguard.adapters import read_file
+from tollguard.adapters import RejectError, read_file, sniff
+from tollguard.errors import VerdictError
+from tollguard.events import Verdict
 from tollguard.rules import Rules
 
 
@@ -59,6 +62,32 @@ def ensure_topics(broker: str, topics: dict[str, int]) -> None:
         admin.close()
 
 
+#: Reasons of lines ``read_file`` could not decode: their text is an escaped copy, not the line.
+_UNDECODED = ("undecodable bytes", "NUL byte")
+
+
+class _PhysicalLines:
+    """Line ``n`` (1-based, without its newline) of a file, read forward once, on demand."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = None
+        self.lineno = 0
+
+    def get(self, n: int) -> bytes:
+        if self.handle is None:
+            self.handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        line = b""
+        while self.lineno < n:
+            line = self.handle.readline()
+            self.lineno += 1
+        return line.rstrip(b"\r\n")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
 def flush_message(source_partition: int, sources: int, flush_id: str) -> bytes:
     """Control message closing every customer once all ``sources`` partitions carried it."""
     return orjson.dumps({"control": "flush", "id": flush_id, "source": source_partition, "sources": sources})
@@ -93,24 +122,38 @@ def produce_files(
     try:
         for path in paths:
             header = [("format", fmt.encode())] if fmt != "auto" else []
-            for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of):
-                if progress is not None:
-                    progress(len(parsed.raw) + 1)
-                if parsed.skipped:
-                    summary.skipped += 1
-                    continue
-                if parsed.record is None:
-                    summary.unparsable += 1
-                # Keyed by customer: Kafka orders only within a partition, and the engine
-                # refuses a customer's CDRs that arrive later than the allowed lateness.
-                key = parsed.record.customer_id.encode() if parsed.record is not None else None
-                producer.send(topic, key=key, value=parsed.raw.encode("utf-8", "surrogateescape"), headers=header)
-                summary.sent += 1
-                if rate:
-                    due = started + summary.sent / rate
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
+            physical = _PhysicalLines(Path(path))
+            try:
+                for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of):
+                    if progress is not None:
+                        progress(len(parsed.raw) + 1)
+                    if parsed.skipped:
+                        summary.skipped += 1
+                        continue
+                    value = parsed.raw.encode("utf-8", "surrogateescape")
+                    if parsed.record is None:
+                        summary.unparsable += 1
+                        if parsed.reason and parsed.reason.startswith(_UNDECODED) and "\n" not in parsed.raw:
+                            value = physical.get(parsed.line)  # the bytes as written, not the escaped text
+                    elif not header:
+                        # The first recognised line fixes the file's format, as in replay: the worker
+                        # then parses (and rejects) every later line the way replay does.
+                        try:
+                            header = [("format", sniff(parsed.raw).encode())]
+                        except RejectError:
+                            pass
+                    # Keyed by customer: Kafka orders only within a partition, and the engine
+                    # refuses a customer's CDRs that arrive later than the allowed lateness.
+                    key = parsed.record.customer_id.encode() if parsed.record is not None else None
+                    producer.send(topic, key=key, value=value, headers=header)
+                    summary.sent += 1
+                    if rate:
+                        due = started + summary.sent / rate
+                        delay = due - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+            finally:
+                physical.close()
         if flush:
             partitions = sorted(producer.partitions_for(topic) or {0})
             flush_id = str(uuid.uuid4())
@@ -121,3 +164,55 @@ def produce_files(
         producer.close()
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def read_topic(broker: str, topic: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    """Every JSON value on ``topic`` from the beginning to its current end (kafka-python)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_of(broker), enable_auto_commit=False, group_id=None,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        values: list[dict[str, Any]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            batch = consumer.poll(timeout_ms=1000)
+            if not batch:
+                break
+            for records in batch.values():
+                values.extend(orjson.loads(r.value) for r in records)
+        return values
+    finally:
+        consumer.close()
+
+
+def send_verdict(broker: str, topic_prefix: str, verdict: Verdict) -> None:
+    """Check that the suspension exists and is open, then put the verdict on ``verifications``.
+
+    Raises
+    ------
+    VerdictError
+        No such suspension on the ``suspensions`` topic, or a verdict already closed it.
+    """
+    sid = verdict.suspension_event_id
+    suspensions = read_topic(broker, f"{topic_prefix}suspensions")
+    if not any(s.get("event_id") == sid and not s.get("termination_recommended") for s in suspensions):
+        raise VerdictError(f"unknown suspension {sid}: it is not on {topic_prefix}suspensions")
+    confirmed = [s for s in suspensions if s.get("suspension_event_id") == sid]
+    cleared = [r for r in read_topic(broker, f"{topic_prefix}reactivations") if r.get("suspension_event_id") == sid]
+    for done, what in ((cleared, "cleared (reactivated)"), (confirmed, "confirmed (termination recommended)")):
+        if done:
+            ev = done[0].get("evidence", {})
+            raise VerdictError(f"suspension {sid} is already closed: {what} by {ev.get('by')} at {ev.get('at', '')}")
+    producer = KafkaProducer(bootstrap_servers=bootstrap_of(broker), acks="all", client_id="tollguard-verify")
+    try:
+        producer.send(f"{topic_prefix}verifications", key=sid.encode(), value=verdict.model_dump_json().encode())
+        producer.flush()
+    finally:
+        producer.close()

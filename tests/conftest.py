@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kafka_fixtures import kafka_bootstrap  # noqa: F401  (Kafka broker fixture: tests/kafka_fixtures.py)
 
 from tollguard.engine import Engine
 from tollguard.rules import Rules, parse_rules
 from tollguard.testing import make_cdr
-from kafka_fixtures import kafka_bootstrap  # noqa: E402,F401  (Kafka broker fixture, tests/kafka_fixtures.py)
 
 REPO = Path(__file__).resolve().parents[1]
 #: Real CDR excerpts shipped beside the repository (../shared/data/cdr-samples); tests skip when absent.

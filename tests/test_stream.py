@@ -74,7 +74,7 @@ def _with_bad_lines(clean: list[bytes]) -> tuple[list[bytes], int]:
     customer = first[0]
     bad_ts = _row(clean[10])
     bad_ts[COL_END] = "2025-03-11 25:61:00"
-    latin1 = _line(_row(clean[20])).replace(b'"Dial"', b'"Dial"').replace(b"DOCUMENTATION", b"DOCUMENTATI\xd3N")
+    latin1 = clean[20].replace(b"DOCUMENTATION", b"DOCUMENTATI\xd3N")
     nul = clean[30].replace(b'"Dial"', b'"Di\x00al"')
     late = list(first)
     late[COL_UNIQUEID] = late[COL_LINKEDID] = "late-call-0001"

@@ -332,6 +332,7 @@ class Engine:
         evidence = {
             "verdict": verdict.verdict,
             "by": verdict.by,
+            "at": at.isoformat(),
             "note": verdict.note,
             "suspended_at": iso(entry["first_s"]),
             "suspension_reason": entry["reason"],
