@@ -113,14 +113,23 @@ def _local_broker(run_dir: Path) -> Iterator[str]:
         PYTHON=sys.executable,
     )
     proc = subprocess.run(
-        ["bash", str(KAFKA_INFRA / "start.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
+        ["bash", str(KAFKA_INFRA / "start.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     try:
         if proc.returncode != 0 or not proc.stdout.strip():
-            raise RuntimeError(f"infra/kafka/start.sh failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"infra/kafka/start.sh failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+            )
         yield proc.stdout.strip().splitlines()[-1]
     finally:
-        subprocess.run(["bash", str(KAFKA_INFRA / "stop.sh")], env=env, capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            ["bash", str(KAFKA_INFRA / "stop.sh")], env=env, capture_output=True, timeout=120, check=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -204,13 +213,20 @@ class WorkerProcess:
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603
-                argv, cwd=REPO, env=cli_env(self.bootstrap), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                argv,
+                cwd=REPO,
+                env=cli_env(self.bootstrap),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while READY_LINE not in self.log():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited {self.proc.returncode} before ready:\n{self.log()[-4000:]}")
+                raise RuntimeError(
+                    f"worker exited {self.proc.returncode} before ready:\n{self.log()[-4000:]}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
@@ -255,7 +271,9 @@ class Record:
     value: bytes
 
 
-def read_topics(bootstrap: str, topics: Iterable[str], idle_s: float = 2.0, timeout: float = 60) -> dict[str, list[Record]]:
+def read_topics(
+    bootstrap: str, topics: Iterable[str], idle_s: float = 2.0, timeout: float = 60
+) -> dict[str, list[Record]]:
     """Every record of ``topics`` from the beginning, once all partitions are at their end and idle.
 
     Reads without a consumer group (manual assignment). Stops when every partition
@@ -266,7 +284,10 @@ def read_topics(bootstrap: str, topics: Iterable[str], idle_s: float = 2.0, time
     topics = list(topics)
     out: dict[str, list[Record]] = {t: [] for t in topics}
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, client_id="tollguard-test-reader"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        client_id="tollguard-test-reader",
     )
     try:
         tps = []
@@ -323,7 +344,11 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, in
 
 
 def wait_for_lag_zero(
-    bootstrap: str, group: str, topics: Iterable[str], timeout: float = 120, worker: WorkerProcess | None = None
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str],
+    timeout: float = 120,
+    worker: WorkerProcess | None = None,
 ) -> float:
     """Poll until the group has committed every record of ``topics``; returns the seconds waited."""
     topics = list(topics)

@@ -65,45 +65,50 @@ def _line(row: list[str]) -> bytes:
     return buf.getvalue().encode()
 
 
-def _with_bad_lines(clean: list[bytes]) -> tuple[list[bytes], int]:
+def _with_bad_lines(clean: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """The clean lines with malformed, binary, late and duplicate lines mixed in.
 
-    Returns the lines and the number of lines replay must reject.
+    Returns (all lines, the lines parse must reject, the lines the engine refuses as late).
     """
     first = _row(clean[0])
-    customer = first[0]
     bad_ts = _row(clean[10])
     bad_ts[COL_END] = "2025-03-11 25:61:00"
-    latin1 = clean[20].replace(b"DOCUMENTATION", b"DOCUMENTATI\xd3N")
-    nul = clean[30].replace(b'"Dial"', b'"Di\x00al"')
     late = list(first)
     late[COL_UNIQUEID] = late[COL_LINKEDID] = "late-call-0001"
-    after = {  # index of a clean line -> the bad line that follows it
-        100: _line(["cust-001", "100", "200", "from-internal", "only seven columns", "x", "y"]),  # column count
+    malformed = {  # index of a clean line -> the bad line that follows it
+        100: _line(
+            ["cust-001", "100", "200", "from-internal", "only seven columns", "x", "y"]
+        ),  # column count
         200: _line(bad_ts),  # bad timestamp
         300: b"\x89PNG\x1a\x00\xff\xfe\xfdbinary\x80garbage\x01\x02\n",  # binary garbage
-        400: latin1,  # a real-looking CDR that is not UTF-8
-        500: nul,  # NUL byte inside a CDR
+        400: clean[20].replace(b"DOCUMENTATION", b"DOCUMENTATI\xd3N"),  # a CDR that is not UTF-8 (Latin-1)
+        500: clean[30].replace(b'"Dial"', b'"Di\x00al"'),  # NUL byte inside a CDR
         600: b"not,a,cdr\n",  # three columns
-        700: clean[50],  # a re-delivery long after the call was processed: late
-        800: clean[800],  # an immediate second delivery of a row: counted once, not a reject
     }
+    refused = {
+        700: clean[50],  # a re-delivery long after the call was processed: late
+    }
+    duplicate = {800: clean[800]}  # an immediate second delivery of a row: counted once, not a reject
     lines = []
     for i, line in enumerate(clean):
         lines.append(line)
-        if i in after:
-            lines.append(after[i])
+        for extra in (malformed, refused, duplicate):
+            if i in extra:
+                lines.append(extra[i])
     lines.append(_line(late))  # ended ~a day before the customer's newest CDR: late
-    assert customer == late[0]
-    return lines, 8  # every added line but the immediate duplicate
+    return lines, list(malformed.values()), [*refused.values(), _line(late)]
 
 
 @dataclass
 class DayFiles:
     clean: Path
     dirty: Path
-    expected_rejects: int
-    n_lines: int
+    malformed: list[bytes]
+    late: list[bytes]
+
+    @property
+    def expected_rejects(self) -> int:
+        return len(self.malformed) + len(self.late)
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +117,10 @@ def day_files(tmp_path_factory: pytest.TempPathFactory) -> DayFiles:
     d = tmp_path_factory.mktemp("day")
     clean = d / "day.csv"
     write(run_scenario("all", customers=CUSTOMERS, seed=SEED).records(), "asterisk-csv", clean)
-    lines = clean.read_bytes().splitlines(keepends=True)
-    dirty_lines, expected = _with_bad_lines(lines)
+    dirty_lines, malformed, late = _with_bad_lines(clean.read_bytes().splitlines(keepends=True))
     dirty = d / "day-dirty.csv"
     dirty.write_bytes(b"".join(dirty_lines))
-    return DayFiles(clean, dirty, expected, len(lines))
+    return DayFiles(clean, dirty, malformed, late)
 
 
 # --------------------------------------------------------------------------- replay and stream runs
@@ -132,7 +136,8 @@ def replay(path: Path, out_dir: Path) -> ReplayResult:
     out, rej = out_dir / f"{path.stem}-events.jsonl", out_dir / f"{path.stem}-rejects.jsonl"
     run_cli(["replay", str(path), "--out", str(out), "--rejects", str(rej), "-q"], ok=(0, 1))
     return ReplayResult(
-        [json.loads(x) for x in out.read_text().splitlines()], [json.loads(x) for x in rej.read_text().splitlines()]
+        [json.loads(x) for x in out.read_text().splitlines()],
+        [json.loads(x) for x in rej.read_text().splitlines()],
     )
 
 
@@ -144,7 +149,9 @@ def produce(bootstrap: str, prefix: str, path: Path, flush: bool) -> None:
 def wait_processed(bootstrap: str, worker: WorkerProcess) -> None:
     """Until the worker's group has committed everything on ``cdrs`` and ``cdrs-by-customer``."""
     p = worker.topic_prefix
-    wait_for_lag_zero(bootstrap, worker.app_id, [f"{p}cdrs", f"{p}cdrs-by-customer"], timeout=120, worker=worker)
+    wait_for_lag_zero(
+        bootstrap, worker.app_id, [f"{p}cdrs", f"{p}cdrs-by-customer"], timeout=120, worker=worker
+    )
 
 
 def read_outputs(bootstrap: str, prefix: str) -> dict[str, list[Record]]:
@@ -188,7 +195,9 @@ class StreamRun:
 
 
 @pytest.fixture(scope="module")
-def day_stream(kafka_bootstrap: str, day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory) -> StreamRun:
+def day_stream(
+    kafka_bootstrap: str, day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory
+) -> StreamRun:
     """One worker; the dirty day produced with --flush; everything on the output topics."""
     prefix, app_id = unique_names("day")
     worker = WorkerProcess(kafka_bootstrap, prefix, app_id, tmp_path_factory.mktemp("worker-day"))
@@ -213,10 +222,10 @@ def day_replay(day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_replay_of_the_day_has_the_events_we_test_with(day_files: DayFiles, day_replay: ReplayResult) -> None:
-    """Guard against a vacuous comparison: the day fires suspensions and a capacity increase."""
+    """Guard against a vacuous comparison: the day fires suspensions, alerts and a capacity increase."""
     kinds = Counter(e["type"] for e in day_replay.events)
     assert kinds["suspension"] >= 3 and kinds["capacity_increase"] >= 1 and kinds["alert"] >= 1, kinds
-    assert len(day_replay.rejects) == day_files.expected_rejects
+    assert len(day_replay.rejects) == day_files.expected_rejects == 8
     clean = replay(day_files.clean, day_files.clean.parent)
     assert clean.rejects == []
     assert by_event_id(clean.events) == by_event_id(day_replay.events)  # bad lines change no decision
@@ -224,20 +233,77 @@ def test_replay_of_the_day_has_the_events_we_test_with(day_files: DayFiles, day_
 
 def test_stream_events_equal_replay_events(day_stream: StreamRun, day_replay: ReplayResult) -> None:
     assert_same_events(day_stream.events, day_replay.events)
+    assert "Traceback" not in day_stream.worker_log
 
 
-def test_dead_letters_are_replays_rejects(day_stream: StreamRun, day_replay: ReplayResult) -> None:
+def test_dead_letters_are_replays_rejects(
+    day_stream: StreamRun, day_replay: ReplayResult, day_files: DayFiles
+) -> None:
     """Every malformed or late record ends on cdrs-dead-letter, counted, with its reason and raw value."""
     dead, rejects = day_stream.dead, day_replay.rejects
-    assert len(dead) == len(rejects) == 8
+    assert len(dead) == len(rejects) == day_files.expected_rejects
     for d in dead:
         assert set(d) >= {"raw", "reason", "source", "offset"}, d
-        assert d["reason"] and d["raw"], d
-        assert d["source"].startswith(day_stream.prefix)
-    # reason and raw value, one to one with replay's rejects
+        assert d["reason"] and d["raw"] and isinstance(d["offset"], int), d
+    # the same reasons as replay, one for one
     assert Counter(d["reason"] for d in dead) == Counter(r["reason"] for r in rejects)
-    text = [r["raw"] for r in rejects if "\\x" not in r["raw"] and not r["reason"].startswith("late CDR")]
-    assert Counter(d["raw"] for d in dead if d["raw"] in text) == Counter(text)
-    # the late CDR is dead-lettered by the detect agent (the record, with its call id)
-    late = [d for d in dead if d["reason"].startswith("late CDR")]
-    assert len(late) == 2 and any("late-call-0001" in d["raw"] for d in late)
+    # malformed lines: dead-lettered by the parse agent with the line as it was written
+    # (invalid UTF-8 shown with U+FFFD; replay's rejects file escapes it as \xNN)
+    parse_stage = [d for d in dead if d["source"].startswith(f"{day_stream.prefix}cdrs[")]
+    assert Counter(d["raw"] for d in parse_stage) == Counter(
+        b.rstrip(b"\n").decode("utf-8", "replace") for b in day_files.malformed
+    )
+    assert Counter(r["raw"] for r in rejects if not r["reason"].startswith("late CDR")) == Counter(
+        b.rstrip(b"\n").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+        for b in day_files.malformed
+    )
+    # late CDRs: refused by the detect agent, which dead-letters the parsed record
+    late = [d for d in dead if d not in parse_stage]
+    assert all(d["source"].startswith(f"{day_stream.prefix}cdrs-by-customer[") for d in late)
+    assert sorted(json.loads(d["raw"])["call_id"] for d in late) == sorted(
+        _row(b)[COL_UNIQUEID] for b in day_files.late
+    )
+    assert all(d["reason"].startswith("late CDR") for d in late)
+
+
+def test_restart_resumes_from_the_changelog(
+    kafka_bootstrap: str, day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Half the day, SIGTERM, a new worker with the same app id, the other half with --flush.
+
+    The split falls inside the DID-concurrency episode (11:00-12:10; its capacity_increase
+    fires later, from state built before the restart), so a lost or doubled state shows.
+    """
+    d = tmp_path_factory.mktemp("restart")
+    lines = day_files.clean.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    first, second = d / "first.csv", d / "second.csv"
+    first.write_bytes(b"".join(lines[:half]))
+    second.write_bytes(b"".join(lines[half:]))
+    split_at = _row(lines[half])[COL_END].replace(" ", "T") + "Z"
+    expected = replay(day_files.clean, d).events
+
+    prefix, app_id = unique_names("restart")
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, d / "worker")
+    worker.start()
+    try:
+        produce(kafka_bootstrap, prefix, first, flush=False)
+        wait_processed(kafka_bootstrap, worker)
+        before = events_of(read_outputs(kafka_bootstrap, prefix), prefix)
+        assert worker.stop() == 0, worker.log()[-3000:]
+        worker.start()
+        produce(kafka_bootstrap, prefix, second, flush=True)
+        wait_processed(kafka_bootstrap, worker)
+        events = events_of(read_outputs(kafka_bootstrap, prefix), prefix)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log()[-3000:]
+    assert "Traceback" not in worker.all_logs()
+
+    # the first worker emitted what the first half proves, the second one the rest
+    assert before and all(e["occurred_at"] <= split_at for e in before)
+    assert {e["event_id"] for e in before} < {e["event_id"] for e in events}
+    capacity = [e for e in events if e["type"] == "capacity_increase"]
+    assert capacity and all(e["first_exceeded_at"] < split_at < e["occurred_at"] for e in capacity)
+    # the union equals replay: no event id twice, none missing, same content
+    assert_same_events(events, expected)
