@@ -139,6 +139,8 @@ def update_lag(app: Any, metrics: Metrics) -> None:
     if consumer is None:
         return
     for tp in consumer.assignment():
+        if tp.topic.endswith("-changelog") or "__assignor" in tp.topic:
+            continue  # read only while recovering a table, not by the agents
         high = consumer.highwater(tp)
         read = getattr(consumer, "_read_offset", {}).get(tp)
         if high is not None:
