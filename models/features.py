@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -391,11 +390,6 @@ def window_features(
     for cdr in sorted(cdrs, key=lambda c: (c.end, c.call_id)):
         add_cdr(win, cdr, country, settings, high_risk_prefixes)
     return finish_window(win, history if history is not None else new_history(), settings)
-
-
-def iso_utc(seconds: float) -> str:
-    """ISO 8601 UTC text (``2025-03-11T01:00:00Z``)."""
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 __all__ = [

@@ -174,3 +174,21 @@ def test_widen_to_account_only_where_rules_say_so():
         (ScopeKind.CLI, "+390212345678"), (ScopeKind.CLI, "+390212345699"), (ScopeKind.ACCOUNT, "c1")]
     _, narrow = _suspended(Engine(Rules(), [OrderProbe()]), sorted(cdrs, key=lambda c: c.end))
     assert [e.scope.kind for e in narrow] == [ScopeKind.CLI, ScopeKind.CLI]
+
+
+class AlertProbe(OrderProbe):
+    """Warns on every call to +979 (an alert each time the evidence grows)."""
+
+    def update(self, state, cdr, ctx):
+        return [Decision(EventType.ALERT, "warning", ScopeKind.CLI, cdr.caller, f"ep{int(cdr.end.timestamp())}",
+                         cdr.end.timestamp(), "warn", {})]
+
+
+def test_alert_expiry_per_detector():
+    calls = [make_cdr(call_id=f"a{i}", caller="+390212345678", start_s=t, end_s=t + 10)
+             for i, t in enumerate([0, 1000, 5000, 9000])]
+    _, default = _suspended(Engine(Rules(), [AlertProbe()]), calls)  # gap 3600 s: 0,1000 one; 5000; 9000
+    assert len(default) == 3
+    short = Rules.model_validate({"engine": {"alert_expiry_s": {"autodialer": 500}}})
+    _, expiring = _suspended(Engine(short, [AlertProbe()]), calls)
+    assert len(expiring) == 4

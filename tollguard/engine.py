@@ -145,6 +145,7 @@ class Engine:
         self._contexts: dict[str, CustomerContext] = {}
         self._lateness_s = rules.engine.allowed_lateness_s
         self._horizon_s = rules.engine.dedupe_horizon_s
+        self._expiry_s = rules.engine.alert_expiry_s
 
     def context(self, customer_id: str) -> CustomerContext:
         """The customer's resolved rules (cached)."""
@@ -220,8 +221,11 @@ class Engine:
         if state.released and len(state.released) > 64:
             state.released = {k: v for k, v in state.released.items() if v >= cut_s}
             state.seen = {k: v for k, v in state.seen.items() if v >= cut_s}
-        gap_cut_s = watermark_s - self.rules.engine.episode_gap_s
-        stale = [k for k, o in state.open.items() if o["type"] != EventType.SUSPENSION and o["last_s"] < gap_cut_s]
+        gap_s = self.rules.engine.episode_gap_s
+        stale = [
+            k for k, o in state.open.items()
+            if o["type"] != EventType.SUSPENSION and o["last_s"] < watermark_s - self._expiry_s.get(o["detector"], gap_s)
+        ]
         for k in stale:
             del state.open[k]
 
@@ -241,7 +245,8 @@ class Engine:
                     continue
                 held = state.open.get(key)
                 if held is not None and (
-                    dec.type is EventType.SUSPENSION or dec.occurred_at_s - held["last_s"] <= gap_s
+                    dec.type is EventType.SUSPENSION
+                    or dec.occurred_at_s - held["last_s"] <= self._expiry_s.get(det.name, gap_s)
                 ):
                     held["last_s"] = max(held["last_s"], dec.occurred_at_s)
                     held["evidence"], held["reason"] = dec.evidence, dec.reason

@@ -42,6 +42,11 @@ class EngineSettings(_Strict):
     episode_gap_s: float = Field(
         3600, ge=0, le=30 * 86_400, description="an alert for the same scope within this gap is the same episode"
     )
+    alert_expiry_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="per detector: a warning-level alert closes after this much event time without new evidence "
+        "(default: episode_gap_s); a later warning is a new alert",
+    )
     widen_to_account_after: int = Field(
         0, ge=0, le=1_000, description="suspend the whole account once this many narrow suspensions are active (0 = never)"
     )
