@@ -212,8 +212,9 @@ class Engine:
         for det in self.detectors:
             if ctx.params[det.name].enabled:
                 decisions.extend((det, d) for d in det.advance(state.detectors[det.name], watermark_s, ctx))
+        events = self._to_events(state, ctx, decisions)
         self._forget(state, watermark_s)
-        return self._to_events(state, ctx, decisions)
+        return events
 
     def _forget(self, state: CustomerState, watermark_s: float) -> None:
         """Drop dedupe memory older than the horizon and closed alert episodes (bounded memory)."""
