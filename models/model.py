@@ -61,12 +61,16 @@ def _average_path_length(n: float) -> float:
 
 
 def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import numpy
     import sklearn
     import skops
 
-    from tollguard import __version__ as tollguard_version
-
+    try:
+        tollguard_version = version("tollguard")
+    except PackageNotFoundError:
+        tollguard_version = "unknown"
     return {
         "python": platform.python_version(),
         "numpy": numpy.__version__,

@@ -139,7 +139,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
         **timeouts,
         **settings.extra,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     cdrs = app.topic(topic_name(settings, "cdrs"), **raw)
     by_customer = app.topic(
         topic_name(settings, "cdrs-by-customer"), partitions=settings.partitions, internal=True, **raw
@@ -271,7 +271,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None) -> faust.Ap
             if event.message.timestamp:
                 metrics.latency.observe(max(0.0, time.time() - event.message.timestamp))
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
     async def _forget_cache(sender: Any, *args: Any, **kwargs: Any) -> None:
         cache.clear()
 

@@ -326,7 +326,7 @@ class Engine:
         scope = Scope(kind=entry["scope_kind"], value=entry["scope_value"])
         at = verdict.at
         state.closed[sid] = {"verdict": verdict.verdict, "by": verdict.by, "at": at.isoformat()}
-        common = {
+        common: dict[str, Any] = {
             "detector": det.name,
             "customer_id": state.customer_id,
             "scope": scope,

@@ -67,8 +67,9 @@ def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
         value = getattr(model, name)
         doc = (info.description or "") + _bounds(info)
         if isinstance(value, BaseModel):
-            if type(value).__doc__:
-                lines.append(f"{pad}# {type(value).__doc__.strip().splitlines()[0]}")
+            section_doc = type(value).__doc__
+            if section_doc:
+                lines.append(f"{pad}# {section_doc.strip().splitlines()[0]}")
             lines.append(f"{pad}{name}:")
             _render(value, indent + 1, lines)
             continue
