@@ -10,6 +10,7 @@ from detectors.bandwidth import BandwidthDetector, BandwidthParams
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams
 from detectors.did_concurrency import DidConcurrencyDetector, DidConcurrencyParams
 from detectors.premium_destination import PremiumDestinationDetector, PremiumDestinationParams
+from models.detector import AnomalyDetector, AnomalyParams  # the trained model's detector (clause 8.6)
 
 #: Every rule detector, in the order the engine runs them (the order of their events).
 ALL_DETECTORS: tuple[type[Detector], ...] = (
@@ -18,10 +19,13 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     AutodialerDetector,
     DidConcurrencyDetector,
     BandwidthDetector,
+    AnomalyDetector,
 )
 
 __all__ = [
     "ALL_DETECTORS",
+    "AnomalyDetector",
+    "AnomalyParams",
     "ArbitrageDetector",
     "ArbitrageParams",
     "AutodialerDetector",

@@ -27,8 +27,11 @@ Features (``FEATURE_NAMES``; outbound = calls the customer places, internal call
 ``weekend_share``                 external calls starting on a local Saturday or Sunday / external calls
 ``peak_concurrency``              mean simultaneous external calls in the window's busiest minute
 ``*_rel``                         ``ln((x + 1) / (b + 1))``: the window's value ``x`` against ``b``, the
-                                  customer's exponentially weighted mean over its past windows
-                                  (0 until it has ``min_history_windows`` windows)
+                                  customer's exponentially weighted mean over its past windows with
+                                  traffic (0 until it has ``min_history_windows`` of them)
+``attempts_hour_rel``             the same for attempts against the customer's own mean for that local
+                                  hour of the day (silent windows count as 0; 0 until that hour has
+                                  been seen and the customer has ``min_history_windows`` windows)
 ================================  ===============================================================
 
 Local time is the customer's country's main time zone (libphonenumber's zone of the
@@ -42,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,21 +77,20 @@ ABSOLUTE_FEATURES: tuple[str, ...] = (
 #: Window counts tracked by the customer's baseline (EWMA over its windows): feature -> baseline key.
 BASELINE_OF: dict[str, str] = {
     "attempts_rel": "attempts",
-    "answered_rel": "answered",
     "inbound_attempts_rel": "inbound_attempts",
-    "distinct_destinations_rel": "distinct_destinations",
     "international_attempts_rel": "international_attempts",
-    "acd_rel": "acd_s",
-    "peak_concurrency_rel": "peak_concurrency",
 }
 
 #: Every feature, in the order the model sees them.
-FEATURE_NAMES: tuple[str, ...] = ABSOLUTE_FEATURES + tuple(BASELINE_OF)
+FEATURE_NAMES: tuple[str, ...] = ABSOLUTE_FEATURES + tuple(BASELINE_OF) + ("attempts_hour_rel",)
+
+#: Windows of silence folded into the hour-of-day baseline at most (one week of hours).
+MAX_SILENT_WINDOWS = 168
 
 #: Features the model sees as ``ln(1 + x)`` (counts and durations: heavy right tails).
 LOG_FEATURES: frozenset[str] = frozenset(
-    {"attempts", "answered", "inbound_attempts", "distinct_destinations", "high_cost_minutes", "new_countries",
-     "acd_s", "peak_concurrency"}
+    {"attempts", "answered", "inbound_attempts", "distinct_destinations", "high_cost_minutes",
+     "new_countries", "acd_s", "peak_concurrency"}
 )  # fmt: skip
 
 #: Number types that make a destination high-cost (clause 8.2 names them).
@@ -109,6 +112,8 @@ class FeatureSettings:
         Tumbling window length, s (default one hour).
     baseline_alpha : float
         EWMA weight of each closed window with traffic in the customer's baseline.
+    hour_alpha : float
+        EWMA weight of each day in the customer's hour-of-day baseline of attempts.
     min_history_windows : int
         Windows with traffic a customer needs before relative features and new countries count.
     night_start_hour, night_end_hour : int
@@ -123,6 +128,7 @@ class FeatureSettings:
 
     window_s: float = 3600.0
     baseline_alpha: float = 0.03
+    hour_alpha: float = 0.2
     min_history_windows: int = 24
     night_start_hour: int = 22
     night_end_hour: int = 6
@@ -168,14 +174,25 @@ def window_start_of(end_s: float, window_s: float) -> float:
 
 
 def new_history() -> dict[str, Any]:
-    """An empty customer history: windows folded, baseline EWMAs, countries called."""
-    return {"n": 0, "ewma": {}, "countries": []}
+    """An empty customer history.
+
+    ``n``: windows with traffic folded; ``ewma``: baseline per count; ``hour``: attempts
+    baseline per local hour of day (None = hour never seen); ``last_s``: start of the last
+    window folded; ``countries``: destination countries called (sorted).
+    """
+    return {"n": 0, "ewma": {}, "hour": [None] * 24, "last_s": None, "countries": []}
 
 
-def new_window(start_s: float) -> dict[str, Any]:
-    """An empty window aggregate starting at ``start_s`` (JSON-ready)."""
+def local_hour(start_s: float, country: str) -> int:
+    """Local hour of day (0-23) at ``start_s`` in the customer's country."""
+    return datetime.fromtimestamp(start_s, tz=zone_of(country)).hour
+
+
+def new_window(start_s: float, hour: int = 0) -> dict[str, Any]:
+    """An empty window aggregate starting at ``start_s`` (``hour``: its local hour of day; JSON-ready)."""
     return {
         "start_s": start_s,
+        "hour": hour,
         "last_end_s": start_s,
         "n_out": 0,
         "n_ans": 0,
@@ -253,7 +270,11 @@ def add_cdr(
             win["dests_over"] += 1
     if info.international:
         win["n_intl"] += 1
-    if info.region and info.number_type not in (NumberType.EMERGENCY, NumberType.SHORT_CODE, NumberType.EXTENSION):
+    if info.region and info.number_type not in (
+        NumberType.EMERGENCY,
+        NumberType.SHORT_CODE,
+        NumberType.EXTENSION,
+    ):
         countries = win["countries"]
         countries[info.region] = countries.get(info.region, 0) + 1
     if _is_high_cost(info.e164, info.number_type, settings.high_cost_prefixes + high_risk_prefixes):
@@ -283,7 +304,9 @@ def window_counts(win: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def new_countries_of(win: Mapping[str, Any], history: Mapping[str, Any], settings: FeatureSettings) -> list[str]:
+def new_countries_of(
+    win: Mapping[str, Any], history: Mapping[str, Any], settings: FeatureSettings
+) -> list[str]:
     """Destination countries of the window the customer never called (empty while its history is short)."""
     if history["n"] < settings.min_history_windows:
         return []
@@ -322,11 +345,32 @@ def finish_window(
     ewma = history["ewma"]
     for name, key in BASELINE_OF.items():
         feats[name] = _rel(counts[key], ewma.get(key, 0.0)) if warm else 0.0
+    hour_base = history["hour"][win["hour"]]
+    feats["attempts_hour_rel"] = (
+        _rel(counts["attempts"], hour_base) if warm and hour_base is not None else 0.0
+    )
     return feats
 
 
-def fold_history(history: dict[str, Any], win: Mapping[str, Any], settings: FeatureSettings) -> None:
-    """Fold a closed window into the customer's history (in place): baseline EWMAs and countries."""
+def _fold_hour(hours: list[float | None], hour: int, value: float, alpha: float) -> None:
+    old = hours[hour]
+    hours[hour] = value if old is None else (1.0 - alpha) * old + alpha * value
+
+
+def fold_history(
+    history: dict[str, Any],
+    win: Mapping[str, Any],
+    settings: FeatureSettings,
+    country: str,
+    learn_countries: bool = True,
+) -> None:
+    """Fold a closed window into the customer's history (in place).
+
+    The baseline EWMAs take the window's counts; the hour-of-day baseline takes the silent
+    windows since the last one folded (as 0, at most :data:`MAX_SILENT_WINDOWS`) and this
+    one; the window's destination countries become known unless ``learn_countries`` is
+    False (a flagged window: its countries stay new until a verdict clears them).
+    """
     counts = window_counts(win)
     ewma = history["ewma"]
     alpha = settings.baseline_alpha
@@ -335,14 +379,27 @@ def fold_history(history: dict[str, Any], win: Mapping[str, Any], settings: Feat
             continue  # no answered call: nothing to learn about talk times
         old = ewma.get(key)
         ewma[key] = value if old is None else (1.0 - alpha) * old + alpha * value
+    hours = history["hour"]
+    last_s, window_s = history["last_s"], settings.window_s
+    if last_s is not None:
+        silent = int(round((win["start_s"] - last_s) / window_s)) - 1
+        for k in range(max(1, silent - MAX_SILENT_WINDOWS + 1), silent + 1):
+            _fold_hour(hours, local_hour(last_s + k * window_s, country), 0.0, settings.hour_alpha)
+    _fold_hour(hours, win["hour"], counts["attempts"], settings.hour_alpha)
+    history["last_s"] = win["start_s"]
     history["n"] += 1
-    countries = history["countries"]
-    new = [c for c in win["countries"] if c not in countries]
-    if new:
-        room = settings.max_countries - len(countries)
-        if room > 0:
-            countries.extend(sorted(new)[:room])
-            countries.sort()
+    if learn_countries:
+        learn(history, win["countries"], settings)
+
+
+def learn(history: dict[str, Any], countries: Iterable[str], settings: FeatureSettings) -> None:
+    """Add destination countries to the customer's history (bounded by ``max_countries``)."""
+    known = history["countries"]
+    new = sorted(set(countries) - set(known))
+    room = settings.max_countries - len(known)
+    if new and room > 0:
+        known.extend(new[:room])
+        known.sort()
 
 
 def window_features(
@@ -386,7 +443,7 @@ def window_features(
     (2.0, 0.5, 1.0)
     """
     settings = settings or FeatureSettings()
-    win = new_window(window_start_s)
+    win = new_window(window_start_s, local_hour(window_start_s, country))
     for cdr in sorted(cdrs, key=lambda c: (c.end, c.call_id)):
         add_cdr(win, cdr, country, settings, high_risk_prefixes)
     return finish_window(win, history if history is not None else new_history(), settings)
@@ -401,6 +458,8 @@ __all__ = [
     "add_cdr",
     "finish_window",
     "fold_history",
+    "learn",
+    "local_hour",
     "new_countries_of",
     "new_history",
     "new_window",

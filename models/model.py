@@ -41,7 +41,7 @@ SCORE_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0)
 
 #: Margins above the training scores for the suggested thresholds (score units).
 WARN_MARGIN = 0.01
-CRITICAL_MARGIN = 0.05
+CRITICAL_MARGIN = 0.02
 
 #: Training rows kept in the file to check, at load, that scoring gives the recorded scores.
 CHECK_ROWS = 16
@@ -131,7 +131,9 @@ class AnomalyModel:
     n_estimators : int
         Trees of the forest (default 200).
     max_samples : int or "auto"
-        Windows drawn per tree ("auto": min(256, n)).
+        Windows drawn per tree, at most the number of training windows (default 1024: on
+        simulated traffic it separates anomalies from benign windows better than
+        scikit-learn's "auto" = 256; "auto" is accepted).
     random_state : int
         Seed: the same training windows and seed give the same model.
 
@@ -147,22 +149,27 @@ class AnomalyModel:
 
     Examples
     --------
-    >>> rows = [{n: float(i % 7) for n in FEATURE_NAMES} for i in range(100)]
-    >>> model = AnomalyModel(n_estimators=20).fit(rows)
-    >>> odd = dict(rows[0], attempts=500.0, new_countries=3.0)
-    >>> bool(model.score_one(odd) > model.score_one(rows[0]))
-    True
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> rows = [{n: rng.uniform(0, 1) for n in FEATURE_NAMES} for _ in range(200)]
+    >>> model = AnomalyModel(n_estimators=50).fit(rows)
+    >>> typical = {n: 0.5 for n in FEATURE_NAMES}
+    >>> odd = {n: 3.0 for n in FEATURE_NAMES}      # outside the training range in every feature
+    >>> round(model.score_one(typical), 2), round(model.score_one(odd), 2)
+    (0.41, 0.63)
     """
 
     def __init__(
         self,
         settings: FeatureSettings | None = None,
         n_estimators: int = 200,
-        max_samples: int | str = "auto",
+        max_samples: int | str = 1024,
         random_state: int = 0,
     ) -> None:
         if n_estimators < 1:
-            raise ValueError(f"The 'n_estimators' parameter of AnomalyModel must be >= 1. Got {n_estimators} instead.")
+            raise ValueError(
+                f"The 'n_estimators' parameter of AnomalyModel must be >= 1. Got {n_estimators} instead."
+            )
         self.settings = settings or FeatureSettings()
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -185,7 +192,9 @@ class AnomalyModel:
         """Model inputs of many windows, shape (n_windows, n_features), float64."""
         import numpy as np
 
-        return np.array([self.vector(r) for r in rows], dtype=np.float64).reshape(len(rows), len(self.feature_names_))
+        return np.array([self.vector(r) for r in rows], dtype=np.float64).reshape(
+            len(rows), len(self.feature_names_)
+        )
 
     # ------------------------------------------------------------------ fit / score
 
@@ -213,9 +222,12 @@ class AnomalyModel:
         if len(rows) < 2:
             raise ModelError(f"training needs at least 2 windows with traffic, got {len(rows)}")
         X = self.matrix(rows)
+        max_samples = (
+            min(self.max_samples, len(rows)) if isinstance(self.max_samples, int) else self.max_samples
+        )
         self.estimator_ = IsolationForest(
             n_estimators=self.n_estimators,
-            max_samples=self.max_samples,
+            max_samples=max_samples,
             contamination="auto",
             random_state=self.random_state,
         ).fit(X)
@@ -293,7 +305,7 @@ class AnomalyModel:
         fast = self._require_fitted()
         x = self.vector(features)
         base = -fast.score_samples(x)
-        out = []
+        out: list[dict[str, Any]] = []
         for i, name in enumerate(self.feature_names_):
             median, scale = self.medians_[i], self.scales_[i]
             if x[i] == median:
@@ -340,6 +352,28 @@ class AnomalyModel:
         info["customers_with_baseline"] = len(self.baselines)
         return info
 
+    def check_rules(self, rules: Any) -> None:
+        """Refuse rules whose training settings (``detectors.anomaly``) disagree with the model's window.
+
+        Raises
+        ------
+        ModelError
+            ``window_s`` of the rules (or of a customer override) differs from the model's.
+        """
+        window_s = self.settings.window_s
+        found = [("detectors.anomaly.window_s", rules.detectors.anomaly.window_s)]
+        for cid, cust in rules.customers.items():
+            if "window_s" in cust.overrides.get("anomaly", {}):
+                found.append(
+                    (f"customers.{cid}.overrides.anomaly.window_s", cust.overrides["anomaly"]["window_s"])
+                )
+        for where, value in found:
+            if float(value) != window_s:
+                raise ModelError(
+                    f"the rules' {where} is {value:g} s but the model was trained with window_s "
+                    f"{window_s:g} s; retrain the model or align the rules"
+                )
+
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> Path:
@@ -349,7 +383,9 @@ class AnomalyModel:
         self._require_fitted()
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        sio.dump({"format": MODEL_FORMAT, "estimator": self.estimator_, "meta": json.dumps(self.meta_)}, target)
+        sio.dump(
+            {"format": MODEL_FORMAT, "estimator": self.estimator_, "meta": json.dumps(self.meta_)}, target
+        )
         return target
 
     @classmethod
@@ -394,7 +430,9 @@ class AnomalyModel:
         )
         names = tuple(meta["feature_names"])
         if set(names) - set(FEATURE_NAMES):
-            raise ModelError(f"{file}: features unknown to this tollguard: {sorted(set(names) - set(FEATURE_NAMES))}")
+            raise ModelError(
+                f"{file}: features unknown to this tollguard: {sorted(set(names) - set(FEATURE_NAMES))}"
+            )
         model.feature_names_ = names
         model.estimator_ = data["estimator"]
         model._fast = _FastForest(model.estimator_)
@@ -404,7 +442,7 @@ class AnomalyModel:
             got = -model._fast.score_samples(row["x"])
             if abs(got - row["score"]) > 1e-9:
                 raise ModelError(
-                    f"{file}: scores differ from the ones recorded at training ({got:.6f} != {row['score']:.6f}); "
-                    f"trained with {meta['library_versions']}"
+                    f"{file}: scores differ from the ones recorded at training "
+                    f"({got:.6f} != {row['score']:.6f}); trained with {meta['library_versions']}"
                 )
         return model
