@@ -17,7 +17,7 @@ What it does:
 2. For each format, in a fresh subprocess pinned to one CPU:
    (a) baseline: ``csv.reader`` (CSV formats) or ``json.loads`` per line (JSON formats) over
    the same file, only reading; (b) ``Replay.run_file`` + ``finish`` with the default rules
-   and events / rejects sent to ``os.devnull``. Peak memory is the subprocess's
+   (``rules/default.yaml``) and events / rejects sent to ``os.devnull``. Peak memory is the subprocess's
    ``ru_maxrss`` (resident set, including the interpreter and imports, reported too).
 3. Memory check: replays the first quarter of the canonical file (same customers, same
    keys, a quarter of the CDRs) and the whole of it; bounded state means about equal peaks.
@@ -46,6 +46,7 @@ JSON_FORMATS = ("jsonl", "freeswitch-json")
 SUFFIX = {"jsonl": "jsonl", "asterisk-csv": "csv", "freeswitch-csv": "csv", "freeswitch-json": "jsonl"}
 HERE = Path(__file__).resolve().parent
 DEFAULT_CACHE = HERE / ".cache"
+RULES = HERE.parent / "rules" / "default.yaml"
 SEED = 7
 MINUTES = 7 * 1440
 #: CDRs per simulated customer-week of scenario "all" is ~2,950; this leaves a margin.
@@ -151,13 +152,13 @@ def child_baseline(path: str, fmt: str) -> dict[str, Any]:
     return {"rows": n, "seconds": seconds, "maxrss_mib": _maxrss_mib()}
 
 
-def child_replay(path: str, fmt: str, profile: bool = False) -> dict[str, Any]:
-    """``Replay.run_file`` + ``finish`` with the default rules, outputs to os.devnull."""
+def child_replay(path: str, fmt: str, rules_path: str | None, profile: bool = False) -> dict[str, Any]:
+    """``Replay.run_file`` + ``finish`` with the given rules, outputs to os.devnull."""
     _pin_one_cpu()
     from tollguard.replay import Replay
     from tollguard.rules import load_rules
 
-    rules = load_rules(None)
+    rules = load_rules(rules_path)
     start_rss = _rss_mib()
     with open(os.devnull, "w", encoding="utf-8") as sink:
         run = Replay(rules, sink, sink)
@@ -190,9 +191,11 @@ def child_replay(path: str, fmt: str, profile: bool = False) -> dict[str, Any]:
     }
 
 
-def run_child(kind: str, path: Path, fmt: str, profile: bool = False) -> dict[str, Any]:
+def run_child(kind: str, path: Path, fmt: str, rules: Path | None, profile: bool = False) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--child-path", str(path), "--formats", fmt]
+    if rules is not None:
+        cmd += ["--rules", str(rules)]
     if profile:
         cmd.append("--profile-child")
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
@@ -241,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-memory-check", action="store_true", help="skip the quarter-vs-whole memory comparison")
     ap.add_argument("--profile", metavar="FORMAT", default=None,
                     help="only cProfile one replay of FORMAT (top functions on stderr)")
+    ap.add_argument("--rules", type=Path, default=RULES if RULES.is_file() else None,
+                    help="rules file (default rules/default.yaml of this checkout)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     ap.add_argument("--child", choices=("baseline", "replay"), help=argparse.SUPPRESS)
     ap.add_argument("--child-path", help=argparse.SUPPRESS)
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.child == "baseline":
             result = child_baseline(args.child_path, fmt)
         else:
-            result = child_replay(args.child_path, fmt, profile=args.profile_child)
+            result = child_replay(args.child_path, fmt, args.rules, profile=args.profile_child)
         print(json.dumps(result))
         return 0
 
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile not in FORMATS:
             ap.error(f"--profile takes one of {', '.join(FORMATS)}")
         path = data_file(cache, n, args.profile)
-        r = run_child("replay", path, args.profile, profile=True)
+        r = run_child("replay", path, args.profile, args.rules, profile=True)
         print(f"{args.profile}: {r['rows']:,} CDRs in {r['seconds']:.1f} s under cProfile "
               f"({_rate(r['rows'], r['seconds'])} CDR/s; cProfile slows it down)")
         return 0
@@ -284,8 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     for fmt in formats:
         path = paths[fmt]
         print(f"measuring {fmt} ...", file=sys.stderr, flush=True)
-        base = run_child("baseline", path, fmt)
-        rep = run_child("replay", path, fmt)
+        base = run_child("baseline", path, fmt, None)
+        rep = run_child("replay", path, fmt, args.rules)
+        print(f"  {fmt}: read {base['seconds']:.2f} s; replay {rep['seconds']:.1f} s = "
+              f"{_rate(rep['rows'], rep['seconds'])} CDR/s, peak RSS {rep['maxrss_mib']:.0f} MiB, "
+              f"{rep['events']:,} events", file=sys.stderr, flush=True)
         if rep["rejected"]:
             print(f"  warning: {rep['rejected']:,} lines rejected", file=sys.stderr)
         rows.append({"format": fmt, "file_mib": path.stat().st_size / 2**20, "baseline": base, "replay": rep})
@@ -305,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         quarter = max(1, n // 4)
         print(f"\nmemory check ({canon}): the first {quarter:,} CDRs vs all {n:,}, same customers",
               file=sys.stderr, flush=True)
-        small = run_child("replay", head_file(paths[canon], quarter), canon)
+        small = run_child("replay", head_file(paths[canon], quarter), canon, args.rules)
         whole = next((r["replay"] for r in rows if r["format"] == canon), None) or run_child(
-            "replay", paths[canon], canon
+            "replay", paths[canon], canon, args.rules
         )
         memory = {"format": canon, "small": small, "whole": whole}
         print()

@@ -6,12 +6,13 @@ Exit status: 0 on success, 1 when input lines were rejected (the count is printe
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,7 +22,10 @@ from rich.table import Table
 from tollguard.errors import RulesError
 from tollguard.events import Event
 from tollguard.replay import Replay, ReplaySummary
-from tollguard.rules import load_rules
+from tollguard.rules import Rules, load_rules
+
+if TYPE_CHECKING:
+    from models.model import AnomalyModel
 
 app = typer.Typer(
     add_completion=False,
@@ -30,11 +34,15 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(no_args_is_help=True, help="Analyst rules files.")
 app.add_typer(rules_app, name="rules")
+model_app = typer.Typer(no_args_is_help=True, help="The anomaly model (clause 8.6): metadata and evaluation.")
+app.add_typer(model_app, name="model")
 
 err = Console(stderr=True, soft_wrap=True)  # long reasons and paths stay on one line (grep-able)
 FORMATS = ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl")
 #: Inputs above this size get a progress bar.
 PROGRESS_MIN_BYTES = 2_000_000
+#: Help of the ``--model`` option of replay and worker.
+MODEL_HELP = "trained anomaly model (tollguard train); without it the anomaly detector is idle"
 #: Events printed in the end-of-run table; the rest are only in the events file.
 SHOWN_EVENTS = 25
 
@@ -117,6 +125,7 @@ def replay(
     rejects: Annotated[str, typer.Option(help="rejected lines with reasons, JSON lines")] = "rejects.jsonl",
     verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
+    model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     if fmt not in FORMATS:
@@ -125,6 +134,7 @@ def replay(
         ruleset = load_rules(rules)
     except RulesError as exc:
         raise _usage(str(exc)) from None
+    anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
         paths = list(files) if files else _example_files(Path(tmp))
         missing = [str(p) for p in paths if not p.is_file()]
@@ -140,7 +150,7 @@ def replay(
 
         total = sum(p.stat().st_size for p in paths)
         with _open_out(out) as out_handle, _open_out(rejects) as rej_handle:
-            run = Replay(ruleset, out_handle, rej_handle, on_event=keep)
+            run = Replay(ruleset, out_handle, rej_handle, on_event=keep, model=anomaly_model)
             if verifications is not None:
                 if not verifications.is_file():
                     raise _usage(f"no such file: {verifications}")
@@ -220,6 +230,7 @@ def worker(
     web_port: Annotated[int | None, typer.Option(help="port of the worker's web server (one per worker on a host)")] = None,
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
+    model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
 ) -> None:
     """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
     from streams.worker import run_worker
@@ -228,8 +239,10 @@ def worker(
         ruleset = load_rules(rules)
     except RulesError as exc:
         raise _usage(str(exc)) from None
+    anomaly_model = _load_model(model, ruleset) if model is not None else None
     run_worker(
         ruleset,
+        model=anomaly_model,
         broker=broker,
         app_id=app_id,
         topic_prefix=topic_prefix,
@@ -320,6 +333,144 @@ def verify(
         err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(1) from None
     err.print(f"verdict {verdict.verdict} on {suspension_event_id} sent to {topic_prefix}verifications")
+
+
+def _load_model(path: Path, ruleset: Rules | None) -> AnomalyModel:
+    """Load a model file (refusing untrusted content) and check it against the rules; usage error if not."""
+    if not path.is_file():
+        raise _usage(f"no such file: {path}")
+    try:
+        from models.model import AnomalyModel, ModelError
+    except ImportError as exc:
+        raise _usage(f"the anomaly model needs the ml extra (pip install 'tollguard[ml]'): {exc}") from None
+    try:
+        loaded = AnomalyModel.load(path)
+        if ruleset is not None:
+            loaded.check_rules(ruleset)
+    except ModelError as exc:
+        raise _usage(str(exc)) from None
+    return loaded
+
+
+@app.command("train")
+def train_cmd(
+    files: Annotated[list[Path], typer.Argument(help="CDR files of benign history, read in this order")],
+    out: Annotated[Path, typer.Option(help="model file to write (skops)")],
+    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
+    rules: Annotated[Path | None, typer.Option(help="rules file (detectors.anomaly settings)")] = None,
+    trees: Annotated[int, typer.Option(min=1, max=5_000, help="trees of the IsolationForest")] = 200,
+    max_samples: Annotated[int, typer.Option(min=2, max=1_000_000, help="windows drawn per tree")] = 1024,
+    seed: Annotated[int, typer.Option(help="random seed (same data and seed, same model)")] = 0,
+) -> None:
+    """Fit the anomaly model (clause 8.6) on CDR history and save it with skops."""
+    if fmt not in FORMATS:
+        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise _usage(f"no such file: {', '.join(missing)}")
+    try:
+        ruleset = load_rules(rules)
+        from models.model import ModelError
+        from models.train import train as fit_model
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    except ImportError as exc:
+        raise _usage(f"training needs the ml extra (pip install 'tollguard[ml]'): {exc}") from None
+    try:
+        model, got = fit_model(
+            list(files), ruleset, fmt, n_estimators=trees, random_state=seed, max_samples=max_samples
+        )
+    except ModelError as exc:
+        raise _usage(str(exc)) from None
+    model.save(out)
+    info = model.info()
+    training = info["training"]
+    q = info["score_quantiles"]
+    err.print(
+        f"model {info['model_id']} written to {out}: {info['n_windows']:,} windows of "
+        f"{training['customers']} customer(s), {training['period_start']} to {training['period_end']}; "
+        "training scores "
+        f"median {q['q50']:.3f}, q99.9 {q['q99.9']:.3f}, max {q['q100']:.3f} (higher = more suspicious); "
+        f"suggested thresholds {info['suggested_thresholds']}",
+        highlight=False,
+    )
+    summary = got.summary
+    if summary is not None and summary.rejected:
+        err.print(f"[yellow]{summary.rejected} line(s) rejected[/yellow] while reading the history")
+        raise typer.Exit(1)
+
+
+def _echo_mapping(data: dict[str, Any], indent: int = 0) -> None:
+    pad = "  " * indent
+    for key, value in data.items():
+        if isinstance(value, dict):
+            typer.echo(f"{pad}{key}:")
+            _echo_mapping(value, indent + 1)
+        elif isinstance(value, list):
+            typer.echo(f"{pad}{key}: {', '.join(str(v) for v in value)}")
+        else:
+            typer.echo(f"{pad}{key}: {value}")
+
+
+@model_app.command("info")
+def model_info(
+    model: Annotated[Path, typer.Argument(help="model file (tollguard train)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the metadata as JSON")] = False,
+) -> None:
+    """Print a model's metadata: features, training period, library versions, score distribution."""
+    info = _load_model(model, None).info()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        _echo_mapping(info)
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    model: Annotated[Path, typer.Argument(help="model file (tollguard train)")],
+    files: Annotated[list[Path], typer.Argument(help="labelled CDR files (tollguard simulate), in order")],
+    labels: Annotated[Path, typer.Option(help="labels file of the episodes (tollguard simulate --labels)")],
+    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
+    rules: Annotated[Path | None, typer.Option(help="rules file (thresholds: detectors.anomaly)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Recall per episode kind and false-alert rate on benign traffic of labelled simulated CDRs."""
+    if fmt not in FORMATS:
+        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    missing = [str(p) for p in [*files, labels] if not p.is_file()]
+    if missing:
+        raise _usage(f"no such file: {', '.join(missing)}")
+    try:
+        ruleset = load_rules(rules)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    loaded = _load_model(model, ruleset)
+    from models.train import evaluate, read_labels
+
+    report = evaluate(loaded, list(files), read_labels(labels), ruleset, fmt)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    th = report["thresholds"]
+    typer.echo(
+        f"model {report['model_id']}  warn_score {th['warn_score']}  critical_score {th['critical_score']}  "
+        f"(higher = more suspicious)  windows {report['windows']}"
+    )
+    typer.echo(f"{'episode kind':<22}{'episodes':>9}{'flagged':>9}{'recall':>8}{'suspended':>11}  max score")
+    for kind, row in report["per_kind"].items():
+        typer.echo(
+            f"{kind:<22}{row['episodes']:>9}{row['flagged']:>9}{row['recall']:>8.2f}{row['suspended']:>11}  "
+            f"{', '.join(f'{s:.3f}' for s in row['max_scores'])}"
+        )
+    for title, key in (("benign customers", "benign"), ("episode customers, other windows",
+                                                         "episode_customers_outside_episodes")):
+        row = report[key]
+        typer.echo(
+            f"{title}: {row['windows']} windows of {row['customers']} customer(s); false-alert rate "
+            f"{row['false_alert_rate']:.4f} ({row['flagged_windows']} windows), false-suspension rate "
+            f"{row['false_suspension_rate']:.4f}; suspended: "
+            f"{', '.join(row['customers_suspended']) or 'none'}; max score {row['max_score']:.3f}"
+        )
 
 
 @rules_app.command("check")

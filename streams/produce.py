@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -41,23 +41,40 @@ def bootstrap_of(broker: str) -> str:
     return ",".join(part.split("://", 1)[-1] for part in broker.split(","))
 
 
-def ensure_topics(broker: str, topics: dict[str, int]) -> None:
+def ensure_topics(
+    broker: str, topics: dict[str, int], configs: dict[str, dict[str, str]] | None = None
+) -> None:
     """Create the topics that do not exist yet (name → partitions), replication factor 1.
+
+    ``configs`` gives topic configs by name (e.g. ``{"cleanup.policy": "compact"}``).
+    Returns once the broker lists every topic, so a consumer that starts next sees them.
 
     Raises
     ------
     kafka.errors.KafkaError
         When the broker cannot be reached.
+    TimeoutError
+        When created topics are still not listed after 30 s.
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_of(broker), client_id="tollguard-admin")
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+        new = [
+            NewTopic(name, n, 1, topic_configs=(configs or {}).get(name) or None)
+            for name, n in topics.items()
+            if name not in existing
+        ]
         if new:
             try:
                 admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
+            deadline = time.monotonic() + 30
+            while not set(topics) <= set(admin.list_topics()):
+                if time.monotonic() > deadline:
+                    missing = sorted(set(topics) - set(admin.list_topics()))
+                    raise TimeoutError(f"topics not listed 30 s after creation: {missing}")
+                time.sleep(0.1)
     finally:
         admin.close()
 
@@ -71,7 +88,7 @@ class _PhysicalLines:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.handle = None
+        self.handle: IO[bytes] | None = None
         self.lineno = 0
 
     def get(self, n: int) -> bytes:

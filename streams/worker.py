@@ -13,16 +13,35 @@ from tollguard.rules import Rules
 PUBLIC_TOPICS = ("cdrs", "verifications", "cdrs-dead-letter", *TOPIC_OF_TYPE.values())
 
 
-def declare_topics(settings: StreamSettings) -> None:
-    """Create the public topics that do not exist yet.
+def declare_topics(settings: StreamSettings, app: Any = None) -> None:
+    """Create the public topics, and the internal ones of ``app``, that do not exist yet.
 
     Faust only creates its internal topics, and ignores a source topic that does not
-    exist when it starts (until the next metadata refresh, minutes later).
+    exist when it starts (until the next metadata refresh, minutes later). It creates
+    its internal topics (the repartition topic, table changelogs) only milliseconds
+    before its consumer subscribes, so the consumer may not see them yet: "Ignoring
+    missing topic", and the agent on that topic gets no partition. So create them first.
     """
-    ensure_topics(settings.broker, {topic_name(settings, t): settings.partitions for t in PUBLIC_TOPICS})
+    topics = {topic_name(settings, t): settings.partitions for t in PUBLIC_TOPICS}
+    configs: dict[str, dict[str, str]] = {}
+    if app is not None:
+        for agent in app.agents.values():
+            channel = agent.channel
+            if getattr(channel, "internal", False):
+                for name in channel.topics:
+                    topics[name] = channel.partitions or settings.partitions
+        for table in app.tables.values():
+            changelog = table.changelog_topic
+            name = changelog.get_topic_name()
+            topics[name] = changelog.partitions or settings.partitions
+            flags = (("compact", changelog.compacting), ("delete", changelog.deleting))
+            policy = [p for p, on in flags if on]
+            if policy:
+                configs[name] = {"cleanup.policy": ",".join(policy)}
+    ensure_topics(settings.broker, topics, configs)
 
 
-def run_worker(rules: Rules, loglevel: str = "warn", **options: Any) -> None:
+def run_worker(rules: Rules, loglevel: str = "warn", model: Any = None, **options: Any) -> None:
     """Run the streaming job in this process until SIGINT/SIGTERM.
 
     Parameters
@@ -31,13 +50,15 @@ def run_worker(rules: Rules, loglevel: str = "warn", **options: Any) -> None:
         Validated rules.
     loglevel : str
         ``debug``, ``info``, ``warn`` or ``error``.
+    model : models.model.AnomalyModel, optional
+        Trained anomaly model (``tollguard worker --model``), passed to the engine.
     **options
         :class:`StreamSettings` fields (None = environment or default).
     """
     import faust
 
     settings = StreamSettings.from_env(**options)
-    declare_topics(settings)
-    app = create_app(settings, rules)
+    app = create_app(settings, rules, model=model)
+    declare_topics(settings, app)
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

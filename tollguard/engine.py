@@ -129,6 +129,9 @@ class Engine:
         Defaults to every registered detector (``detectors.ALL_DETECTORS``).
     clock : callable, optional
         Wall clock for ``emitted_at`` only (decisions never read it).
+    model : models.model.AnomalyModel, optional
+        Trained anomaly model, given to the registered detectors that use one (``anomaly``);
+        without it they emit nothing.
     """
 
     def __init__(
@@ -136,10 +139,14 @@ class Engine:
         rules: Rules,
         detectors: Iterable[Detector] | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        model: Any = None,
     ) -> None:
         self.rules = rules
         self.detectors: list[Detector] = (
-            list(detectors) if detectors is not None else [cls() for cls in ALL_DETECTORS]
+            list(detectors)
+            if detectors is not None
+            else [cls(model) if getattr(cls, "uses_model", False) else cls()  # type: ignore[call-arg]
+                  for cls in ALL_DETECTORS]
         )
         self.clock = clock
         self._contexts: dict[str, CustomerContext] = {}
@@ -197,6 +204,9 @@ class Engine:
         if not state.pending and state.max_end_s == float("-inf"):
             return []
         ctx = self.context(state.customer_id)
+        if len(state.detectors) < len(self.detectors):  # a state stored before a detector was added
+            for det in self.detectors:
+                state.detectors.setdefault(det.name, det.initial_state())
         decisions: list[tuple[Detector, Decision]] = []
         heap, pending = state.heap, state.pending
         while heap and heap[0][0] <= watermark_s:

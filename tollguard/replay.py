@@ -85,6 +85,8 @@ class Replay:
     engine : Engine, optional
     on_event : callable, optional
         Called with each event as it is written (the CLI shows them).
+    model : models.model.AnomalyModel, optional
+        Trained anomaly model for the default engine (``tollguard replay --model``).
     """
 
     def __init__(
@@ -94,9 +96,10 @@ class Replay:
         rejects: IO[str],
         engine: Engine | None = None,
         on_event: Callable[[Event], None] | None = None,
+        model: Any = None,
     ) -> None:
         self.rules = rules
-        self.engine = engine or Engine(rules)
+        self.engine = engine or Engine(rules, model=model)
         self.out = out
         self.rejects = rejects
         self.on_event = on_event
