@@ -147,13 +147,21 @@ def test_cleared_verdict_reactivates_and_resets_the_scope():
 
 
 def test_confirmed_verdict_recommends_termination():
+    from datetime import timedelta
+
+    import pytest
+
+    from tollguard.errors import VerdictError
     from tollguard.events import Verdict
     from tollguard.testing import BASE_TIME
 
     eng = Engine(Rules(version="t"), [OrderProbe()])
     state, (susp,) = _suspended(eng, _premium_calls())
+    with pytest.raises(VerdictError, match="is before suspension"):
+        eng.apply_verdict(state, Verdict(suspension_event_id=susp.event_id, verdict="confirmed",
+                                         by="fraud-luca", at=BASE_TIME))
     (term,) = eng.apply_verdict(state, Verdict(suspension_event_id=susp.event_id, verdict="confirmed",
-                                               by="fraud-luca", at=BASE_TIME))
+                                               by="fraud-luca", at=BASE_TIME + timedelta(hours=1)))
     assert term.type is EventType.SUSPENSION and term.termination_recommended is True
     assert term.clause == "13.1" and term.suspension_event_id == susp.event_id
     assert term.event_id != susp.event_id

@@ -213,3 +213,22 @@ def test_replay_with_verdicts_reactivates(tmp_path, day):
     assert (summary.verdicts_applied, summary.verdicts_refused) == (1, 1)
     assert "unknown suspension no-such-id" in rejects[0]["reason"]
     assert summary.rejected == 0
+
+
+def test_the_template_customers_example_is_valid():
+    from tollguard.rules import parse_rules
+    from tollguard.rules_template import render_rules_yaml
+
+    text = render_rules_yaml()
+    lines = text.splitlines()
+    start = lines.index("#   cust-042:")
+    example = []
+    for line in lines[start:]:
+        if not line.startswith("#  "):
+            break
+        example.append(line[1:].split("  # ")[0].rstrip())
+    rules = parse_rules("customers:\n" + "\n".join(example) + "\n", "example")
+    ctx = rules.context("cust-042")
+    assert ctx.capacity_of("+390280001000") == 60 and ctx.link_kbps == 4000
+    assert ctx.params["autodialer"].enabled is False
+    assert ctx.params["arbitrage"].reward_min_calls == 60

@@ -6,11 +6,21 @@ Every adapter (Asterisk, FreeSWITCH, canonical JSON lines) produces one
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+#: No CDR starts before this (a 1970 / 0001 timestamp is a broken clock or a parse error).
+EARLIEST_CDR = datetime(2000, 1, 1, tzinfo=UTC)
+#: How far in the future (wall clock) a CDR's end may be: switch clocks drift, a year-9999 does not.
+MAX_CLOCK_SKEW_S = 86_400
+#: Longest call accepted, start to end: 7 days (switches cap calls far below; longer is corrupt).
+MAX_CALL_S = 7 * 86_400
+#: Slack between duration / billsec and end - start: exports with minute-resolution times round.
+DURATION_TOLERANCE_S = 60
 
 
 class Direction(StrEnum):
@@ -42,10 +52,14 @@ class CallDetailRecord(BaseModel):
     ------
     pydantic.ValidationError
         On a naive or unparsable timestamp, ``end`` before ``start``, ``answer``
-        outside ``[start, end]``, or a negative duration.
+        outside ``[start, end]``, a negative, NaN or infinite number, a time before
+        :data:`EARLIEST_CDR` or more than :data:`MAX_CLOCK_SKEW_S` in the future, a
+        call longer than :data:`MAX_CALL_S`, or ``duration_s`` / ``billsec_s`` longer
+        than the call's own span (plus :data:`DURATION_TOLERANCE_S`). One absurd CDR
+        must not move a customer's event-time clock or fake minutes.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
     call_id: str = Field(min_length=1, description="unique per call (Asterisk linkedid/uniqueid, FreeSWITCH uuid)")
     customer_id: str = Field(min_length=1, description="tenant / PBX / account (Asterisk accountcode)")
@@ -90,6 +104,18 @@ class CallDetailRecord(BaseModel):
             raise ValueError(f"end {self.end.isoformat()} is before start {self.start.isoformat()}")
         if self.answer is not None and not (self.start <= self.answer <= self.end):
             raise ValueError(f"answer {self.answer.isoformat()} is outside [start, end]")
+        if self.start < EARLIEST_CDR:
+            raise ValueError(f"start {self.start.isoformat()} is before {EARLIEST_CDR.year}: not a real call time")
+        latest = datetime.now(UTC) + timedelta(seconds=MAX_CLOCK_SKEW_S)
+        if self.end > latest:
+            raise ValueError(f"end {self.end.isoformat()} is in the future (more than a day after now)")
+        span_s = (self.end - self.start).total_seconds()
+        if span_s > MAX_CALL_S:
+            raise ValueError(f"call lasts {span_s:.0f} s from start to end, more than {MAX_CALL_S} s")
+        for name in ("duration_s", "billsec_s"):
+            value = getattr(self, name)
+            if value > span_s + DURATION_TOLERANCE_S:
+                raise ValueError(f"{name} {value:g} s is longer than the call's start-to-end span of {span_s:.0f} s")
         return self
 
     @property

@@ -331,7 +331,11 @@ class Engine:
         )
         if key is None or entry is None:
             raise VerdictError(f"unknown suspension {sid} for customer {state.customer_id}")
-        ctx = self.context(state.customer_id)
+        if verdict.at.timestamp() < entry["first_s"]:
+            raise VerdictError(
+                f"verdict at {verdict.at.isoformat()} is before suspension {sid} it judges "
+                f"(suspended at {iso(entry['first_s'])})"
+            )
         det = next(d for d in self.detectors if d.name == entry["detector"])
         scope = Scope(kind=entry["scope_kind"], value=entry["scope_value"])
         at = verdict.at

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 #: Namespace of the deterministic UUIDv5 event ids. Never change it: consumers de-duplicate on event_id.
 EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-7d3b-5c8e-9a10-2b4c6d8e0f12")
@@ -111,6 +111,13 @@ class Verdict(BaseModel):
     by: str = Field(min_length=1)
     at: AwareDatetime
     note: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _not_future(cls, at: datetime) -> datetime:
+        if at > datetime.now(UTC) + timedelta(days=1):
+            raise ValueError(f"verdict time {at.isoformat()} is in the future")
+        return at
 
 
 def event_id_for(*parts: str) -> str:

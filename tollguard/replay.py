@@ -105,7 +105,7 @@ class Replay:
         self.on_event = on_event
         self.states: dict[str, CustomerState] = {}
         self.summary = ReplaySummary()
-        self.verdicts: list[Verdict] = []
+        self.verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line), by verdict time
         self._suspended_by: dict[str, str] = {}  # suspension event id -> customer id
         self._event_time_s = float("-inf")
 
@@ -121,17 +121,17 @@ class Replay:
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
                 try:
-                    self.verdicts.append(Verdict.model_validate_json(line))
+                    self.verdicts.append((Verdict.model_validate_json(line), str(path), number))
                 except ValidationError as exc:
                     first = exc.errors()[0]
                     where = ".".join(str(p) for p in first["loc"])
                     self._reject(str(path), number, line.rstrip("\n"), f"bad verdict: {where}: {first['msg']}", cdr=False)
                     self.summary.verdicts_refused += 1
-        self.verdicts.sort(key=lambda v: v.at)
+        self.verdicts.sort(key=lambda item: item[0].at)
 
     def _apply_due_verdicts(self, final: bool = False) -> None:
         while self.verdicts:
-            verdict = self.verdicts[0]
+            verdict, source, line = self.verdicts[0]
             customer = self._suspended_by.get(verdict.suspension_event_id)
             if not final and (verdict.at.timestamp() > self._event_time_s or customer is None):
                 return
@@ -142,7 +142,7 @@ class Replay:
                 events = self.engine.apply_verdict(self.states[customer], verdict)
             except VerdictError as exc:
                 self.summary.verdicts_refused += 1
-                self._reject("verdicts", 0, verdict.model_dump_json(), f"verdict refused: {exc}", cdr=False)
+                self._reject(source, line, verdict.model_dump_json(), f"verdict refused: {exc}", cdr=False)
                 continue
             self.summary.verdicts_applied += 1
             self._emit(events)

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -86,11 +87,26 @@ class AllowRules(_Strict):
         return names
 
 
+def check_region(region: str | None) -> str | None:
+    """An ISO 3166 region libphonenumber knows (``"IT"``), or None.
+
+    Raises
+    ------
+    ValueError
+        For an unknown region such as ``"XX"``: numbers would be normalised wrongly.
+    """
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region!r} is not a region libphonenumber knows (ISO 3166 alpha-2, upper case, e.g. IT)")
+    return region
+
+
 class CustomerRules(_Strict):
     """One customer's section: country, DIDs, capacity, link, allowlists, threshold overrides."""
 
+    _region = field_validator("country")(classmethod(lambda cls, v: check_region(v)))
+
     name: str | None = None
-    country: str | None = Field(None, min_length=2, max_length=2, description="ISO 3166 region, e.g. IT")
+    country: str | None = Field(None, description="ISO 3166 region of the customer's numbering plan, e.g. IT")
     dids: dict[str, DidRules] = Field(default_factory=dict)
     link_kbps: float | None = Field(None, gt=0, description="declared access-link bandwidth, kbit/s (clause 3.1)")
     allow: AllowRules = AllowRules()
@@ -108,7 +124,6 @@ class Rules(_Strict):
     """A whole rules file. Build it with :func:`load_rules`; ``version`` is set from the file hash."""
 
     version: str = "unversioned"
-    default_country: str = Field("IT", min_length=2, max_length=2)
     ingest: IngestSettings = IngestSettings()
     engine: EngineSettings = EngineSettings()
     cos: CosRules = CosRules()
@@ -138,7 +153,7 @@ class Rules(_Strict):
     def country_of(self, customer_id: str) -> str:
         """ISO region used to normalise a customer's numbers."""
         cust = self.customers.get(customer_id)
-        return (cust.country if cust and cust.country else None) or self.default_country
+        return (cust.country if cust and cust.country else None) or self.ingest.default_country
 
     def context(self, customer_id: str) -> CustomerContext:
         """The customer's effective thresholds (overrides and allowlists applied).
@@ -206,6 +221,7 @@ def parse_rules(text: str, path: str = "<rules>") -> Rules:
         raise RulesError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "", mark.line + 1 if mark else None, path)
     if not isinstance(data, dict):
         raise RulesError("the rules file must be a YAML mapping", "", 1, path)
+    _check_overrides(data, root, path)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     data["version"] = f"{data.get('version', 'unversioned')}+{digest}"
     try:
@@ -217,6 +233,34 @@ def parse_rules(text: str, path: str = "<rules>") -> Rules:
         got = err.get("input")
         got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
         raise RulesError(f"{err['msg']}{got_text}", field, _node_line(root, loc), path) from None
+
+
+def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) -> None:
+    """Validate ``customers.*.overrides`` against each detector's thresholds, with line and full field."""
+    models = {d.name: d.params_model for d in ALL_DETECTORS}
+    customers = data.get("customers")
+    if not isinstance(customers, dict):
+        return
+    for cid, cust in customers.items():
+        overrides = cust.get("overrides") if isinstance(cust, dict) else None
+        if not isinstance(overrides, dict):
+            continue
+        for det, values in overrides.items():
+            loc: tuple[Any, ...] = ("customers", cid, "overrides", det)
+            if det not in models:
+                raise RulesError(f"unknown detector {det!r}; known: {', '.join(sorted(models))}",
+                                 ".".join(map(str, loc)), _node_line(root, loc), path)
+            if not isinstance(values, dict):
+                raise RulesError("must be a mapping of thresholds", ".".join(map(str, loc)), _node_line(root, loc), path)
+            try:
+                models[det].model_validate({**models[det]().model_dump(), **values})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                full = loc + tuple(err["loc"])
+                got = err.get("input")
+                got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+                raise RulesError(f"{err['msg']}{got_text}", ".".join(map(str, full)), _node_line(root, full),
+                                 path) from None
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
