@@ -109,7 +109,7 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
         for ev in shown:
             style = "red" if ev.cos == "critical" else "yellow" if ev.type == "alert" else "cyan"
             err.print(
-                f"[{style}]{ev.occurred_at:%Y-%m-%d %H:%M:%S}  {ev.type}  {ev.detector}  {ev.customer_id}  "
+                f"[{style}]{ev.occurred_at:%Y-%m-%d %H:%M:%S} UTC  {ev.type}  {ev.detector}  {ev.customer_id}  "
                 f"{ev.scope.kind}:{ev.scope.value}[/{style}]",
                 highlight=False,
             )

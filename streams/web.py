@@ -6,7 +6,7 @@ of the partitions it holds; with several workers, each page shows its share.
 Endpoints
 ---------
 ``GET /noc/``               the page (active suspensions with clear / confirm, recent events, DID concurrency)
-``GET /api/suspensions``    active suspensions with their latest evidence
+``GET /api/suspensions``    suspensions in force (active, or confirmed: termination recommended) with their evidence
 ``GET /api/events``         recent events emitted by this worker (newest first)
 ``GET /api/concurrency``    per DID: peak of the retained calls, capacity
 ``POST /api/verdicts``      ``{"suspension_event_id", "verdict", "by", "note"?}`` → ``verifications`` topic
@@ -104,7 +104,8 @@ def register_views(
                         "customer_id": state.customer_id,
                         "did": did,
                         "peak": peak_of(entry["calls"]),
-                        "capacity": max(ctx.capacity_of(did), entry.get("cap") or 0),
+                        "capacity": ctx.capacity_of(did),
+                        "proposed_capacity": entry.get("cap"),
                         "calls": len(entry["calls"]),
                     })
             rows.sort(key=lambda r: (-r["peak"], r["did"]))
@@ -115,10 +116,14 @@ def register_views(
         async def post(self, request: Request) -> Response:
             try:
                 body = await request.json()
+                if not isinstance(body, dict):
+                    raise ValueError("the body must be a JSON object")
                 verdict = Verdict.model_validate({"at": datetime.now(UTC).isoformat(), **body})
             except (ValueError, ValidationError) as exc:
                 return json_response(self, {"error": f"bad verdict: {exc}"}, status=400)
-            known = {e["event_id"] for s in local_states() for e in engine.active_suspensions(s)}
+            known = {
+                e["event_id"] for s in local_states() for e in engine.active_suspensions(s) if e["status"] == "active"
+            }
             if verdict.suspension_event_id not in known:
                 return json_response(
                     self, {"error": f"no active suspension {verdict.suspension_event_id} on this worker"}, status=404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from tollguard.rules import Rules, parse_rules
 from tollguard.testing import make_cdr
 
 REPO = Path(__file__).resolve().parents[1]
-#: Real CDR excerpts shipped beside the repository (../shared/data/cdr-samples); tests skip when absent.
-SAMPLES = REPO.parent / "shared" / "data" / "cdr-samples"
+#: Real CDR excerpts beside the repository (../shared/data/cdr-samples, or $TOLLGUARD_SAMPLES); tests skip when absent.
+SAMPLES = Path(os.environ.get("TOLLGUARD_SAMPLES") or REPO.parent / "shared" / "data" / "cdr-samples")
 
 
 @pytest.fixture

@@ -165,6 +165,7 @@ def test_confirmed_verdict_recommends_termination():
     assert term.type is EventType.SUSPENSION and term.termination_recommended is True
     assert term.clause == "13.1" and term.suspension_event_id == susp.event_id
     assert term.event_id != susp.event_id
+    assert [o["status"] for o in eng.active_suspensions(state)] == ["confirmed"]
     # still suspended: new evidence does not open a new suspension
     more = [e for c in _premium_calls("q", 7200) for e in eng.ingest(state, c).events] + eng.flush(state)
     assert more == []

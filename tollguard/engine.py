@@ -400,9 +400,13 @@ class Engine:
         ]
 
     def active_suspensions(self, state: CustomerState) -> list[dict[str, Any]]:
-        """The customer's suspensions that no verdict has closed, with their latest evidence."""
+        """The customer's suspensions in force, with their latest evidence.
+
+        ``status`` is ``active`` (awaiting a verdict) or ``confirmed`` (fraud confirmed,
+        termination recommended: the service stays suspended).
+        """
         return [dict(o, customer_id=state.customer_id) for o in state.open.values()
-                if o["type"] == EventType.SUSPENSION and o["status"] == "active"]
+                if o["type"] == EventType.SUSPENSION]
 
     def _event(self, det: Detector, dec: Decision, ctx: CustomerContext) -> Event:
         cos_rules = self.rules.cos
