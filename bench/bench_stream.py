@@ -91,7 +91,8 @@ def _records(n: int, seed: int) -> list:
     """``n`` simulated CDRs in arrival order: "all" scenario, n/1000 customers, days as needed."""
     customers, minutes = max(10, n // 1000), 2880
     while True:
-        records = list(islice(run_scenario("all", customers=customers, minutes=minutes, seed=seed).records(), n))
+        sim = run_scenario("all", customers=customers, minutes=minutes, seed=seed)
+        records = list(islice(sim.records(), n))
         if len(records) >= n:
             return records
         minutes *= 2
@@ -176,6 +177,19 @@ def edge_timestamps(bootstrap: str, topics: list[str]) -> tuple[float | None, fl
     return lo, hi
 
 
+def record_count(bootstrap: str, topic: str) -> int:
+    """Records on ``topic`` (end minus beginning offsets)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        return sum(ends[tp] - begins[tp] for tp in tps)
+    finally:
+        consumer.close()
+
+
 async def _bare_consume(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     from aiokafka import AIOKafkaConsumer
 
@@ -225,7 +239,7 @@ def profile_summary(raw: Path, top: int = 18) -> str:
             "_run_module", "_run_code", "main (", "__call__", "invoke", "Worker.execute", "run_worker",
             "worker (streams/cli", "wrapper", "_main (", "Thread.run", "WorkerThread", "_start_thread",
             "Agent._execute_actor", "_execute_task")
-    lines = [f"py-spy: {total} samples (all threads)", "  inclusive:"]
+    lines = [f"py-spy --gil: {total} samples (the thread holding the GIL)", "  inclusive:"]
     lines += [f"  {100 * v / total:5.1f}%  {k}" for k, v in incl.most_common(200)
               if not any(s in k for s in skip)][:top]
     lines.append("  self:")
@@ -261,7 +275,7 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
                 print("--profile: py-spy not found, skipping the profile", file=sys.stderr)
             else:
                 spy = subprocess.Popen(  # noqa: S603
-                    ["py-spy", "record", "-p", str(worker.proc.pid), "-f", "raw", "-r", "100", "-o",
+                    ["py-spy", "record", "--gil", "-p", str(worker.proc.pid), "-f", "raw", "-r", "100", "-o",
                      str(work / "worker-profile.txt")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
@@ -275,6 +289,7 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
     outputs = [f"{app_id}-customer-state-changelog", f"{prefix}cdrs-dead-letter", f"{prefix}suspensions",
                f"{prefix}alerts", f"{prefix}capacity-increases", f"{prefix}compliance-notices"]
     _, last = edge_timestamps(bootstrap, outputs)
+    writes = record_count(bootstrap, f"{app_id}-customer-state-changelog")
     assert first is not None and last is not None and parsed_last is not None
     result: dict[str, float | str] = {
         "cdrs": n,
@@ -285,6 +300,7 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
         "worker_s": last - first,
         "worker_rate": n / (last - first),
         "parse_rate": n / max(parsed_last - first, 1e-9),
+        "writes_per_cdr": writes / n,
     }
     if spy is not None and (work / "worker-profile.txt").exists():
         result["profile"] = profile_summary(work / "worker-profile.txt")
@@ -300,6 +316,7 @@ def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: P
     prefix, app_id = unique_names("bench-lat")
     worker = WorkerProcess(bootstrap, prefix, app_id, work / "worker-lat")
     received: dict[str, float] = {}
+    stamped: dict[str, float] = {}  # CreateTime of the dead letter (the worker's send time)
     stop = threading.Event()
     dead = f"{prefix}cdrs-dead-letter"
 
@@ -316,7 +333,9 @@ def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: P
                     for r in recs:
                         raw = json.loads(r.value).get("raw", "")
                         if '"call_id":"probe-' in raw:
-                            received[json.loads(raw)["call_id"]] = now
+                            call_id = json.loads(raw)["call_id"]
+                            received[call_id] = now
+                            stamped[call_id] = r.timestamp / 1000
         finally:
             consumer.close()
 
@@ -339,6 +358,11 @@ def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: P
         while len(received) < n_probes and time.monotonic() < deadline:
             time.sleep(0.2)
         lag = sum(group_lag(bootstrap, app_id, [f"{prefix}cdrs"]).values())
+        if os.environ.get("BENCH_DEBUG"):
+            Path(os.environ["BENCH_DEBUG"]).write_text(worker.log())
+            for line in worker.log().splitlines():
+                if "WARN" in line or "ERROR" in line:
+                    print("  worker:", line[:200], file=sys.stderr)
 
     # the probes' send times: CreateTime of their records on cdrs
     sent: dict[str, float] = {}
@@ -361,7 +385,14 @@ def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: P
                             sent[call_id] = ts
     finally:
         consumer.close()
-    lat = sorted(received[c] - sent[c] for c in sent if c in received)
+    timeline = sorted((sent[c], received[c] - sent[c], c) for c in sent if c in received)
+    if os.environ.get("BENCH_DEBUG"):
+        for i in range(0, len(timeline), max(1, len(timeline) // 20)):
+            t0, c = timeline[0][0], timeline[i]
+            worker_ms = 1000 * (stamped[c[2]] - sent[c[2]])
+            print(f"  t+{c[0] - t0:6.1f}s latency {1000 * c[1]:7.0f} ms (worker send {worker_ms:7.0f} ms)",
+                  file=sys.stderr)
+    lat = sorted(x for _, x, _ in timeline)
     if not lat:
         raise RuntimeError("no probe came back")
 
@@ -420,7 +451,8 @@ def main() -> int:
                 ("worker ready after", f"{tp['worker_ready_s']:.1f} s"),
                 ("worker: parse agent", f"{tp['parse_rate']:,.0f} CDRs/s"),
                 ("worker: end to end", f"{tp['worker_rate']:,.0f} CDRs/s ({tp['worker_s']:.1f} s)"),
-                ("worker / bare consumer", f"{float(tp['worker_rate']) / float(tp['bare_rate']):.2f}"),
+                ("worker / bare consumer", f"{float(tp['worker_rate']) / float(tp['bare_rate']):.3f}"),
+                ("state-table writes per CDR", f"{tp['writes_per_cdr']:.3f}"),
             ]
         if not args.skip_latency:
             lat = run_latency(bootstrap, args.rate, args.seconds, args.probe_every, work)

@@ -50,10 +50,10 @@ log = logging.getLogger("tollguard.worker")
 #: Events kept for the NOC page.
 RECENT_EVENTS = 200
 
-#: The detect agent takes up to this many records at a time, or what came within DETECT_WITHIN
-#: seconds, and writes each customer's state once per batch.
+#: The detect agent writes the customers' states it changed (and acks the records) at a
+#: checkpoint every DETECT_BATCH records or DETECT_CHECKPOINT_S seconds, not once per record.
 DETECT_BATCH = 500
-DETECT_WITHIN = 0.1
+DETECT_CHECKPOINT_S = 0.5
 
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
@@ -161,7 +161,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any 
         key_type=bytes,
         value_type=bytes,
         # Changelog partition from the key (murmur2, as parse's keyed sends to cdrs-by-customer),
-        # not from the current event: detect writes a batch's states after the batch.
+        # not from the current event: detect writes states at checkpoints (see checkpoint()).
         use_partitioner=True,
     )
     engine = Engine(rules, model=model)
@@ -259,43 +259,72 @@ def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any 
             await emit(engine.flush(state))
             states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
 
+    pending: list[Any] = []  # records detect has processed, acked at the next checkpoint
+    dirty: dict[str, CustomerState] = {}  # states changed since the last checkpoint
+    acker: list[Any] = []  # detect's stream, through which those records are acked
+
+    async def checkpoint() -> None:
+        """Write the states changed since the last checkpoint, then ack the records they include.
+
+        Faust commits only acked offsets, and flushes the producer (so the changelog) first:
+        a committed offset never runs ahead of the stored state, as with one write per record.
+        """
+        for customer_id, state in dirty.items():
+            states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
+        dirty.clear()
+        done, pending[:] = pending[:], []
+        if acker:
+            for event in done:
+                await acker[0].ack(event)
+
     @app.agent(by_customer, name="detect")
     async def detect(stream: faust.StreamT) -> None:
         """Canonical records of the customers of this worker's partitions → events.
 
-        Records come in batches (up to DETECT_BATCH, or what arrived within DETECT_WITHIN s) and
-        each customer's state is written to the table once per batch, not once per CDR: a state
-        is the whole customer (tens of KB of JSON), and writing it to the changelog for every CDR
-        was most of the worker's time. A batch's offsets are acked only after its writes, and
-        Faust flushes the producer before it commits offsets, so state and offsets stay in step.
+        Events are emitted as each record is processed, but a customer's state (the whole
+        customer, tens of KB of JSON) is written to the table at checkpoints, every
+        DETECT_BATCH records or DETECT_CHECKPOINT_S seconds, not once per record: that write
+        was most of the worker's time. Records are acked only at the checkpoint that wrote
+        their effect, so a restart resumes from a state that matches the committed offsets.
         """
-        async for batch in stream.take_events(DETECT_BATCH, within=DETECT_WITHIN):
-            dirty: dict[str, CustomerState] = {}
-            for event in batch:
-                value: bytes = event.value
-                if value.startswith(CONTROL_PREFIX):
-                    await on_control(orjson.loads(value), event.message.partition)
-                    continue
-                record = CallDetailRecord.model_validate_json(value)
-                state = state_of(record.customer_id)
-                result = engine.ingest(state, record)
-                if result.status == "late":
-                    await dead(value, result.reason or "late", f"{event.message.topic}[{event.message.partition}]",
-                               event.message.offset)
-                    continue
-                if result.events:
-                    await emit(result.events)
-                if result.status != "duplicate":
-                    dirty[record.customer_id] = state
-                metrics.cdrs.inc()
-                if event.message.timestamp:
-                    metrics.latency.observe(max(0.0, time.time() - event.message.timestamp))
-            for customer_id, state in dirty.items():
-                states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
+        manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
+        acker[:] = [manual]
+        async for event in manual.events():
+            value: bytes = event.value
+            if value.startswith(CONTROL_PREFIX):
+                await on_control(orjson.loads(value), event.message.partition)
+                pending.append(event)
+                continue
+            record = CallDetailRecord.model_validate_json(value)
+            state = state_of(record.customer_id)
+            result = engine.ingest(state, record)
+            if result.status == "late":
+                await dead(value, result.reason or "late", f"{event.message.topic}[{event.message.partition}]",
+                           event.message.offset)
+                pending.append(event)
+                continue
+            if result.events:
+                await emit(result.events)
+            if result.status != "duplicate":
+                dirty[record.customer_id] = state
+            pending.append(event)
+            if len(pending) >= DETECT_BATCH:
+                await checkpoint()
+            metrics.cdrs.inc()
+            if event.message.timestamp:
+                metrics.latency.observe(max(0.0, time.time() - event.message.timestamp))
+
+    @app.timer(DETECT_CHECKPOINT_S)
+    async def _checkpoint() -> None:
+        if pending or dirty:
+            await checkpoint()
 
     @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
     async def _forget_cache(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Unacked records are delivered again from the committed offsets, on the stored state.
         cache.clear()
+        dirty.clear()
+        pending.clear()
 
     return app
 

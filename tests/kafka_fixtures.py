@@ -100,7 +100,10 @@ def _local_broker_problem() -> str | None:
         return "no Kafka broker: KAFKA_BOOTSTRAP_SERVERS unset, no Docker engine, and no java for infra/kafka"
     has_jars = any((KAFKA_INFRA / "lib").glob("kafka_2.13-*.jar"))
     if not has_jars and shutil.which("mvn") is None:
-        return "no Kafka broker: KAFKA_BOOTSTRAP_SERVERS unset, no Docker engine, no Kafka jars and no mvn to fetch them"
+        return (
+            "no Kafka broker: KAFKA_BOOTSTRAP_SERVERS unset, no Docker engine, "
+            "no Kafka jars and no mvn to fetch them"
+        )
     return None
 
 
@@ -170,7 +173,8 @@ def run_cli(args: Iterable[str], bootstrap: str = "", timeout: float = 300, ok: 
         argv, cwd=REPO, env=cli_env(bootstrap), capture_output=True, text=True, timeout=timeout, check=False
     )
     assert proc.returncode in tuple(ok), (
-        f"{' '.join(argv[2:])} exited {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
+        f"{' '.join(argv[2:])} exited {proc.returncode}\n"
+        f"stdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
     )
     return proc.stderr
 

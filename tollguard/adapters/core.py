@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
+import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -42,7 +46,8 @@ class Parsed:
     """The outcome of one CDR line (or one multi-line JSON document) of a file.
 
     Exactly one of: ``record`` set (accepted); ``reason`` set (rejected; ``raw``
-    holds the line for the rejects output); ``skipped`` (blank or ``#`` comment).
+    holds the line for the rejects output); ``skipped`` (blank line, ``#`` comment or
+    CSV header row of column names).
 
     Attributes
     ----------
@@ -55,6 +60,11 @@ class Parsed:
     record : CallDetailRecord or None
     reason : str or None
     skipped : bool
+    exact : bool
+        False when ``raw`` is not the line's text as written, so it cannot be parsed
+        again: undecodable bytes escaped, a line or JSON document over
+        :data:`MAX_DOC_BYTES` cut to a short prefix, or the empty ``raw`` of the reject
+        ending a truncated / corrupt gzip stream. Always rejected.
     """
 
     source: str
@@ -63,6 +73,7 @@ class Parsed:
     record: CallDetailRecord | None
     reason: str | None
     skipped: bool = False
+    exact: bool = True
 
     @property
     def accepted(self) -> bool:
