@@ -93,18 +93,65 @@ def _csv_row(text: str, fmt: str) -> list[str]:
         raise RejectError(f"{fmt}: bad CSV: {exc}") from None
 
 
+def _not_ts(row: list[str], columns: tuple[int, int], names: tuple[str, ...]) -> str:
+    """'column 10 (start) 'xyz' is not a timestamp' for the first of ``columns`` that is not one."""
+    i = next(i for i in columns if not looks_like_ts(row[i]))
+    return f"column {i + 1} ({names[i]}) {row[i][:40]!r} is not a timestamp"
+
+
 def _sniff_row(row: list[str]) -> str:
-    """asterisk-csv or freeswitch-csv from the column count and where the timestamps are."""
+    """asterisk-csv or freeswitch-csv from the column count and where the timestamps are.
+
+    The reject says what did not fit: a column count neither layout writes, or the
+    count of one layout whose timestamp columns hold something else.
+    """
     n = len(row)
-    if n in asterisk.WIDTHS and looks_like_ts(row[9]) and looks_like_ts(row[11]):
-        return asterisk.FMT
-    if n in freeswitch.CSV_WIDTHS and looks_like_ts(row[4]) and looks_like_ts(row[6]):
-        return freeswitch.CSV_FMT
-    raise RejectError(
-        f"auto: unknown layout ({n} CSV columns): neither Asterisk cdr_csv (16, 18 or 21 columns, "
-        f"start/answer/end at columns 10-12) nor FreeSWITCH mod_cdr_csv (15 columns, timestamps at "
-        f"columns 5-7){layout_hint(row)}"
-    )
+    if n in asterisk.WIDTHS:
+        if looks_like_ts(row[9]) and looks_like_ts(row[11]):
+            return asterisk.FMT
+        why = f" like Asterisk cdr_csv, but {_not_ts(row, (9, 11), asterisk.COLUMNS)})"
+    elif n in freeswitch.CSV_WIDTHS:
+        if looks_like_ts(row[4]) and looks_like_ts(row[6]):
+            return freeswitch.CSV_FMT
+        why = f" like FreeSWITCH mod_cdr_csv, but {_not_ts(row, (4, 6), freeswitch.CSV_COLUMNS)})"
+    else:
+        why = (
+            "): Asterisk cdr_csv writes 16, 18 or 21 columns (start/answer/end at columns 10-12), "
+            "FreeSWITCH mod_cdr_csv 13, 15, 17 or 20 (timestamps at columns 5-7)"
+        )
+    raise RejectError(f"auto: unknown layout ({n} CSV columns{why}{layout_hint(row)}")
+
+
+#: Column names of the Asterisk (cdr_csv, cdr_custom / cdr_adaptive_odbc) and FreeSWITCH
+#: (mod_cdr_csv templates, channel variables) layouts, as header rows of exports name them.
+KNOWN_COLUMNS = frozenset(asterisk.COLUMNS) | frozenset(freeswitch.CSV_COLUMNS) | frozenset({
+    "calldate", "answerdate", "enddate", "callerid", "caller_id", "cnum", "cnam", "did",
+    "recordingfile", "outbound_cnum", "outbound_cnam", "dst_cnam",
+    "sip_user_agent", "network_addr", "sip_hangup_disposition", "hangup_cause_q850", "direction",
+    "sip_from_user", "sip_req_user", "sip_call_id", "progress_stamp", "progress_media_stamp",
+    "start_epoch", "answer_epoch", "end_epoch", "start_uepoch", "answer_uepoch", "end_uepoch",
+    "billmsec", "mduration", "progresssec", "answersec", "waitsec", "flow_billsec",
+    "effective_caller_id_name", "effective_caller_id_number", "dialed_number", "last_app",
+    "last_arg", "read_rate", "write_rate", "remote_media_ip", "domain_name", "username",
+})  # fmt: skip
+_HEADER_JUNK = str.maketrans({" ": "_", "-": "_", "$": None, "{": None, "}": None, '"': None, "'": None})
+
+
+def is_header_row(text: str) -> bool:
+    """True for a CSV row of column names (``accountcode,src,dst,...``), quoted or not.
+
+    A row of at least 3 non-empty cells, most of which (more than half) are column
+    names of the Asterisk / FreeSWITCH layouts (:data:`KNOWN_COLUMNS`; case, spaces,
+    dashes and ``${...}`` ignored).
+    """
+    try:
+        row = next(csv.reader((text,), skipinitialspace=True))
+    except (csv.Error, StopIteration):
+        return False
+    cells = [c.strip().lower().translate(_HEADER_JUNK) for c in row if c.strip()]
+    if len(cells) < 3:
+        return False
+    return 2 * sum(c in KNOWN_COLUMNS for c in cells) > len(cells)
 
 
 def _sniff_obj(obj: Any) -> str:
@@ -215,7 +262,8 @@ def parse_line(
         With a one-line ``reason`` (e.g. "asterisk-csv: expected 16, 18 or 21
         columns, got 7", "asterisk-csv: bad timestamp 'xyz' in column end",
         "...: end before start ...", "...: negative duration '-5'",
-        "...: non-numeric billsec 'abc'"); pydantic errors are converted too.
+        "...: non-numeric billsec 'abc'", "CSV header row (column names), not a
+        CDR"); pydantic errors are converted too.
     ValueError
         On an unknown ``fmt`` (a caller error, not a bad line).
     """
@@ -236,7 +284,12 @@ def parse_line(
     if "\x00" in text:
         raise RejectError("NUL byte in line (binary data?)")
     ctx = ctx_for(settings or DEFAULT_SETTINGS)
-    return _parse_text(fmt, text, ctx, country_of or ctx.default_country_of)[1]
+    try:
+        return _parse_text(fmt, text, ctx, country_of or ctx.default_country_of)[1]
+    except RejectError:
+        if stripped[0] != "{" and fmt not in JSON_FORMATS and is_header_row(text):
+            raise RejectError("CSV header row (column names), not a CDR") from None
+        raise
 
 
 def json_depth(text: str) -> int:
@@ -294,7 +347,13 @@ def read_file(
 
     The file is read as bytes, line by line (never loaded whole), and decoded per
     line, so a binary or partly corrupt file yields rejects instead of crashing.
-    Blank lines and ``#`` comments are yielded with ``skipped=True``; an empty file
+    Whatever its name, a gzip file (magic bytes ``1f 8b``, e.g. a rotated
+    ``Master.csv.gz``) is decompressed on the fly; a truncated or corrupt gzip stream
+    keeps the lines read so far and ends with one reject ("truncated gzip stream
+    after line N"). A UTF-16 text (BOM ``FF FE`` or ``FE FF``, Windows exports) is
+    decoded to text; a UTF-8 BOM is dropped.
+    Blank lines, ``#`` comments and CSV header rows (column names, see
+    :func:`is_header_row`) are yielded with ``skipped=True``; an empty file
     yields nothing; a freeswitch-json / jsonl document pretty-printed over several
     lines is one outcome (``line`` = its first line, at most :data:`MAX_DOC_BYTES`).
     With ``fmt="auto"`` the first CDR line whose layout is recognised fixes the
@@ -332,12 +391,76 @@ def _read_path(
         yield from _read(fh, os.fspath(path), fmt, settings, country_of)
 
 
-def _decode(b: bytes) -> tuple[str, str | None]:
+GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+#: Errors of a damaged gzip stream (truncated: EOFError; bad CRC, trailing garbage, bad data).
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+class _Utf16ToUtf8(io.RawIOBase):
+    """A UTF-16 byte stream (with its BOM) served as UTF-8 bytes, chunk by chunk.
+
+    Lone surrogates survive (``surrogatepass``), so such a line fails the UTF-8 decode
+    of :func:`_decode` and is rejected; so is an odd byte at the end of the stream.
+    """
+
+    def __init__(self, src: IO[bytes]) -> None:
+        super().__init__()
+        self._src = src
+        self._dec = codecs.getincrementaldecoder("utf-16")(errors="surrogatepass")
+        self._buf = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf and not self._eof:
+            chunk = self._src.read(1 << 16)
+            if chunk:
+                text = self._dec.decode(chunk)
+            else:
+                self._eof = True
+                try:
+                    text = self._dec.decode(b"", final=True)
+                except UnicodeDecodeError:  # an odd trailing byte
+                    text = "\ud800"
+            self._buf = text.encode("utf-8", "surrogatepass")
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _peekable(stream: IO[bytes]) -> Any:
+    return stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+
+
+def _unwrap(stream: IO[bytes]) -> tuple[Any, bool, bool]:
+    """(byte stream of the text as UTF-8, gzip?, UTF-16?): the gzip and UTF-16 layers undone."""
+    stream = _peekable(stream)
+    gz = stream.peek(2)[:2] == GZIP_MAGIC
+    if gz:
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+    utf16 = False
+    try:
+        utf16 = stream.peek(2)[:2] in _UTF16_BOMS
+    except _GZIP_ERRORS if gz else ():  # broken right at the start: _read reports it
+        pass
+    if utf16:
+        stream = io.BufferedReader(_Utf16ToUtf8(stream), 1 << 16)
+    return stream, gz, utf16
+
+
+def _decode(b: bytes, utf16: bool = False) -> tuple[str, str | None]:
     """(text without newline, reject reason or None)."""
     try:
         text = b.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = b.decode("utf-8", "backslashreplace").rstrip("\r\n").replace("\x00", "\\x00")
+        if utf16:
+            at = len(b[: exc.start].decode("utf-8", "replace"))
+            return text, f"undecodable text (invalid UTF-16) at character {at}"
         return text, f"undecodable bytes (not UTF-8) at byte {exc.start}"
     text = text.rstrip("\r\n")
     if "\x00" in text:
@@ -351,15 +474,31 @@ def _read(
     ctx = ctx_for(settings)
     cof = country_of or ctx.default_country_of
     fixed: str | None = None if fmt == "auto" else fmt
-    readline = partial(stream.readline, MAX_DOC_BYTES + 1)
+    text_stream, gz, utf16 = _unwrap(stream)
+    broken: Exception | None = None
     doc: _Doc | None = None
     lineno = 0
+    if gz:
+        gz_readline = partial(text_stream.readline, MAX_DOC_BYTES + 1)
+
+        def readline() -> bytes:
+            nonlocal broken
+            if broken is not None:
+                return b""
+            try:
+                return gz_readline()  # type: ignore[no-any-return]
+            except _GZIP_ERRORS as exc:
+                broken = exc
+                return b""
+
+    else:
+        readline = partial(text_stream.readline, MAX_DOC_BYTES + 1)
 
     def finish(d: _Doc) -> Parsed:
         nonlocal fixed
         text = "\n".join(d.parts)
         if d.bad:
-            return Parsed(source, d.line, text, None, d.bad)
+            return Parsed(source, d.line, text, None, d.bad, exact=False)
         if d.depth > 0:
             return Parsed(source, d.line, text, None, "unterminated JSON document")
         try:
@@ -379,7 +518,7 @@ def _read(
                 more = readline()
                 if not more or more.endswith(b"\n"):
                     break
-        text, bad = _decode(b)
+        text, bad = _decode(b, utf16)
         if lineno == 1 and text.startswith("\ufeff"):
             text = text[1:]
         if overlong:
@@ -396,7 +535,7 @@ def _read(
                     doc = None
                 continue
         if bad:
-            yield Parsed(source, lineno, text, None, bad)
+            yield Parsed(source, lineno, text, None, bad, exact=False)
             continue
         stripped = text.strip()
         if not stripped or stripped[0] == "#":
@@ -426,8 +565,16 @@ def _read(
                 fixed = sniff(text)
             record = _parse_text(fixed, text, ctx, cof)[1]
         except RejectError as exc:
-            yield Parsed(source, lineno, text, None, exc.reason)
+            # checked only once a line failed: costs nothing on the CDR lines
+            header = fixed not in JSON_FORMATS and stripped[0] != "{" and is_header_row(text)
+            yield Parsed(source, lineno, text, None, None if header else exc.reason, header)
             continue
         yield Parsed(source, lineno, text, record, None)
     if doc is not None:
         yield finish(doc)
+    if broken is not None:
+        if isinstance(broken, EOFError):
+            reason = f"truncated gzip stream after line {lineno}"
+        else:
+            reason = f"corrupt gzip stream after line {lineno} ({str(broken)[:80] or type(broken).__name__})"
+        yield Parsed(source, lineno + 1, "", None, reason, exact=False)
