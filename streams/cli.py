@@ -184,18 +184,36 @@ def replay(
 
 @app.command("simulate")
 def simulate_cmd(
-    minutes: Annotated[int, typer.Option(min=1, max=60 * 24 * 31, help="length of the simulated traffic")] = 1440,
+    minutes: Annotated[
+        int, typer.Option(min=1, max=60 * 24 * 31, help="length of the simulated traffic")
+    ] = 1440,
     customers: Annotated[int, typer.Option(min=0, max=100_000, help="number of customers")] = 10,
     scenario: Annotated[str, typer.Option(help="benign, all, or one episode kind")] = "all",
     seed: Annotated[int, typer.Option(help="random seed (same seed, same traffic)")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl, asterisk-csv, freeswitch-csv, freeswitch-json")] = "jsonl",
+    fmt: Annotated[str, typer.Option("--format", help=(
+        "jsonl, asterisk-csv, freeswitch-csv, freeswitch-json; the CSV formats carry no RTP counters, "
+        "so a bandwidth episode gives no notice there"))] = "jsonl",
     out: Annotated[str, typer.Option(help="CDR output file ('-' = stdout)")] = "-",
     labels: Annotated[str | None, typer.Option(help="labels output: one JSON per injected episode")] = None,
-    start: Annotated[str | None, typer.Option(help="start time, ISO 8601 UTC (default 2025-03-11T00:00Z)")] = None,
+    rules_out: Annotated[str | None, typer.Option("--rules-out", help=(
+        "also write a rules YAML giving each customer its country and DIDs (and --timezone): "
+        "replay --rules FILE then normalises the national numbers of the switch formats right"))] = None,
+    start: Annotated[
+        str | None, typer.Option(help="start time, ISO 8601 UTC (default 2025-03-11T00:00Z)")
+    ] = None,
     timezone: Annotated[str, typer.Option(help="time zone of the written local times (CSV formats)")] = "UTC",
-    disorder_s: Annotated[float, typer.Option(help="arrival disorder, seconds (CDRs out of end order)")] = 0.0,
+    disorder_s: Annotated[
+        float, typer.Option(help="arrival disorder, seconds (CDRs out of end order)")
+    ] = 0.0,
 ) -> None:
-    """Write labelled simulated traffic: benign customers plus injected fraud episodes."""
+    """Write labelled simulated traffic: benign customers plus injected fraud episodes.
+
+    The switch formats write numbers as dialled (national, e.g. a British CLI 01617086800):
+    replay them with the rules file of --rules-out, or they are normalised with the default
+    country (IT). Bandwidth compliance notices need RTP byte/packet counters, which Asterisk
+    cdr_csv (asterisk-csv) and FreeSWITCH mod_cdr_csv (freeswitch-csv) do not carry: only
+    freeswitch-json and jsonl give the bandwidth episode its notice.
+    """
     from datetime import datetime
 
     from tollguard import simulate
@@ -214,8 +232,12 @@ def simulate_cmd(
     count = simulate.write(sim.records(), fmt, out, timezone=timezone)
     if labels:
         simulate.write_labels(sim.labels, labels)
+    if rules_out:
+        simulate.write_rules(sim.profiles, rules_out, timezone, version=f"simulated-{scenario}-seed{seed}")
     err.print(f"{count:,} CDRs written ({fmt}) to {out}; {len(sim.labels)} episode(s)" +
-              (f", labels in {labels}" if labels else ""))
+              (f", labels in {labels}" if labels else "") + (f", rules in {rules_out}" if rules_out else ""))
+    if fmt in ("asterisk-csv", "freeswitch-csv") and any(lab.kind == "bandwidth" for lab in sim.labels):
+        err.print(f"note: {fmt} carries no RTP counters: the bandwidth episode gives no notice in this format")
 
 
 @app.command()
@@ -294,7 +316,9 @@ def produce(
         err.print(
             f"sent {summary.sent:,} CDR message(s) to {topic} in {summary.elapsed_s:.1f} s "
             f"({summary.sent / max(summary.elapsed_s, 1e-9):,.0f}/s); {summary.unparsable:,} of them will be "
-            f"dead-lettered by the worker; {summary.skipped:,} comment/blank line(s) not sent"
+            f"dead-lettered by the worker; {summary.dead_lettered:,} line(s) the reader could not take whole "
+            f"(too long, undecodable) put on {summary.dead_letter_topic} directly; "
+            f"{summary.skipped:,} comment/blank/header line(s) not sent"
         )
 
 

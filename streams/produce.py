@@ -2,8 +2,12 @@
 
 Each message value is the raw line (or multi-line JSON document) exactly as the switch
 wrote it, so the worker's ``parse`` agent validates it and dead-letters what is bad:
-produce never drops or repairs a line. Blank and ``#`` comment lines are not sent.
-The file's format travels in the ``format`` header when it is known.
+produce never drops or repairs a line. Blank, ``#`` comment and CSV header lines are not
+sent. A line the reader could not take whole (longer than the reader's limit,
+undecodable bytes, the end of a truncated gzip file) is not a CDR message either: it
+goes straight to the dead-letter topic, in the worker's record shape, with the
+reader's reason (see :func:`route`). The file's format travels in the ``format``
+header when it is known.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from tollguard.adapters import RejectError, read_file, sniff
+from tollguard.adapters import Parsed, RejectError, read_file, sniff
 from tollguard.errors import VerdictError
 from tollguard.events import Verdict
 from tollguard.rules import Rules
@@ -33,6 +37,9 @@ class ProduceSummary:
     sent: int = 0
     skipped: int = 0
     unparsable: int = 0
+    #: Lines the reader could not take whole, put on ``dead_letter_topic`` instead of sent.
+    dead_lettered: int = 0
+    dead_letter_topic: str = ""
     elapsed_s: float = 0.0
 
 
@@ -79,30 +86,39 @@ def ensure_topics(
         admin.close()
 
 
-#: Reasons of lines ``read_file`` could not decode: their text is an escaped copy, not the line.
-_UNDECODED = ("undecodable bytes", "NUL byte")
+SEND, SKIP, DEAD_LETTER = "send", "skip", "dead-letter"
 
 
-class _PhysicalLines:
-    """Line ``n`` (1-based, without its newline) of a file, read forward once, on demand."""
+def route(parsed: Parsed) -> str:
+    """What produce does with one reader outcome: :data:`SEND`, :data:`SKIP` or :data:`DEAD_LETTER`.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.handle: IO[bytes] | None = None
-        self.lineno = 0
+    Skipped lines (blank, comment, CSV header) are not sent. A reject whose ``raw`` is
+    not the line as written (``Parsed.exact`` False: cut to a prefix for being too
+    long, undecodable bytes escaped, a truncated gzip stream) cannot be parsed from
+    the message, so it is dead-lettered with the reader's reason. Everything else is
+    sent raw, rejects included: the worker dead-letters them with the same reasons.
+    """
+    if parsed.skipped:
+        return SKIP
+    if parsed.record is None and not parsed.exact:
+        return DEAD_LETTER
+    return SEND
 
-    def get(self, n: int) -> bytes:
-        if self.handle is None:
-            self.handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
-        line = b""
-        while self.lineno < n:
-            line = self.handle.readline()
-            self.lineno += 1
-        return line.rstrip(b"\r\n")
 
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
+def dead_letter_value(parsed: Parsed) -> bytes:
+    """The dead-letter record of a line the reader rejected (same shape as the worker's)."""
+    source = f"{parsed.source}:{parsed.line}"
+    return orjson.dumps({"raw": parsed.raw, "reason": parsed.reason, "source": source, "offset": None})
+
+
+def dead_letter_topic_of(topic: str) -> str:
+    """``{prefix}cdrs-dead-letter`` for a CDR topic ``{prefix}cdrs`` ("X.cdrs" → "X.cdrs-dead-letter").
+
+    A topic not named ``...cdrs`` gets ``{topic}-dead-letter``.
+    """
+    if topic.endswith("cdrs"):
+        return f"{topic[: -len('cdrs')]}cdrs-dead-letter"
+    return f"{topic}-dead-letter"
 
 
 def flush_message(source_partition: int, sources: int, flush_id: str) -> bytes:
@@ -119,6 +135,7 @@ def produce_files(
     rate: float | None = None,
     flush: bool = False,
     progress: Callable[[int], None] | None = None,
+    dead_letter_topic: str | None = None,
 ) -> ProduceSummary:
     """Send every CDR line of ``paths`` (in order) to ``topic``.
 
@@ -130,47 +147,50 @@ def produce_files(
         After the files, send the end-of-input control message to every partition.
     progress : callable, optional
         Called with the bytes of each line sent.
+    dead_letter_topic : str, optional
+        Where lines the reader could not take whole go (see :func:`route`); default
+        :func:`dead_letter_topic_of` ``topic``.
     """
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap_of(broker), linger_ms=5, acks=1, batch_size=256 * 1024, client_id="tollguard"
+        bootstrap_servers=bootstrap_of(broker), linger_ms=5, acks=1, batch_size=256 * 1024,
+        client_id="tollguard",
     )
-    summary = ProduceSummary()
+    summary = ProduceSummary(dead_letter_topic=dead_letter_topic or dead_letter_topic_of(topic))
     started = time.perf_counter()
     try:
         for path in paths:
             header = [("format", fmt.encode())] if fmt != "auto" else []
-            physical = _PhysicalLines(Path(path))
-            try:
-                for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of):
-                    if progress is not None:
-                        progress(len(parsed.raw) + 1)
-                    if parsed.skipped:
-                        summary.skipped += 1
-                        continue
-                    value = parsed.raw.encode("utf-8", "surrogateescape")
-                    if parsed.record is None:
-                        summary.unparsable += 1
-                        if parsed.reason and parsed.reason.startswith(_UNDECODED) and "\n" not in parsed.raw:
-                            value = physical.get(parsed.line)  # the bytes as written, not the escaped text
-                    elif not header:
-                        # The first recognised line fixes the file's format, as in replay: the worker
-                        # then parses (and rejects) every later line the way replay does.
-                        try:
-                            header = [("format", sniff(parsed.raw).encode())]
-                        except RejectError:
-                            pass
-                    # Keyed by customer: Kafka orders only within a partition, and the engine
-                    # refuses a customer's CDRs that arrive later than the allowed lateness.
-                    key = parsed.record.customer_id.encode() if parsed.record is not None else None
-                    producer.send(topic, key=key, value=value, headers=header)
-                    summary.sent += 1
-                    if rate:
-                        due = started + summary.sent / rate
-                        delay = due - time.perf_counter()
-                        if delay > 0:
-                            time.sleep(delay)
-            finally:
-                physical.close()
+            for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of):
+                if progress is not None:
+                    progress(len(parsed.raw) + 1)
+                action = route(parsed)
+                if action == SKIP:
+                    summary.skipped += 1
+                    continue
+                if action == DEAD_LETTER:
+                    producer.send(summary.dead_letter_topic, value=dead_letter_value(parsed))
+                    summary.dead_lettered += 1
+                    continue
+                value = parsed.raw.encode("utf-8", "surrogateescape")
+                if parsed.record is None:
+                    summary.unparsable += 1
+                elif not header:
+                    # The first recognised line fixes the file's format, as in replay: the worker
+                    # then parses (and rejects) every later line the way replay does.
+                    try:
+                        header = [("format", sniff(parsed.raw).encode())]
+                    except RejectError:
+                        pass
+                # Keyed by customer: Kafka orders only within a partition, and the engine
+                # refuses a customer's CDRs that arrive later than the allowed lateness.
+                key = parsed.record.customer_id.encode() if parsed.record is not None else None
+                producer.send(topic, key=key, value=value, headers=header)
+                summary.sent += 1
+                if rate:
+                    due = started + summary.sent / rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
         if flush:
             partitions = sorted(producer.partitions_for(topic) or {0})
             flush_id = str(uuid.uuid4())

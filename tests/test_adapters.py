@@ -7,7 +7,11 @@ numbers, documentation IP ranges); the real samples are read by the test marked
 
 from __future__ import annotations
 
+import os
+import csv
+import gzip
 import io
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +31,9 @@ from tollguard.adapters import (
     sniff,
     write_record,
 )
-from tollguard.cdr import CallDetailRecord, Direction, Disposition
+SAMPLES = Path(os.environ.get("TOLLGUARD_SAMPLES") or Path(__file__).resolve().parents[2] / "shared/data/cdr-samples")
+from tollguard.replay import replay_files
+from tollguard.rules import Rules, load_rules
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[2] / "shared/data/cdr-samples"
@@ -425,6 +431,276 @@ def test_settings_validation() -> None:
         '"2025-03-14 10:00:10",10,0,"NO ANSWER","DOCUMENTATION","u.1","","","u.1",1'
     )
     assert parse_line("asterisk-csv", row).direction is Direction.INTERNAL
+
+
+# --------------------------------------------------------------------------- compressed, UTF-16, headers
+def _view(items: list[Parsed]) -> list[tuple]:
+    """Everything of the outcomes but the source name."""
+    return [(p.line, p.raw, p.record, p.reason, p.skipped, p.exact) for p in items]
+
+
+def _outcome(p: Parsed) -> str:
+    return "skipped" if p.skipped else "accepted" if p.accepted else "rejected"
+
+
+AST_21 = (FIXTURES / "asterisk_master_21.csv").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["Master.csv.gz", "Master.csv.1", "Master.csv"])
+def test_gzip_file_is_read_transparently_whatever_its_name(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(AST_21, mtime=0))
+    items = list(read_file(path, "auto", settings=ROME))
+    assert _view(items) == _view(outcomes("asterisk_master_21.csv"))
+    assert [p.line for p in items] == list(range(1, 10))
+    assert Counter(map(_outcome, items)) == {"accepted": 5, "skipped": 4}
+    # a stream without peek() (BytesIO), and two gzip members (a rotated file appended to)
+    both = gzip.compress(AST_21, mtime=0) + gzip.compress(AST_21, mtime=0)
+    stream = io.BytesIO(both)
+    streamed = list(read_stream(stream, "cat", "auto", ROME))
+    assert [p.line for p in streamed] == list(range(1, 19))
+    assert not stream.closed  # the caller's stream is left open
+    assert [p.accepted for p in streamed] == [p.accepted for p in items] * 2
+
+
+def test_truncated_or_corrupt_gzip_keeps_the_lines_read_then_one_reject(tmp_path: Path) -> None:
+    # member 1 whole (9 lines), member 2 cut inside its header: exactly 9 lines, then the reject
+    path = tmp_path / "Master.csv.gz"
+    path.write_bytes(gzip.compress(AST_21, mtime=0) + gzip.compress(AST_21, mtime=0)[:8])
+    items = list(read_file(path, "auto", settings=ROME))
+    assert _view(items[:9]) == _view(outcomes("asterisk_master_21.csv"))
+    assert _view(items[9:]) == [(10, "", None, "truncated gzip stream after line 9", False, False)]
+    # a big rotated file cut in the middle: a prefix of its lines, then the reject
+    lines = AST_21.splitlines(keepends=True)[3:5] * 2000
+    data = gzip.compress(b"".join(lines), mtime=0)
+    path.write_bytes(data[: len(data) // 2])
+    items = list(read_file(path, "asterisk-csv", settings=ROME))
+    n = len(items) - 1
+    assert 0 < n < len(lines)
+    assert [p.raw.encode() + b"\n" for p in items[:n]] == lines[:n]
+    assert all(p.accepted for p in items[:n])
+    assert (items[n].line, items[n].reason) == (n + 1, f"truncated gzip stream after line {n}")
+    summary = replay_files([path], Rules(version="t"), io.StringIO(), io.StringIO())
+    assert (summary.lines_read, summary.accepted, summary.rejected, summary.skipped) == (n + 1, n, 1, 0)
+    # nothing but the magic bytes
+    path.write_bytes(b"\x1f\x8b")
+    assert _view(list(read_file(path))) == [(1, "", None, "truncated gzip stream after line 0", False, False)]
+    # a bad CRC at the end: every line was read, then the reject
+    bad = bytearray(gzip.compress(AST_21, mtime=0))
+    bad[-8] ^= 0xFF
+    path.write_bytes(bytes(bad))
+    items = list(read_file(path, "auto", settings=ROME))
+    assert _view(items[:9]) == _view(outcomes("asterisk_master_21.csv"))
+    assert len(items) == 10 and items[9].line == 10
+    assert items[9].reason is not None
+    assert items[9].reason.startswith("corrupt gzip stream after line 9 (CRC check failed")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_files_are_decoded(tmp_path: Path, encoding: str) -> None:
+    text = AST_21.decode().replace("\n", "\r\n")  # a Windows export
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    path = tmp_path / "Master.csv"
+    path.write_bytes(bom + text.encode(encoding))
+    items = list(read_file(path, "auto", settings=ROME))
+    assert _view(items) == _view(outcomes("asterisk_master_21.csv"))  # 9 lines: no phantom 10th
+    # gzip of UTF-16, and a UTF-8 BOM (kept working)
+    path.write_bytes(gzip.compress(bom + text.encode(encoding)))
+    assert _view(list(read_file(path, "auto", settings=ROME))) == _view(items)
+    path.write_bytes(b"\xef\xbb\xbf" + AST_21)
+    assert _view(list(read_file(path, "auto", settings=ROME))) == _view(items)
+
+
+def test_utf16_lone_surrogate_and_odd_trailing_byte_are_rejected(tmp_path: Path) -> None:
+    good = AST_21.decode().splitlines()[3]
+    path = tmp_path / "export.csv"
+    body = f"{good}\n".encode("utf-16-le") + b"a\x00\x00\xd8b\x00\n\x00" + f"{good}\n".encode("utf-16-le")
+    path.write_bytes(b"\xff\xfe" + body + b"x")
+    items = list(read_file(path, "auto", settings=ROME))
+    assert [(p.line, _outcome(p), p.reason, p.exact) for p in items] == [
+        (1, "accepted", None, True),
+        (2, "rejected", "undecodable text (invalid UTF-16) at character 1", False),
+        (3, "accepted", None, True),
+        (4, "rejected", "undecodable text (invalid UTF-16) at character 0", False),
+    ]
+    assert items[1].raw == "a\\xed\\xa0\\x80b"
+
+
+HEADER_AST = ",".join(["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
+                       "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
+                       "uniqueid", "userfield", "peeraccount", "linkedid", "sequence"])  # fmt: skip
+HEADER_FS = ",".join(f'"{c}"' for c in ["caller_id_name", "caller_id_number", "destination_number", "context",
+                                        "start_stamp", "answer_stamp", "end_stamp", "duration", "billsec",
+                                        "hangup_cause", "uuid", "bleg_uuid", "accountcode", "read_codec",
+                                        "write_codec"])  # fmt: skip
+
+
+def test_csv_header_rows_are_skipped(tmp_path: Path) -> None:
+    ast_lines = AST_21.decode().splitlines()
+    fs_lines = (FIXTURES / "freeswitch_cdr.csv").read_text().splitlines()
+    for fmt in ("auto", "asterisk-csv"):
+        path = tmp_path / "Master.csv"
+        path.write_text("\n".join([HEADER_AST, ast_lines[3], HEADER_AST.upper(), ast_lines[4]]) + "\n")
+        items = list(read_file(path, fmt, settings=ROME))
+        assert [(p.line, _outcome(p), p.reason) for p in items] == [
+            (1, "skipped", None), (2, "accepted", None), (3, "skipped", None), (4, "accepted", None),
+        ]  # fmt: skip
+    for fmt in ("auto", "freeswitch-csv"):
+        path = tmp_path / "cdr.csv"
+        spaced = "Caller ID Name, Caller ID Number, Destination Number, x"  # 3 of 4 cells are names
+        path.write_text("\n".join([HEADER_FS, fs_lines[2], spaced]) + "\n")
+        items = list(read_file(path, fmt, settings=ROME))
+        assert [(p.line, _outcome(p)) for p in items] == [(1, "skipped"), (2, "accepted"), (3, "skipped")]
+    # not headers: too few known names, or a JSON file
+    path.write_text("src,dst,a,b,c\nfoo,bar\n")
+    assert [_outcome(p) for p in read_file(path)] == ["rejected", "rejected"]
+    path.write_text(HEADER_AST + "\n")
+    assert [(_outcome(p), p.reason) for p in read_file(path, "jsonl")] == [
+        ("rejected", "jsonl: not a JSON object (expected '{' at the start of the line)")
+    ]
+    # one message (the stream worker): a clear reject
+    for fmt in ("auto", "asterisk-csv", "freeswitch-csv"):
+        for header in (HEADER_AST, HEADER_FS):
+            with pytest.raises(RejectError) as err:
+                parse_line(fmt, header)
+            assert err.value.reason == "CSV header row (column names), not a CDR"
+
+
+def test_unknown_layout_reason_says_what_did_not_fit() -> None:
+    fs = next(csv.reader([(FIXTURES / "freeswitch_cdr.csv").read_text().splitlines()[2]]))
+    ast = next(csv.reader([AST_21.decode().splitlines()[3]]))
+
+    def reason(row: list[str]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow(row)
+        with pytest.raises(RejectError) as err:
+            parse_line("auto", buf.getvalue())
+        return err.value.reason
+
+    assert reason([*fs[:4], "xyz", *fs[5:]]) == (
+        "auto: unknown layout (15 CSV columns like FreeSWITCH mod_cdr_csv, but column 5 (start_stamp) "
+        "'xyz' is not a timestamp)"
+    )
+    assert reason([*fs[:6], "", *fs[7:]]) == (
+        "auto: unknown layout (15 CSV columns like FreeSWITCH mod_cdr_csv, but column 7 (end_stamp) "
+        "'' is not a timestamp)"
+    )
+    assert reason([*ast[:11], "bad", *ast[12:]]) == (
+        "auto: unknown layout (21 CSV columns like Asterisk cdr_csv, but column 12 (end) 'bad' is not "
+        "a timestamp)"
+    )
+    assert reason(fs[:14]) == (
+        "auto: unknown layout (14 CSV columns): Asterisk cdr_csv writes 16, 18 or 21 columns "
+        "(start/answer/end at columns 10-12), FreeSWITCH mod_cdr_csv 13, 15, 17 or 20 (timestamps at "
+        "columns 5-7)"
+    )
+    # cdr_custom, clid first
+    custom = ["x"] * 8 + ["2025-03-14 10:00:00", "", "2025-03-14 10:01:00"] + ["y"] * 8
+    assert reason(custom) == (
+        "auto: unknown layout (19 CSV columns): Asterisk cdr_csv writes 16, 18 or 21 columns "
+        "(start/answer/end at columns 10-12), FreeSWITCH mod_cdr_csv 13, 15, 17 or 20 (timestamps at "
+        "columns 5-7); start/answer/end at columns 9-11 look like an Asterisk cdr_custom mapping (clid "
+        "first, 19 columns), which is not the cdr_csv layout and is not supported"
+    )
+
+
+# --------------------------------------------------------------------------- produce: send or dead-letter
+def test_produce_routes_lines_the_reader_cut_or_escaped_to_the_dead_letter_topic(tmp_path: Path) -> None:
+    from streams.produce import DEAD_LETTER, SEND, SKIP, dead_letter_topic_of, dead_letter_value, route
+
+    good = AST_21.decode().splitlines()[3]
+    path = tmp_path / "Master.csv"
+    long_line = "y" * (2 * MAX_DOC_BYTES)
+    path.write_bytes(
+        "\n".join(["# comment", good, long_line, "not,a,cdr", HEADER_AST]).encode()
+        + b"\nDi\xd3N,x\nNUL\x00\n"
+    )
+    items = list(read_file(path, "auto", settings=ROME))
+    assert [(p.line, route(p)) for p in items] == [
+        (1, SKIP), (2, SEND), (3, DEAD_LETTER), (4, SEND), (5, SKIP), (6, DEAD_LETTER), (7, DEAD_LETTER),
+    ]  # fmt: skip
+    assert json.loads(dead_letter_value(items[2])) == {
+        "raw": "y" * 200 + "...",
+        "reason": f"line longer than {MAX_DOC_BYTES} bytes",
+        "source": f"{path}:3",
+        "offset": None,
+    }
+    assert json.loads(dead_letter_value(items[5]))["raw"] == "Di\\xd3N,x"
+    assert json.loads(dead_letter_value(items[6]))["reason"] == "NUL byte in line (binary data?)"
+    # the end of a truncated gzip file is not a CDR either
+    path.write_bytes(gzip.compress(AST_21, mtime=0)[:-12])
+    assert route(list(read_file(path))[-1]) == DEAD_LETTER
+    assert dead_letter_topic_of("X.cdrs") == "X.cdrs-dead-letter"
+    assert dead_letter_topic_of("cdrs") == "cdrs-dead-letter"
+    assert dead_letter_topic_of("raw") == "raw-dead-letter"
+
+
+@pytest.mark.kafka
+def test_produce_dead_letters_an_overlong_line(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from kafka_fixtures import read_topics, unique_names
+
+    from streams.produce import ensure_topics, produce_files
+
+    prefix, _ = unique_names("produce-long")
+    cdrs, dead = f"{prefix}cdrs", f"{prefix}cdrs-dead-letter"
+    ensure_topics(kafka_bootstrap, {cdrs: 1, dead: 1})
+    good = AST_21.decode().splitlines()[3]
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{good}\n{'z' * (2 << 20)}\n{good}\n")
+    summary = produce_files([path], kafka_bootstrap, cdrs, Rules(version="t"))
+    assert (summary.sent, summary.dead_lettered, summary.unparsable, summary.skipped) == (2, 1, 0, 0)
+    assert summary.dead_letter_topic == dead
+    got = read_topics(kafka_bootstrap, [cdrs, dead], idle_s=1.0)
+    assert [r.value.decode() for r in got[cdrs]] == [good, good]
+    assert [json.loads(r.value) for r in got[dead]] == [
+        {"raw": "z" * 200 + "...", "reason": f"line longer than {MAX_DOC_BYTES} bytes",
+         "source": f"{path}:2", "offset": None}
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- simulate: rules for CSV
+def test_simulate_rules_out_gives_the_csv_formats_the_customers_countries(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+    from tollguard.simulate import customers_rules, default_profiles
+
+    profiles = default_profiles(2, seed=3)
+    assert customers_rules(profiles) == {
+        "customers": {
+            "cust-001": {"country": "GB", "dids": {"+441617671400": {}}},
+            "cust-002": {"country": profiles[1].country, "dids": {d: {} for d in profiles[1].dids}},
+        }
+    }
+    assert customers_rules(profiles[:1], "Europe/London")["ingest"] == {"timezone": "Europe/London"}
+
+    runner = CliRunner()
+    day, labels, rules = tmp_path / "day.csv", tmp_path / "labels.jsonl", tmp_path / "rules.yaml"
+    result = runner.invoke(app, [
+        "simulate", "--scenario", "autodialer", "--customers", "1", "--seed", "3", "--format", "asterisk-csv",
+        "--out", str(day), "--labels", str(labels), "--rules-out", str(rules),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_rules(rules).country_of("cust-001") == "GB"
+    (label,) = [json.loads(line) for line in labels.read_text().splitlines()]
+    assert label["scope"] == {"kind": "cli", "value": "+441617671400"}
+    assert '"01617671400"' in day.read_text()  # the CSV carries the national number
+
+    events = tmp_path / "events.jsonl"
+    result = runner.invoke(app, [
+        "replay", str(day), "--rules", str(rules), "--out", str(events),
+        "--rejects", str(tmp_path / "rejects.jsonl"), "-q",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = {(e["type"], e["scope"]["value"]) for e in map(json.loads, events.read_text().splitlines())}
+    assert got == {("alert", "+441617671400"), ("suspension", "+441617671400")}
+    # without the customers' countries the national CLI is read as Italian
+    out = io.StringIO()
+    replay_files([day], Rules(version="t"), out, io.StringIO())
+    assert {json.loads(line)["scope"]["value"] for line in out.getvalue().splitlines()} == {"+3901617671400"}
+
+    result = runner.invoke(app, ["simulate", "--help"], terminal_width=200)
+    assert "RTP" in result.output and "mod_cdr_csv" in " ".join(result.output.split())
 
 
 # --------------------------------------------------------------------------- writers: round trip

@@ -60,12 +60,14 @@ __all__ = [
     "Episode",
     "EpisodeLabel",
     "Simulation",
+    "customers_rules",
     "default_profiles",
     "run_scenario",
     "scenario",
     "simulate",
     "write",
     "write_labels",
+    "write_rules",
 ]
 
 # --------------------------------------------------------------------------- constants
@@ -1858,3 +1860,57 @@ def write_labels(labels: Iterable[EpisodeLabel], path: str | Path | IO[str]) -> 
         if close:
             out.close()
     return n
+
+
+def customers_rules(profiles: Iterable[CustomerProfile], timezone: str | None = None) -> dict[str, Any]:
+    """The rules-file sections that make the readers normalise simulated numbers right.
+
+    The CSV formats (asterisk-csv, freeswitch-csv) and freeswitch-json carry national
+    numbers as dialled (a British customer's CLI ``01617086800``); the readers turn them
+    into E.164 with the customer's ``country`` from the rules (else
+    ``ingest.default_country``, IT). jsonl carries E.164 and needs none of this.
+
+    Parameters
+    ----------
+    profiles : iterable of CustomerProfile
+    timezone : str, optional
+        The ``timezone`` the CSV files were written with; other than UTC it becomes
+        ``ingest.timezone``, so their naive local times are read back right.
+
+    Returns
+    -------
+    dict
+        ``{"customers": {customer_id: {"country": ..., "dids": {did: {}, ...}}}}``
+        (plus ``{"ingest": {"timezone": ...}}``), ready for ``yaml.safe_dump``; a valid
+        rules file (``tollguard rules check``), the other settings at their defaults.
+    """
+    rules: dict[str, Any] = {}
+    if timezone and timezone not in ("UTC", "Etc/UTC", "Z"):
+        rules["ingest"] = {"timezone": timezone}
+    rules["customers"] = {
+        p.customer_id: {"country": p.country, "dids": {did: {} for did in p.dids}} for p in profiles
+    }
+    return rules
+
+
+def write_rules(
+    profiles: Iterable[CustomerProfile],
+    path: str | Path | IO[str],
+    timezone: str | None = None,
+    version: str = "simulated",
+) -> int:
+    """Write :func:`customers_rules` as a rules YAML file (``"-"`` = stdout); returns the customer count."""
+    import yaml  # lazy: only this output needs it
+
+    rules = {"version": version, **customers_rules(profiles, timezone)}
+    out, close = _open(path)
+    try:
+        out.write(
+            "# Rules for replaying simulated CDRs (tollguard simulate --rules-out): each customer's\n"
+            "# country and DIDs, so the CSV formats' national numbers normalise to the right E.164.\n"
+        )
+        yaml.safe_dump(rules, out, sort_keys=False, allow_unicode=True)
+    finally:
+        if close:
+            out.close()
+    return len(rules["customers"])

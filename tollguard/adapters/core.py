@@ -432,24 +432,39 @@ class _Utf16ToUtf8(io.RawIOBase):
         return n
 
 
+class _Borrowed(io.BufferedReader):
+    """A buffer over the caller's stream that leaves it open when dropped."""
+
+    def close(self) -> None:
+        try:
+            self.detach()
+        except ValueError:  # already detached
+            pass
+
+
 def _peekable(stream: IO[bytes]) -> Any:
-    return stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    return stream if hasattr(stream, "peek") else _Borrowed(stream)  # type: ignore[arg-type]
 
 
-def _unwrap(stream: IO[bytes]) -> tuple[Any, bool, bool]:
-    """(byte stream of the text as UTF-8, gzip?, UTF-16?): the gzip and UTF-16 layers undone."""
+def _unwrap(stream: IO[bytes]) -> tuple[Any, bool, bool, Exception | None]:
+    """(byte stream of the text as UTF-8, gzip?, UTF-16?, gzip error at the start or None).
+
+    The gzip and UTF-16 layers undone, whatever the file is called.
+    """
     stream = _peekable(stream)
     gz = stream.peek(2)[:2] == GZIP_MAGIC
-    if gz:
+    if not gz:
+        head = stream.peek(2)[:2]
+    else:
         stream = gzip.GzipFile(fileobj=stream, mode="rb")
-    utf16 = False
-    try:
-        utf16 = stream.peek(2)[:2] in _UTF16_BOMS
-    except _GZIP_ERRORS if gz else ():  # broken right at the start: _read reports it
-        pass
+        try:
+            head = stream.peek(2)[:2]
+        except _GZIP_ERRORS as exc:  # broken right at the start (header, first block)
+            return stream, True, False, exc
+    utf16 = head in _UTF16_BOMS
     if utf16:
         stream = io.BufferedReader(_Utf16ToUtf8(stream), 1 << 16)
-    return stream, gz, utf16
+    return stream, gz, utf16, None
 
 
 def _decode(b: bytes, utf16: bool = False) -> tuple[str, str | None]:
@@ -474,8 +489,7 @@ def _read(
     ctx = ctx_for(settings)
     cof = country_of or ctx.default_country_of
     fixed: str | None = None if fmt == "auto" else fmt
-    text_stream, gz, utf16 = _unwrap(stream)
-    broken: Exception | None = None
+    text_stream, gz, utf16, broken = _unwrap(stream)
     doc: _Doc | None = None
     lineno = 0
     if gz:
