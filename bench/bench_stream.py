@@ -35,8 +35,11 @@ A probe therefore takes the whole path an event takes (produce -> ``cdrs`` -> pa
 detector, so it measures the pipeline without perturbing the work it sits in. Latency
 of a probe = the wall-clock time a consumer (fetch wait 5 ms) receives its dead letter
 minus the producer's send time (the record's CreateTime on ``cdrs``); both clocks are
-this host's. p50/p90/p99/max over all probes are printed, with the offered rate actually
-achieved and the lag left at the end (a worker that cannot keep up shows a growing p99).
+this host's. p50/p90/p99/max over the probes are printed (``--warmup N`` leaves out those
+sent in the first N seconds, while a fresh worker fills its caches), with the offered rate
+actually achieved and the lag left at the end. A worker that cannot keep up with the
+offered rate shows a latency that grows for the whole run (``BENCH_DEBUG=FILE`` prints the
+latency over time and keeps the worker's log in FILE).
 """
 
 from __future__ import annotations
@@ -307,7 +310,9 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
     return result
 
 
-def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: Path) -> dict[str, float]:
+def run_latency(
+    bootstrap: str, rate: float, seconds: float, every: int, work: Path, warmup: float = 0.0
+) -> dict[str, float]:
     from kafka import KafkaConsumer, TopicPartition
 
     n = int(rate * seconds)
@@ -392,7 +397,7 @@ def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: P
             worker_ms = 1000 * (stamped[c[2]] - sent[c[2]])
             print(f"  t+{c[0] - t0:6.1f}s latency {1000 * c[1]:7.0f} ms (worker send {worker_ms:7.0f} ms)",
                   file=sys.stderr)
-    lat = sorted(x for _, x, _ in timeline)
+    lat = sorted(x for t, x, _ in timeline if t >= timeline[0][0] + warmup)
     if not lat:
         raise RuntimeError("no probe came back")
 
@@ -404,7 +409,8 @@ def run_latency(bootstrap: str, rate: float, seconds: float, every: int, work: P
         "offered": (n + n_probes) / max(last_ts - first_ts, 1e-9),
         "seconds": last_ts - first_ts,
         "probes": n_probes,
-        "returned": len(lat),
+        "returned": len(timeline),
+        "measured": len(lat),
         "p50": pct(50),
         "p90": pct(90),
         "p99": pct(99),
@@ -424,6 +430,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2000, help="offered CDRs/s of the latency run")
     parser.add_argument("--seconds", type=float, default=60, help="length of the latency run")
     parser.add_argument("--probe-every", type=int, default=20, help="one probe after every N CDRs")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="leave out probes sent in the first N seconds (a fresh worker's cold caches)")
     parser.add_argument("--profile", action="store_true", help="py-spy the worker in the throughput run")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
@@ -455,10 +463,11 @@ def main() -> int:
                 ("state-table writes per CDR", f"{tp['writes_per_cdr']:.3f}"),
             ]
         if not args.skip_latency:
-            lat = run_latency(bootstrap, args.rate, args.seconds, args.probe_every, work)
+            lat = run_latency(bootstrap, args.rate, args.seconds, args.probe_every, work, args.warmup)
             rows += [
                 ("offered load (achieved)", f"{lat['offered']:,.0f} CDRs/s for {lat['seconds']:.0f} s"),
                 ("probes returned", f"{lat['returned']:,} / {lat['probes']:,}"),
+                ("probes measured (after warm-up)", f"{lat['measured']:,} (warm-up {args.warmup:.0f} s)"),
                 ("latency p50", f"{1000 * lat['p50']:,.0f} ms"),
                 ("latency p90", f"{1000 * lat['p90']:,.0f} ms"),
                 ("latency p99", f"{1000 * lat['p99']:,.0f} ms"),

@@ -7,11 +7,11 @@ numbers, documentation IP ranges); the real samples are read by the test marked
 
 from __future__ import annotations
 
-import os
 import csv
 import gzip
 import io
 import json
+import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +31,12 @@ from tollguard.adapters import (
     sniff,
     write_record,
 )
-SAMPLES = Path(os.environ.get("TOLLGUARD_SAMPLES") or Path(__file__).resolve().parents[2] / "shared/data/cdr-samples")
+from tollguard.cdr import CallDetailRecord, Direction, Disposition
 from tollguard.replay import replay_files
 from tollguard.rules import Rules, load_rules
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared/data/cdr-samples"
+SAMPLES = Path(os.environ.get("TOLLGUARD_SAMPLES") or Path(__file__).resolve().parents[2] / "shared/data/cdr-samples")
 ROME = IngestSettings(timezone="Europe/Rome")
 
 
