@@ -723,3 +723,16 @@ def matches_prefix(e164: str | None, prefixes: Iterable[str] | PrefixIndex) -> s
             if listed is not None:
                 return listed
     return None
+
+
+def check_region(region: str | None) -> str | None:
+    """An ISO 3166 region libphonenumber knows (``"IT"``), or None.
+
+    Raises
+    ------
+    ValueError
+        For an unknown region such as ``"XX"``: numbers would be normalised wrongly.
+    """
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region!r} is not a region libphonenumber knows (ISO 3166 alpha-2, upper case, e.g. IT)")
+    return region

@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -20,6 +19,7 @@ from detectors import ALL_DETECTORS
 from detectors.base import CustomerContext, DetectorParams
 from tollguard.adapters.settings import IngestSettings
 from tollguard.errors import RulesError
+from tollguard.numbers import check_region
 from tollguard.events import CoS
 
 #: The analysts' default rules file, relative to the working directory (the repository root).
@@ -85,19 +85,6 @@ class AllowRules(_Strict):
         if unknown:
             raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(d.name for d in ALL_DETECTORS)}")
         return names
-
-
-def check_region(region: str | None) -> str | None:
-    """An ISO 3166 region libphonenumber knows (``"IT"``), or None.
-
-    Raises
-    ------
-    ValueError
-        For an unknown region such as ``"XX"``: numbers would be normalised wrongly.
-    """
-    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"{region!r} is not a region libphonenumber knows (ISO 3166 alpha-2, upper case, e.g. IT)")
-    return region
 
 
 class CustomerRules(_Strict):

@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tollguard.numbers import check_region
+
 DEFAULT_ASTERISK_INBOUND = (
     "from-trunk*",
     "from-pstn*",
@@ -97,6 +99,6 @@ class IngestSettings(BaseModel):
     @field_validator("default_country")
     @classmethod
     def _upper_country(cls, value: str) -> str:
-        if not value.isalpha():
-            raise ValueError(f"not an ISO 3166 alpha-2 region: {value!r}")
-        return value.upper()
+        region = check_region(value.upper())
+        assert region is not None  # noqa: S101 (a str in, a str out)
+        return region
