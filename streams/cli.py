@@ -52,6 +52,27 @@ def _usage(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _check_format(fmt: str) -> None:
+    """Refuse an unknown ``--format`` (exit 2)."""
+    if fmt not in FORMATS:
+        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def _check_files(paths: list[Path]) -> None:
+    """Refuse missing input files (exit 2), naming them all."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise _usage(f"no such file: {', '.join(missing)}")
+
+
+def _rules(path: Path | None) -> Rules:
+    """Load the rules file, or exit 2 with its first error (line and field)."""
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+
+
 @contextmanager
 def _open_out(path: str) -> Iterator[IO[str]]:
     if path == "-":
@@ -128,18 +149,12 @@ def replay(
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
-    if fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    try:
-        ruleset = load_rules(rules)
-    except RulesError as exc:
-        raise _usage(str(exc)) from None
+    _check_format(fmt)
+    _check_files([*(files or []), *([verifications] if verifications else [])])
+    ruleset = _rules(rules)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
         paths = list(files) if files else _example_files(Path(tmp))
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise _usage(f"no such file: {', '.join(missing)}")
         if not files and not quiet:
             err.print("[bold]built-in example input:[/bold] " + ", ".join(p.name for p in paths))
         shown: list[Event] = []
@@ -152,8 +167,6 @@ def replay(
         with _open_out(out) as out_handle, _open_out(rejects) as rej_handle:
             run = Replay(ruleset, out_handle, rej_handle, on_event=keep, model=anomaly_model)
             if verifications is not None:
-                if not verifications.is_file():
-                    raise _usage(f"no such file: {verifications}")
                 run.load_verdicts(verifications)
             show_bar = not quiet and total >= PROGRESS_MIN_BYTES
             with Progress(
@@ -257,10 +270,7 @@ def worker(
     """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
     from streams.worker import run_worker
 
-    try:
-        ruleset = load_rules(rules)
-    except RulesError as exc:
-        raise _usage(str(exc)) from None
+    ruleset = _rules(rules)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     run_worker(
         ruleset,
@@ -292,15 +302,9 @@ def produce(
     from streams.app import StreamSettings
     from streams.produce import produce_files
 
-    if fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    missing = [str(p) for p in files if not p.is_file()]
-    if missing:
-        raise _usage(f"no such file: {', '.join(missing)}")
-    try:
-        ruleset = load_rules(rules)
-    except RulesError as exc:
-        raise _usage(str(exc)) from None
+    _check_format(fmt)
+    _check_files(files)
+    ruleset = _rules(rules)
     settings = StreamSettings.from_env(broker=broker)
     total = sum(p.stat().st_size for p in files)
     with Progress(
@@ -387,13 +391,10 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="random seed (same data and seed, same model)")] = 0,
 ) -> None:
     """Fit the anomaly model (clause 8.6) on CDR history and save it with skops."""
-    if fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    missing = [str(p) for p in files if not p.is_file()]
-    if missing:
-        raise _usage(f"no such file: {', '.join(missing)}")
+    _check_format(fmt)
+    _check_files(files)
+    ruleset = _rules(rules)
     try:
-        ruleset = load_rules(rules)
         from models.model import ModelError
         from models.train import train as fit_model
     except RulesError as exc:
@@ -459,15 +460,9 @@ def model_evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Recall per episode kind and false-alert rate on benign traffic of labelled simulated CDRs."""
-    if fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    missing = [str(p) for p in [*files, labels] if not p.is_file()]
-    if missing:
-        raise _usage(f"no such file: {', '.join(missing)}")
-    try:
-        ruleset = load_rules(rules)
-    except RulesError as exc:
-        raise _usage(str(exc)) from None
+    _check_format(fmt)
+    _check_files([*files, labels])
+    ruleset = _rules(rules)
     loaded = _load_model(model, ruleset)
     from models.train import evaluate, read_labels
 
