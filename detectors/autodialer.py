@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from operator import itemgetter
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -161,8 +162,8 @@ def _new_cli(start_s: float) -> dict[str, Any]:
     }
 
 
-def _start(attempt: list[Any]) -> float:
-    return attempt[_START]
+#: Key of an attempt: its start (a C-level getter: bisect calls it log n times).
+_start = itemgetter(_START)
 
 
 def _neighbours(key: str, step: int) -> list[str]:
@@ -171,6 +172,23 @@ def _neighbours(key: str, step: int) -> list[str]:
         return []
     value, width = int(key), len(key)
     return [str(value + d).zfill(width) for d in range(-step, step + 1) if d and value + d >= 0]
+
+
+def _near(key: str, step: int, dst: dict[str, Any]) -> list[str]:
+    """The keys of ``dst`` that are in ``_neighbours(key, step)``, in no particular order.
+
+    A CLI's window usually holds fewer callees than the 2 x step neighbours, so it is then
+    cheaper to test each held key than to build every neighbour string.
+    """
+    if len(dst) >= 2 * step:
+        return [k for k in _neighbours(key, step) if k in dst]
+    if not key.isdigit():
+        return []
+    value, width = int(key), len(key)
+    return [
+        k for k in dst
+        if k.isascii() and k.isdigit() and 0 < abs(int(k) - value) <= step and str(int(k)).zfill(width) == k
+    ]  # fmt: skip
 
 
 class AutodialerDetector(Detector):
@@ -225,7 +243,11 @@ class AutodialerDetector(Detector):
         one_ring = (
             not answered and cdr.disposition is Disposition.NO_ANSWER and cdr.duration_s <= p.one_ring_max_s
         )
-        digits = "".join(ch for ch in cdr.callee if ch.isdigit())
+        callee = cdr.callee
+        if callee[:1] == "+" and callee[1:].isascii() and callee[1:].isdigit():
+            digits = callee[1:]  # E.164: the common case, same digits as below
+        else:
+            digits = "".join(ch for ch in callee if ch.isdigit())
         key = digits or f"~{cdr.callee}"
         self._insert(
             entry,
@@ -270,7 +292,7 @@ class AutodialerDetector(Detector):
         dst, key = entry["dst"], attempt[_KEY]
         slot = dst.get(key)
         if slot is None:
-            near = [k for k in _neighbours(key, p.sequential_max_step) if k in dst]
+            near = _near(key, p.sequential_max_step, dst)
             dst[key] = slot = [0, len(near)]
             for k in near:
                 other = dst[k]
@@ -301,12 +323,11 @@ class AutodialerDetector(Detector):
                 entry["seq"] -= 1
             if slot[0] == 0:
                 del dst[old[_KEY]]
-                for k in _neighbours(old[_KEY], p.sequential_max_step):
-                    other = dst.get(k)
-                    if other is not None:
-                        other[1] -= 1
-                        if other[1] == 0:
-                            entry["seq"] -= other[0]
+                for k in _near(old[_KEY], p.sequential_max_step, dst):
+                    other = dst[k]
+                    other[1] -= 1
+                    if other[1] == 0:
+                        entry["seq"] -= other[0]
         del att[:cut]
         if len(att) < 2:
             entry["sq"] = 0.0  # no gap left: drop accumulated rounding

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: RTP (12, RFC 3550) + UDP (8, RFC 768) + IPv4 (20, RFC 791) header bytes per packet.
 HEADER_BYTES = 40
@@ -117,6 +118,7 @@ ALIASES: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=1024)
 def lookup(codec: str | None) -> Codec | None:
     """The :class:`Codec` for a switch's codec name, or ``None`` when unknown or missing.
 

@@ -75,7 +75,9 @@ class DidConcurrencyDetector(Detector):
         if cdr.did is None or not (params.count_unanswered or cdr.answered):
             return []
         start_s = cdr.start.timestamp()
-        entry = state["dids"].setdefault(cdr.did, {"calls": [], "cap": None, "pend": None, "ids": []})
+        entry = state["dids"].get(cdr.did)
+        if entry is None:
+            entry = state["dids"][cdr.did] = {"calls": [], "cap": None, "pend": None, "ids": []}
         prune_calls(entry["calls"], end_s - params.settle_s)
         profile = add_call(entry["calls"], start_s, end_s)
         capacity = max(ctx.capacity_of(cdr.did), entry["cap"] or 0)

@@ -24,6 +24,7 @@ it was parsed), its customers are closed as replay does at end of input (backfil
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -54,6 +55,12 @@ RECENT_EVENTS = 200
 #: checkpoint every DETECT_BATCH records or DETECT_CHECKPOINT_S seconds, not once per record.
 DETECT_BATCH = 500
 DETECT_CHECKPOINT_S = 0.5
+
+#: Longest time (ms) a fetch waits at the broker for new data. faust-streaming hardcodes 1500 and
+#: aiokafka keeps one fetch in flight per broker: a fetch made of idle partitions only (verifications,
+#: Faust's leader topic) held the busy ones back for up to 1.5 s each time, i.e. stalls of seconds
+#: at a few hundred CDRs/s (bench/bench_stream.py). See _limit_fetch_wait().
+FETCH_MAX_WAIT_MS = 50
 
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
@@ -116,6 +123,31 @@ def _event_bytes(event: Event) -> bytes:
     return orjson.dumps(event.to_json_dict())
 
 
+def _limit_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's worker consumer wait at most ``max_wait_ms`` per fetch (see FETCH_MAX_WAIT_MS).
+
+    faust-streaming 0.15 passes ``fetch_max_wait_ms=1500`` to aiokafka without a setting to
+    change it; the consumer it creates is adjusted before it starts (idempotent).
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls = driver.AIOKafkaConsumerThread
+    current = thread_cls._create_worker_consumer
+    if getattr(current, "tollguard_fetch_wait", None) == max_wait_ms:
+        return
+    original = getattr(current, "__wrapped__", current)
+
+    @functools.wraps(original)
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        if hasattr(consumer, "_fetch_max_wait_ms"):  # read by AIOKafkaConsumer.start()
+            consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    create.tollguard_fetch_wait = max_wait_ms  # type: ignore[attr-defined]
+    thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> faust.App:
     """Build the Faust app: topics, the state table and the two agents.
 
@@ -128,6 +160,7 @@ def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any 
         When the rules file is invalid.
     """
     rules = rules or load_rules(settings.rules_path)
+    _limit_fetch_wait(FETCH_MAX_WAIT_MS)
     timeouts: dict[str, Any] = {}
     if settings.fast_rebalance:
         timeouts = {"broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}

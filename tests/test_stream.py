@@ -7,7 +7,8 @@ each test with its own topic prefix and app id.
 * a simulated day (every episode kind, 5 customers) with bad lines mixed in, produced
   with ``--flush`` into one worker: the events on the output topics equal replay's
   (same event ids; per id every field but ``emitted_at``), and the dead-letter topic
-  holds exactly replay's rejects, each with its reason and raw value;
+  holds exactly replay's rejects, each with its reason and raw value (put there by
+  ``tollguard produce``, the parse agent or the detect agent);
 * restart: half the file, SIGTERM, a new worker with the same app id (the state table
   is recovered from its changelog), the other half: still exactly replay's events.
 """
@@ -239,31 +240,45 @@ def test_stream_events_equal_replay_events(day_stream: StreamRun, day_replay: Re
 def test_dead_letters_are_replays_rejects(
     day_stream: StreamRun, day_replay: ReplayResult, day_files: DayFiles
 ) -> None:
-    """Every malformed or late record ends on cdrs-dead-letter, counted, with its reason and raw value."""
+    """Every malformed or late record ends on cdrs-dead-letter, counted, with its reason and raw value.
+
+    Three stages dead-letter: ``tollguard produce`` for lines it cannot send as written
+    (undecodable bytes: source ``file:line``, no offset), the parse agent for lines that
+    do not parse (source ``cdrs[p]`` and offset) and the detect agent for late CDRs
+    (source ``cdrs-by-customer[p]``, the parsed record as raw).
+    """
     dead, rejects = day_stream.dead, day_replay.rejects
     assert len(dead) == len(rejects) == day_files.expected_rejects
     for d in dead:
         assert set(d) >= {"raw", "reason", "source", "offset"}, d
-        assert d["reason"] and d["raw"] and isinstance(d["offset"], int), d
+        assert d["reason"] and d["raw"], d
     # the same reasons as replay, one for one
     assert Counter(d["reason"] for d in dead) == Counter(r["reason"] for r in rejects)
-    # malformed lines: dead-lettered by the parse agent with the line as it was written
-    # (invalid UTF-8 shown with U+FFFD; replay's rejects file escapes it as \xNN)
-    parse_stage = [d for d in dead if d["source"].startswith(f"{day_stream.prefix}cdrs[")]
-    assert Counter(d["raw"] for d in parse_stage) == Counter(
-        b.rstrip(b"\n").decode("utf-8", "replace") for b in day_files.malformed
+
+    def is_late(x: dict[str, Any]) -> bool:
+        return str(x["reason"]).startswith("late CDR")
+
+    # malformed lines: with replay's raw text (undecodable bytes escaped as \xNN) and reason
+    assert Counter((d["raw"], d["reason"]) for d in dead if not is_late(d)) == Counter(
+        (r["raw"], r["reason"]) for r in rejects if not is_late(r)
     )
-    assert Counter(r["raw"] for r in rejects if not r["reason"].startswith("late CDR")) == Counter(
+    assert Counter(r["raw"] for r in rejects if not is_late(r)) == Counter(
         b.rstrip(b"\n").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
         for b in day_files.malformed
     )
+    at_produce = [d for d in dead if d["offset"] is None]
+    at_parse = [d for d in dead if d["source"].startswith(f"{day_stream.prefix}cdrs[")]
+    at_detect = [d for d in dead if d["source"].startswith(f"{day_stream.prefix}cdrs-by-customer[")]
+    assert (len(at_produce), len(at_parse), len(at_detect)) == (3, 3, 2)
+    lines = {r["raw"]: f"{r['source']}:{r['line']}" for r in rejects}
+    assert all(d["source"] == lines[d["raw"]] for d in at_produce)  # file and line, as replay
+    assert all(isinstance(d["offset"], int) for d in at_parse + at_detect)
+    assert all(d["reason"].startswith("undecodable bytes") or "NUL" in d["reason"] for d in at_produce)
     # late CDRs: refused by the detect agent, which dead-letters the parsed record
-    late = [d for d in dead if d not in parse_stage]
-    assert all(d["source"].startswith(f"{day_stream.prefix}cdrs-by-customer[") for d in late)
-    assert sorted(json.loads(d["raw"])["call_id"] for d in late) == sorted(
+    assert all(is_late(d) for d in at_detect)
+    assert sorted(json.loads(d["raw"])["call_id"] for d in at_detect) == sorted(
         _row(b)[COL_UNIQUEID] for b in day_files.late
     )
-    assert all(d["reason"].startswith("late CDR") for d in late)
 
 
 def test_restart_resumes_from_the_changelog(

@@ -67,6 +67,10 @@ class CustomerState:
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     open: dict[str, dict[str, Any]] = field(default_factory=dict)
     closed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Min-heap of (end_s, 0 = seen / 1 = released, key), one per entry of ``seen`` and
+    #: ``released``, so that forgetting costs the entries that expire, not a scan of both
+    #: dicts per CDR. Not serialised: rebuilt when it does not match them.
+    expiry: list[tuple[float, int, str]] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
@@ -150,6 +154,7 @@ class Engine:
         )
         self.clock = clock
         self._contexts: dict[str, CustomerContext] = {}
+        self._active: dict[str, tuple[CustomerContext, list[Detector]]] = {}
         self._lateness_s = rules.engine.allowed_lateness_s
         self._horizon_s = rules.engine.dedupe_horizon_s
         self._expiry_s = rules.engine.alert_expiry_s
@@ -160,6 +165,14 @@ class Engine:
         if ctx is None:
             ctx = self._contexts[customer_id] = self.rules.context(customer_id)
         return ctx
+
+    def _enabled(self, ctx: CustomerContext) -> list[Detector]:
+        """The detectors enabled for ``ctx``'s customer, in order (cached per context)."""
+        hit = self._active.get(ctx.customer_id)
+        if hit is None or hit[0] is not ctx:
+            enabled = [d for d in self.detectors if ctx.params[d.name].enabled]
+            hit = self._active[ctx.customer_id] = (ctx, enabled)
+        return hit[1]
 
     def new_state(self, customer_id: str) -> CustomerState:
         """A fresh state for ``customer_id`` with every detector's initial state."""
@@ -186,6 +199,7 @@ class Engine:
                 f"customer {cdr.customer_id} (allowed lateness {self._lateness_s:.0f} s)",
             )
         state.seen[leg_key] = end_s
+        heapq.heappush(state.expiry, (end_s, 0, leg_key))
         held = state.pending.get(cdr.call_id)
         merged = cdr if held is None else merge_legs(held, cdr)
         state.pending[cdr.call_id] = merged
@@ -207,6 +221,7 @@ class Engine:
         if len(state.detectors) < len(self.detectors):  # a state stored before a detector was added
             for det in self.detectors:
                 state.detectors.setdefault(det.name, det.initial_state())
+        active, dstates = self._enabled(ctx), state.detectors
         decisions: list[tuple[Detector, Decision]] = []
         heap, pending = state.heap, state.pending
         while heap and heap[0][0] <= watermark_s:
@@ -216,12 +231,15 @@ class Engine:
                 continue  # stale entry of a call whose merged end moved later
             del pending[call_id]
             state.released[call_id] = end_s
-            for det in self.detectors:
-                if ctx.params[det.name].enabled:
-                    decisions.extend((det, d) for d in det.update(state.detectors[det.name], cdr, ctx))
-        for det in self.detectors:
-            if ctx.params[det.name].enabled:
-                decisions.extend((det, d) for d in det.advance(state.detectors[det.name], watermark_s, ctx))
+            heapq.heappush(state.expiry, (end_s, 1, call_id))
+            for det in active:
+                found = det.update(dstates[det.name], cdr, ctx)
+                if found:
+                    decisions.extend((det, d) for d in found)
+        for det in active:
+            found = det.advance(dstates[det.name], watermark_s, ctx)
+            if found:
+                decisions.extend((det, d) for d in found)
         events = self._to_events(state, ctx, decisions)
         self._forget(state, watermark_s)
         return events
@@ -230,8 +248,14 @@ class Engine:
         """Drop dedupe memory older than the horizon and closed alert episodes (bounded memory)."""
         cut_s = watermark_s - self._horizon_s
         if state.released and len(state.released) > 64:
-            state.released = {k: v for k, v in state.released.items() if v >= cut_s}
-            state.seen = {k: v for k, v in state.seen.items() if v >= cut_s}
+            seen, released, expiry = state.seen, state.released, state.expiry
+            if len(expiry) != len(seen) + len(released):  # a restored state: index it once
+                expiry[:] = [(v, 0, k) for k, v in seen.items()] + [(v, 1, k) for k, v in released.items()]
+                heapq.heapify(expiry)
+            while expiry and expiry[0][0] < cut_s:  # drop every entry older than the horizon
+                end_s, which, key = heapq.heappop(expiry)
+                if (released if which else seen).get(key) == end_s:
+                    del (released if which else seen)[key]
         gap_s = self.rules.engine.episode_gap_s
         stale = [
             k for k, o in state.open.items()
