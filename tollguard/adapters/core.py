@@ -451,20 +451,20 @@ def _unwrap(stream: IO[bytes]) -> tuple[Any, bool, bool, Exception | None]:
 
     The gzip and UTF-16 layers undone, whatever the file is called.
     """
-    stream = _peekable(stream)
-    gz = stream.peek(2)[:2] == GZIP_MAGIC
+    reader: Any = _peekable(stream)
+    gz = reader.peek(2)[:2] == GZIP_MAGIC
     if not gz:
-        head = stream.peek(2)[:2]
+        head = reader.peek(2)[:2]
     else:
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+        reader = gzip.GzipFile(fileobj=reader, mode="rb")
         try:
-            head = stream.peek(2)[:2]
+            head = reader.peek(2)[:2]
         except _GZIP_ERRORS as exc:  # broken right at the start (header, first block)
-            return stream, True, False, exc
+            return reader, True, False, exc
     utf16 = head in _UTF16_BOMS
     if utf16:
-        stream = io.BufferedReader(_Utf16ToUtf8(stream), 1 << 16)
-    return stream, gz, utf16, None
+        reader = io.BufferedReader(_Utf16ToUtf8(reader), 1 << 16)
+    return reader, gz, utf16, None
 
 
 def _decode(b: bytes, utf16: bool = False) -> tuple[str, str | None]:
