@@ -233,7 +233,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for k, line in enumerate(lines):
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))))
+        cells = enumerate(zip(line, widths, strict=True))
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in cells))
         if k == 0:
             print("  ".join("-" * w for w in widths))
 

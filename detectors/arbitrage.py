@@ -84,7 +84,7 @@ class ArbitrageParams(DetectorParams):
         120, ge=1, le=1_000_000, description="inbound calls to one DID → suspension"
     )
     pumping_prefix_digits: int = Field(
-        5, ge=1, le=15, description="caller digits after '+' naming an origin range (5 = '+37126': country code and range)"
+        5, ge=1, le=15, description="caller digits after '+' naming an origin range (5 = '+37126': country + range)"
     )
     pumping_max_origin_ranges: int = Field(3, ge=1, le=1_000, description="at most this many caller ranges")
     pumping_min_acd_s: float = Field(120, ge=0, le=86_400, description="mean answered duration >= this, s")

@@ -35,7 +35,6 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-
 from pydantic import ValidationError
 
 from streams.web import Metrics, register_views, remember

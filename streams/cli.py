@@ -139,7 +139,9 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
 
 @app.command()
 def replay(
-    files: Annotated[list[Path] | None, typer.Argument(help="CDR files, read in this order (none: built-in example)")] = None,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="CDR files, read in this order (none: built-in example)")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
     rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
     out: Annotated[str, typer.Option(help="events output, JSON lines ('-' = stdout)")] = "events.jsonl",
@@ -255,14 +257,16 @@ def simulate_cmd(
 
 @app.command()
 def worker(
-    broker: Annotated[str | None, typer.Option(help="Kafka bootstrap, kafka://host:port (env KAFKA_BOOTSTRAP_SERVERS)")] = None,
+    broker: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap, kafka://host:port (env KAFKA_BOOTSTRAP_SERVERS)")
+    ] = None,
     rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
     app_id: Annotated[str | None, typer.Option("--app-id", help="consumer group / changelog prefix")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the repartition topic and state table")] = None,
     store: Annotated[str | None, typer.Option(help="table store: memory:// or rocksdb://")] = None,
     datadir: Annotated[str | None, typer.Option(help="local data directory (one per worker on a host)")] = None,
-    web_port: Annotated[int | None, typer.Option(help="port of the worker's web server (one per worker on a host)")] = None,
+    web_port: Annotated[int | None, typer.Option(help="port of the web server (one per worker on a host)")] = None,
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
@@ -293,7 +297,7 @@ def produce(
     broker: Annotated[str | None, typer.Option(help="Kafka bootstrap (env KAFKA_BOOTSTRAP_SERVERS)")] = None,
     topic: Annotated[str, typer.Option(help="topic to send to (prefix included)")] = "cdrs",
     fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
-    rate: Annotated[float | None, typer.Option(help="offered load, CDRs per second (default: as fast as possible)")] = None,
+    rate: Annotated[float | None, typer.Option(help="offered load, CDRs per second (default: unpaced)")] = None,
     flush: Annotated[bool, typer.Option(help="end with the end-of-input control message (backfills, tests)")] = False,
     rules: Annotated[Path | None, typer.Option(help="rules file (ingest settings)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,

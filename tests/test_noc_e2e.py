@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from kafka_fixtures import WorkerProcess, free_port, read_topics, run_cli, unique_names
+
 from tollguard import simulate
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]

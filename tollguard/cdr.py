@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
 #: No CDR starts before this (a 1970 / 0001 timestamp is a broken clock or a parse error).
 EARLIEST_CDR = datetime(2000, 1, 1, tzinfo=UTC)
 #: How far in the future (wall clock) a CDR's end may be: switch clocks drift, a year-9999 does not.

@@ -259,7 +259,8 @@ class Engine:
         gap_s = self.rules.engine.episode_gap_s
         stale = [
             k for k, o in state.open.items()
-            if o["type"] != EventType.SUSPENSION and o["last_s"] < watermark_s - self._expiry_s.get(o["detector"], gap_s)
+            if o["type"] != EventType.SUSPENSION
+            and o["last_s"] < watermark_s - self._expiry_s.get(o["detector"], gap_s)
         ]
         for k in stale:
             del state.open[k]

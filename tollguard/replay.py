@@ -125,7 +125,8 @@ class Replay:
                 except ValidationError as exc:
                     first = exc.errors()[0]
                     where = ".".join(str(p) for p in first["loc"])
-                    self._reject(str(path), number, line.rstrip("\n"), f"bad verdict: {where}: {first['msg']}", cdr=False)
+                    reason = f"bad verdict: {where}: {first['msg']}"
+                    self._reject(str(path), number, line.rstrip("\n"), reason, cdr=False)
                     self.summary.verdicts_refused += 1
         self.verdicts.sort(key=lambda item: item[0].at)
 

@@ -19,8 +19,8 @@ from detectors import ALL_DETECTORS
 from detectors.base import CustomerContext, DetectorParams
 from tollguard.adapters.settings import IngestSettings
 from tollguard.errors import RulesError
-from tollguard.numbers import check_region
 from tollguard.events import CoS
+from tollguard.numbers import check_region
 
 #: The analysts' default rules file, relative to the working directory (the repository root).
 #: Where it is absent the built-in defaults apply: they are the same values (a test checks it).
@@ -49,7 +49,10 @@ class EngineSettings(_Strict):
         "(default: episode_gap_s); a later warning is a new alert",
     )
     widen_to_account_after: int = Field(
-        0, ge=0, le=1_000, description="suspend the whole account once this many narrow suspensions are active (0 = never)"
+        0,
+        ge=0,
+        le=1_000,
+        description="suspend the whole account once this many narrow suspensions are active (0 = never)",
     )
 
 
@@ -205,7 +208,8 @@ def parse_rules(text: str, path: str = "<rules>") -> Rules:
         data = yaml.load(text, Loader=_LineLoader) or {}  # noqa: S506 (SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise RulesError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "", mark.line + 1 if mark else None, path)
+        line = mark.line + 1 if mark else None
+        raise RulesError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "", line, path) from None
     if not isinstance(data, dict):
         raise RulesError("the rules file must be a YAML mapping", "", 1, path)
     _check_overrides(data, root, path)
@@ -238,7 +242,8 @@ def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) ->
                 raise RulesError(f"unknown detector {det!r}; known: {', '.join(sorted(models))}",
                                  ".".join(map(str, loc)), _node_line(root, loc), path)
             if not isinstance(values, dict):
-                raise RulesError("must be a mapping of thresholds", ".".join(map(str, loc)), _node_line(root, loc), path)
+                where = ".".join(map(str, loc))
+                raise RulesError("must be a mapping of thresholds", where, _node_line(root, loc), path)
             try:
                 models[det].model_validate({**models[det]().model_dump(), **values})
             except ValidationError as exc:

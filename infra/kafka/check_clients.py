@@ -267,7 +267,7 @@ def check_faust(bootstrap: str, timeout: float = 120) -> str:
     with tempfile.TemporaryDirectory(prefix="tollguard-faust-smoke-") as tmp:
         result_file = os.path.join(tmp, "count")
         t0 = time.monotonic()
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 (our own interpreter and script)
             [sys.executable, os.path.abspath(__file__), "--bootstrap", bootstrap,
              "--_faust-worker", topic, result_file],
             cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -276,7 +276,7 @@ def check_faust(bootstrap: str, timeout: float = 120) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             output, _ = proc.communicate()
-            raise AssertionError(f"faust worker did not finish in {timeout}s; output:\n{output[-3000:]}")
+            raise AssertionError(f"faust worker did not finish in {timeout}s; output:\n{output[-3000:]}") from None
         elapsed = time.monotonic() - t0
         count = open(result_file).read() if os.path.exists(result_file) else None
         if count != str(N_FAUST):
