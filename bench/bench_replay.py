@@ -92,8 +92,11 @@ def data_file(cache: Path, n: int, fmt: str) -> Path:
     written = simulate.write(islice(sim.records(), n), fmt, tmp)
     if written < n:
         tmp.unlink()
-        raise SystemExit(f"the simulation gave only {written:,} CDRs < {n:,}; raise CDRS_PER_CUSTOMER_WEEK margin")
+        raise SystemExit(f"the simulation gave only {written:,} CDRs < {n:,}; lower CDRS_PER_CUSTOMER_WEEK")
     tmp.replace(path)
+    for old in cache.glob(f"all-c{customers}-w1-s{SEED}-n{n}-*.{fmt}.*"):
+        if not old.name.startswith(stem):  # files of an older simulator: keep the cache bounded
+            old.unlink()
     print(f"  {path.name}: {path.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s",
           file=sys.stderr, flush=True)
     return path
