@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from detectors import ALL_DETECTORS
 from detectors.base import CustomerContext, DetectorParams
@@ -124,16 +124,16 @@ class Rules(_Strict):
         description="IRSF / revenue-share destinations the operator maintains (E.164 prefixes)",
     )
 
-    @field_validator("customers")
-    @classmethod
-    def _overrides_valid(cls, customers: dict[str, CustomerRules]) -> dict[str, CustomerRules]:
-        models = {d.name: d.params_model for d in ALL_DETECTORS}
-        for cid, cust in customers.items():
+    @model_validator(mode="after")
+    def _overrides_valid(self) -> Rules:
+        """Each customer's overrides applied to this file's thresholds must be valid too."""
+        for cid, cust in self.customers.items():
             for det, values in cust.overrides.items():
-                if det not in models:
-                    raise ValueError(f"customer {cid}: unknown detector {det!r} in overrides")
-                models[det].model_validate({**models[det]().model_dump(), **values})
-        return customers
+                problem = override_problem(det, values, getattr(self.detectors, det, None))
+                if problem is not None:
+                    field, message = problem
+                    raise ValueError(f"customers.{cid}.overrides.{det}{field}: {message}")
+        return self
 
     @cached_property
     def rules_version(self) -> str:
@@ -226,9 +226,42 @@ def parse_rules(text: str, path: str = "<rules>") -> Rules:
         raise RulesError(f"{err['msg']}{got_text}", field, _node_line(root, loc), path) from None
 
 
-def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) -> None:
-    """Validate ``customers.*.overrides`` against each detector's thresholds, with line and full field."""
+def override_problem(det: str, values: Any, base: DetectorParams | None = None) -> tuple[str, str] | None:
+    """The first fault of one customer's ``overrides.<det>`` block, or None when it is valid.
+
+    ``base`` holds the thresholds the overrides apply to (the detector's defaults when None).
+    Returns ``(".field" or "", message)``.
+    """
     models = {d.name: d.params_model for d in ALL_DETECTORS}
+    if det not in models:
+        return "", f"unknown detector {det!r}; known: {', '.join(sorted(models))}"
+    if not isinstance(values, dict):
+        return "", "must be a mapping of thresholds"
+    try:
+        models[det].model_validate({**(base or models[det]()).model_dump(), **values})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        got = err.get("input")
+        got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+        field = "".join(f".{part}" for part in err["loc"])
+        return field, f"{err['msg']}{got_text}"
+    return None
+
+
+def _file_params(data: dict[str, Any], det: str) -> DetectorParams | None:
+    """The file's own thresholds of ``det`` when they are valid (else None: defaults)."""
+    section = data.get("detectors")
+    model = next((d.params_model for d in ALL_DETECTORS if d.name == det), None)
+    if model is None or not isinstance(section, dict) or not isinstance(section.get(det), dict):
+        return None
+    try:
+        return model.model_validate({**model().model_dump(), **section[det]})
+    except ValidationError:
+        return None
+
+
+def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) -> None:
+    """Validate ``customers.*.overrides`` before the whole file, to name the fault's line and full field."""
     customers = data.get("customers")
     if not isinstance(customers, dict):
         return
@@ -237,22 +270,11 @@ def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) ->
         if not isinstance(overrides, dict):
             continue
         for det, values in overrides.items():
-            loc: tuple[Any, ...] = ("customers", cid, "overrides", det)
-            if det not in models:
-                raise RulesError(f"unknown detector {det!r}; known: {', '.join(sorted(models))}",
-                                 ".".join(map(str, loc)), _node_line(root, loc), path)
-            if not isinstance(values, dict):
-                where = ".".join(map(str, loc))
-                raise RulesError("must be a mapping of thresholds", where, _node_line(root, loc), path)
-            try:
-                models[det].model_validate({**models[det]().model_dump(), **values})
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                full = loc + tuple(err["loc"])
-                got = err.get("input")
-                got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-                raise RulesError(f"{err['msg']}{got_text}", ".".join(map(str, full)), _node_line(root, full),
-                                 path) from None
+            problem = override_problem(det, values, _file_params(data, det))
+            if problem is not None:
+                field, message = problem
+                loc = ("customers", cid, "overrides", det, *field.split(".")[1:])
+                raise RulesError(message, ".".join(map(str, loc)), _node_line(root, loc), path)
 
 
 def load_rules(path: str | Path | None = None) -> Rules:

@@ -1,0 +1,43 @@
+"""Rules files: the first fault named with its line and full field; overrides checked against the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from tollguard.errors import RulesError
+from tollguard.rules import parse_rules
+
+CASES = [
+    ("detectors:\n  autodialer:\n    window_s: -5\n", 3, "detectors.autodialer.window_s",
+     "greater than or equal to 60"),
+    ("customers:\n  c1:\n    overrides:\n      autodialer:\n        min_attempt: 5\n", 5,
+     "customers.c1.overrides.autodialer.min_attempt", "Extra inputs"),
+    ("customers:\n  c1:\n    overrides:\n      autodialr: {}\n", 4, "customers.c1.overrides.autodialr",
+     "unknown detector 'autodialr'"),
+    ("detectors:\n  autodialer:\n    critical_attempts_per_min: 50\ncustomers:\n  c1:\n    overrides:\n"
+     "      autodialer: {warn_attempts_per_min: 60}\n", 7, "customers.c1.overrides.autodialer",
+     "critical_attempts_per_min (50.0) must be >= warn_attempts_per_min (60.0)"),
+    ("customers:\n  c1:\n    country: XX\n", 3, "customers.c1.country", "'XX' is not a region"),
+    ("ingest:\n  default_country: ZZ\n", 2, "ingest.default_country", "'ZZ' is not a region"),
+    ("customers:\n  c1:\n    dids:\n      '+390212345678': {capacity: 0}\n", 4,
+     "customers.c1.dids.+390212345678.capacity", "greater than or equal to 1"),
+    ("a: [\n", 2, "", "not valid YAML"),
+    ("- 1\n- 2\n", 1, "", "must be a YAML mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "field", "message"), CASES)
+def test_first_fault_with_line_and_field(text, line, field, message):
+    with pytest.raises(RulesError) as info:
+        parse_rules(text, "r.yaml")
+    assert (info.value.line, info.value.field) == (line, field)
+    assert message in info.value.message
+
+
+def test_overrides_apply_on_the_files_own_thresholds():
+    rules = parse_rules("detectors:\n  autodialer:\n    critical_attempts_per_min: 50\ncustomers:\n  c1:\n"
+                        "    overrides:\n      autodialer: {warn_attempts_per_min: 45}\n")
+    params = rules.context("c1").params["autodialer"]
+    assert (params.warn_attempts_per_min, params.critical_attempts_per_min) == (45, 50)
+    assert rules.context("other").params["autodialer"].warn_attempts_per_min == 10
+    assert rules.version.startswith("unversioned+")
