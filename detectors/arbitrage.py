@@ -29,9 +29,9 @@ count in (a) or (c). All thresholds are inclusive (``>=`` / ``<=`` fire).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from tollguard.cdr import CallDetailRecord, Direction
@@ -111,16 +111,11 @@ class ArbitrageParams(DetectorParams):
     )
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="most recent call ids kept as evidence")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> ArbitrageParams:
-        for warn, crit in (
-            ("reward_min_calls", "reward_critical_calls"),
-            ("pumping_min_calls", "pumping_critical_calls"),
-            ("high_cost_min_minutes", "high_cost_critical_minutes"),
-        ):
-            if getattr(self, warn) > getattr(self, crit):
-                raise ValueError(f"{warn} ({getattr(self, warn)}) must be <= {crit} ({getattr(self, crit)})")
-        return self
+    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("reward_min_calls", "reward_critical_calls"),
+        ("pumping_min_calls", "pumping_critical_calls"),
+        ("high_cost_min_minutes", "high_cost_critical_minutes"),
+    )
 
 
 def _samples(calls: list[list[Any]], n: int, idx: int) -> list[str]:

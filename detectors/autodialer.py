@@ -41,9 +41,9 @@ from __future__ import annotations
 import bisect
 import math
 from operator import itemgetter
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from tollguard.cdr import CallDetailRecord, Direction, Disposition
@@ -133,19 +133,10 @@ class AutodialerParams(DetectorParams):
     )
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="latest call ids kept as evidence")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> AutodialerParams:
-        if self.critical_attempts_per_min < self.warn_attempts_per_min:
-            raise ValueError(
-                f"critical_attempts_per_min ({self.critical_attempts_per_min}) must be >= "
-                f"warn_attempts_per_min ({self.warn_attempts_per_min})"
-            )
-        if self.wangiri_critical_calls < self.wangiri_warn_calls:
-            raise ValueError(
-                f"wangiri_critical_calls ({self.wangiri_critical_calls}) must be >= "
-                f"wangiri_warn_calls ({self.wangiri_warn_calls})"
-            )
-        return self
+    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("warn_attempts_per_min", "critical_attempts_per_min"),
+        ("wangiri_warn_calls", "wangiri_critical_calls"),
+    )
 
 
 def _new_cli(start_s: float) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import EventType, ScopeKind
@@ -37,7 +37,21 @@ class DetectorParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: (warning field, critical field) pairs: the warning must not be above the critical level,
+    #: so the alert fires before the suspension. Each detector lists its own.
+    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     enabled: bool = Field(True, description="run this detector (a customer allowlist can turn it off)")
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> DetectorParams:
+        for warn, crit in self.level_pairs:
+            if getattr(self, warn) > getattr(self, crit):
+                raise ValueError(
+                    f"{crit} ({getattr(self, crit)}) must be >= {warn} ({getattr(self, warn)}): "
+                    "the warning fires before the suspension"
+                )
+        return self
 
 
 @dataclass(frozen=True, slots=True)

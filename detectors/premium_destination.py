@@ -26,9 +26,9 @@ count. Warning → ``alert`` (level ``warning``); critical → ``suspension`` (l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from tollguard.cdr import CallDetailRecord, Direction
@@ -75,15 +75,10 @@ class PremiumDestinationParams(DetectorParams):
     )
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="most recent call ids kept as evidence")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> PremiumDestinationParams:
-        for warn, crit in (("warn_attempts", "critical_attempts"), ("warn_minutes", "critical_minutes")):
-            if getattr(self, warn) > getattr(self, crit):
-                raise ValueError(
-                    f"{warn} ({getattr(self, warn)}) must be <= {crit} ({getattr(self, crit)}): "
-                    "the warning fires before the suspension"
-                )
-        return self
+    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("warn_attempts", "critical_attempts"),
+        ("warn_minutes", "critical_minutes"),
+    )
 
 
 def _allowed(dest: str, allow: tuple[str, ...]) -> bool:

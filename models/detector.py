@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from models.features import (
@@ -102,13 +102,7 @@ class AnomalyParams(DetectorParams):
     top_features: int = Field(5, ge=1, le=30, description="features named in the evidence")
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="call ids kept as evidence per window")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> AnomalyParams:
-        if self.warn_score > self.critical_score:
-            raise ValueError(
-                f"warn_score ({self.warn_score}) must be <= critical_score ({self.critical_score})"
-            )
-        return self
+    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = (("warn_score", "critical_score"),)
 
     def feature_settings(self) -> FeatureSettings:
         """The feature settings these params describe (what ``tollguard train`` uses)."""

@@ -41,3 +41,24 @@ def test_overrides_apply_on_the_files_own_thresholds():
     assert (params.warn_attempts_per_min, params.critical_attempts_per_min) == (45, 50)
     assert rules.context("other").params["autodialer"].warn_attempts_per_min == 10
     assert rules.version.startswith("unversioned+")
+
+
+def _level_pairs():
+    from detectors import ALL_DETECTORS
+
+    return [(d.params_model, warn, crit) for d in ALL_DETECTORS for warn, crit in d.params_model.level_pairs]
+
+
+@pytest.mark.parametrize(("model", "warn", "crit"), _level_pairs())
+def test_every_warning_level_must_not_exceed_its_critical_level(model, warn, crit):
+    from pydantic import ValidationError
+
+    critical = getattr(model(), crit)
+    assert model(**{warn: critical}) is not None  # equal is allowed
+    above = critical + (0.01 if isinstance(critical, float) and critical < 1 else 1)
+    with pytest.raises(ValidationError, match=f"{crit} .* must be >= {warn}"):
+        model(**{warn: above})
+
+
+def test_level_pairs_cover_every_detector_with_two_levels():
+    assert len(_level_pairs()) == 8
