@@ -8,7 +8,6 @@ what is valid, and a new detector plugs in without touching this module.
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +133,6 @@ class Rules(_Strict):
                     field, message = problem
                     raise ValueError(f"customers.{cid}.overrides.{det}{field}: {message}")
         return self
-
-    @cached_property
-    def rules_version(self) -> str:
-        """Version string carried by every event."""
-        return self.version
 
     def country_of(self, customer_id: str) -> str:
         """ISO region used to normalise a customer's numbers."""
