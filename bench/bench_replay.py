@@ -158,8 +158,8 @@ def child_baseline(path: str, fmt: str) -> dict[str, Any]:
 def child_replay(path: str, fmt: str, rules_path: str | None, profile: bool = False) -> dict[str, Any]:
     """``Replay.run_file`` + ``finish`` with the given rules, outputs to os.devnull."""
     _pin_one_cpu()
-    from tollguard.replay import Replay
-    from tollguard.rules import load_rules
+    from engine.registry import load_rules
+    from streams.replay import Replay
 
     rules = load_rules(rules_path)
     start_rss = _rss_mib()

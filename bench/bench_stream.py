@@ -76,11 +76,11 @@ from kafka_fixtures import (  # noqa: E402
     wait_for_lag_zero,
 )
 
+from engine.registry import load_rules  # noqa: E402
 from streams.app import partition_of  # noqa: E402
 from streams.produce import ensure_topics, produce_files  # noqa: E402
 from tollguard.adapters import write_record  # noqa: E402
 from tollguard.cdr import Disposition  # noqa: E402
-from tollguard.rules import load_rules  # noqa: E402
 from tollguard.simulate import run_scenario  # noqa: E402
 
 PARTITIONS = 4

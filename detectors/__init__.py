@@ -1,7 +1,7 @@
 """Rule detectors: plain Python, no Faust or Kafka imports (DESIGN §2).
 
-Every detector implements :class:`detectors.base.Detector`; ``ALL_DETECTORS`` is the
-registry the engine and the rules schema are built from.
+Every detector implements :class:`detectors.base.Detector`. The registry (which detectors
+run, in which order) is assembled above this layer, in ``engine.registry``.
 """
 
 from detectors.arbitrage import ArbitrageDetector, ArbitrageParams
@@ -10,22 +10,8 @@ from detectors.bandwidth import BandwidthDetector, BandwidthParams
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams
 from detectors.did_concurrency import DidConcurrencyDetector, DidConcurrencyParams
 from detectors.premium_destination import PremiumDestinationDetector, PremiumDestinationParams
-from models.detector import AnomalyDetector, AnomalyParams  # the trained model's detector (clause 8.6)
-
-#: Every rule detector, in the order the engine runs them (the order of their events).
-ALL_DETECTORS: tuple[type[Detector], ...] = (
-    PremiumDestinationDetector,
-    ArbitrageDetector,
-    AutodialerDetector,
-    DidConcurrencyDetector,
-    BandwidthDetector,
-    AnomalyDetector,
-)
 
 __all__ = [
-    "ALL_DETECTORS",
-    "AnomalyDetector",
-    "AnomalyParams",
     "ArbitrageDetector",
     "ArbitrageParams",
     "AutodialerDetector",

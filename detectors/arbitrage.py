@@ -36,17 +36,12 @@ from pydantic import Field
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.events import EventType, ScopeKind
-from tollguard.numbers import NumberType, classify, matches_prefix
+from tollguard.numbers import IRSF_COUNTRY_CODES, NumberType, classify, matches_prefix
+
 
 #: IRSF target country codes: recurrent entries of the CFCA Fraud Loss Survey's top IRSF
 #: destinations and of GSMA IRSF hot lists (small islands, West Africa, Baltic premium
 #: ranges, satellite / international networks +881/+882/+883).
-IRSF_COUNTRY_CODES: tuple[str, ...] = (
-    "+239", "+225", "+232", "+221", "+252", "+260", "+263", "+269", "+371", "+372", "+375", "+53",
-    "+675", "+677", "+678", "+685", "+686", "+688", "+690", "+881", "+882", "+883",
-)  # fmt: skip
-
-
 class ArbitrageParams(DetectorParams):
     """Thresholds of ``arbitrage``: counts, minutes and ACD fire at ``>=``, CV and origin ranges at ``<=``.
 
@@ -506,4 +501,5 @@ class ArbitrageDetector(Detector):
             occurred_at_s=now_s,
             reason=reason,
             evidence=evidence,
+            check=evidence["check"],
         )

@@ -297,6 +297,7 @@ class BandwidthDetector(Detector):
             scope_kind=ScopeKind.ACCOUNT,
             scope_value=ctx.customer_id,
             episode=f"calls@{state['ep']}",
+            check="measured_calls",
             occurred_at_s=end_s,
             reason=reason,
             evidence={
@@ -368,6 +369,7 @@ class BandwidthDetector(Detector):
             scope_kind=ScopeKind.ACCOUNT,
             scope_value=cdr.customer_id,
             episode=f"link@{iso(peak_at)}",
+            check="declared_link",
             occurred_at_s=end_s,
             reason=(
                 f"Customer {cdr.customer_id} had {peak} simultaneous calls at {iso(peak_at)} on a declared "

@@ -15,83 +15,25 @@ Times inside states are UTC epoch seconds (floats).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from tollguard.cdr import CallDetailRecord
+from tollguard.context import CustomerContext, DetectorParams, epoch, from_epoch, iso
 from tollguard.events import EventType, ScopeKind
 
+__all__ = [
+    "CustomerContext",
+    "Decision",
+    "Detector",
+    "DetectorParams",
+    "Level",
+    "epoch",
+    "from_epoch",
+    "iso",
+]
+
 Level = Literal["warning", "critical", "notice", "billing"]
-
-
-class DetectorParams(BaseModel):
-    """Base of every detector's thresholds: frozen, unknown keys refused.
-
-    Each field carries its default, its allowed range and, in its description,
-    its source (contract clause, standard or measured figure).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: (warning field, critical field) pairs: the warning must not be above the critical level,
-    #: so the alert fires before the suspension. Each detector lists its own.
-    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
-
-    enabled: bool = Field(True, description="run this detector (a customer allowlist can turn it off)")
-
-    @model_validator(mode="after")
-    def _levels_ordered(self) -> DetectorParams:
-        for warn, crit in self.level_pairs:
-            if getattr(self, warn) > getattr(self, crit):
-                raise ValueError(
-                    f"{crit} ({getattr(self, crit)}) must be >= {warn} ({getattr(self, warn)}): "
-                    "the warning fires before the suspension"
-                )
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerContext:
-    """What the rules say about one customer, resolved once and cached.
-
-    Attributes
-    ----------
-    customer_id : str
-    country : str
-        ISO 3166 region used to normalise and type numbers ("IT").
-    params : Mapping[str, DetectorParams]
-        Effective thresholds per detector name, customer overrides applied.
-    did_capacity : Mapping[str, int]
-        Bought simultaneous-call capacity per E.164 DID; others get ``default_did_capacity``.
-    default_did_capacity : int
-        Contract clause 6.1: at least 20 simultaneous calls per DID.
-    link_kbps : float or None
-        Known access-link bandwidth in kbit/s, when the customer declared it.
-    allow_destinations : tuple of str
-        E.164 numbers or prefixes the customer is authorised to call (never premium evidence).
-    home_dids : frozenset of str
-        The customer's own DIDs, where the rules list them.
-    high_risk_prefixes : tuple of str
-        E.164 prefixes of IRSF / revenue-share ranges the operator maintains (rules file).
-    """
-
-    customer_id: str
-    country: str = "IT"
-    params: Mapping[str, DetectorParams] = field(default_factory=dict)
-    did_capacity: Mapping[str, int] = field(default_factory=dict)
-    default_did_capacity: int = 20
-    link_kbps: float | None = None
-    allow_destinations: tuple[str, ...] = ()
-    home_dids: frozenset[str] = frozenset()
-    high_risk_prefixes: tuple[str, ...] = ()
-
-    def capacity_of(self, did: str) -> int:
-        """Simultaneous-call capacity of ``did`` (rules override, else the contract's 20)."""
-        return self.did_capacity.get(did, self.default_did_capacity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +59,10 @@ class Decision:
         The numbers behind it (counts, rates, thresholds, sample call_ids).
     clause : str or None
         Contract clause, when it differs from the detector's default.
+    check : str
+        Which of the detector's independent checks decided (e.g. arbitrage's ``reward``,
+        ``pumping``, ``high_cost``): with the scope it keys the episode, so two checks on
+        one scope are two episodes. Empty for a detector with one check.
     extra : dict
         Type-specific event fields (capacity_increase: did, observed_peak, ...).
     """
@@ -131,6 +77,7 @@ class Decision:
     evidence: dict[str, Any]
     clause: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    check: str = ""
 
 
 class Detector:
@@ -160,17 +107,10 @@ class Detector:
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:  # noqa: B027
         """Forget the evidence behind a scope (after a cleared verdict) so it does not fire again."""
 
+    def report(self, state: dict[str, Any], ctx: CustomerContext) -> list[dict[str, Any]]:
+        """Rows describing what the state holds now, for the NOC page (e.g. concurrency per DID).
 
-def epoch(dt: datetime) -> float:
-    """UTC epoch seconds of a tz-aware datetime."""
-    return dt.timestamp()
-
-
-def from_epoch(seconds: float) -> datetime:
-    """Tz-aware UTC datetime of epoch seconds."""
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def iso(seconds: float) -> str:
-    """ISO 8601 UTC text of epoch seconds, e.g. ``2026-01-05T09:00:00Z``."""
-    return from_epoch(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+        The page reads detectors only through this method, never their state keys.
+        Default: nothing to show.
+        """
+        return []

@@ -80,7 +80,7 @@ class DidConcurrencyDetector(Detector):
             entry = state["dids"][cdr.did] = {"calls": [], "cap": None, "pend": None, "ids": []}
         prune_calls(entry["calls"], end_s - params.settle_s)
         profile = add_call(entry["calls"], start_s, end_s)
-        capacity = max(ctx.capacity_of(cdr.did), entry["cap"] or 0)
+        capacity = max(ctx.capacity_of(cdr.did, params.default_capacity), entry["cap"] or 0)
         over = [(t, n) for t, n in profile if n > capacity]
         if over:
             peak_at, peak = max(over, key=lambda point: (point[1], -point[0]))

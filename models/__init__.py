@@ -4,7 +4,6 @@
 ``models.model`` and ``models.train`` need the ``ml`` extra (scikit-learn, skops).
 """
 
-import detectors  # noqa: F401  (first: the detector registry imports models.detector)
 from models.detector import AnomalyDetector, AnomalyParams
 from models.features import FEATURE_NAMES, FeatureSettings, window_features
 

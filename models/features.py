@@ -53,9 +53,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from detectors.arbitrage import IRSF_COUNTRY_CODES
 from tollguard.cdr import CallDetailRecord, Direction
-from tollguard.numbers import NumberType, classify, matches_prefix
+from tollguard.numbers import IRSF_COUNTRY_CODES, NumberType, classify, matches_prefix
 
 #: Absolute features of a window, in model order.
 ABSOLUTE_FEATURES: tuple[str, ...] = (

@@ -11,7 +11,7 @@ Topology (topic names without the configurable prefix, DESIGN §4)::
   and source position: nothing is lost.
 * ``detect`` consumes the repartitioned stream, so one customer's CDRs (all its
   DIDs and CLIs) reach the one worker that holds its state, in a changelog-backed
-  Faust table (one write per CDR). It calls :class:`tollguard.engine.Engine`, the
+  Faust table (one write per CDR). It calls :class:`engine.core.Engine`, the
   code replay runs, so both give the same events.
 * Events are keyed by customer: a consumer sees one customer's events in order.
   Delivery is at-least-once; event ids are deterministic, so consumers de-duplicate.
@@ -37,13 +37,14 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
+from engine.core import CustomerState, Engine
+from engine.registry import load_rules
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
-from tollguard.engine import CustomerState, Engine
 from tollguard.errors import VerdictError
 from tollguard.events import TOPIC_OF_TYPE, Event, EventType, Verdict
-from tollguard.rules import Rules, load_rules
+from tollguard.rules import Rules
 
 log = logging.getLogger("tollguard.worker")
 

@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from engine.registry import load_rules
+from streams.replay import Replay, ReplaySummary
 from tollguard.errors import RulesError
 from tollguard.events import Event
-from tollguard.replay import Replay, ReplaySummary
-from tollguard.rules import Rules, load_rules
+from tollguard.rules import Rules
 
 if TYPE_CHECKING:
     from models.model import AnomalyModel
@@ -400,7 +401,7 @@ def train_cmd(
     ruleset = _rules(rules)
     try:
         from models.model import ModelError
-        from models.train import train as fit_model
+        from streams.train import train as fit_model
     except RulesError as exc:
         raise _usage(str(exc)) from None
     except ImportError as exc:
@@ -468,7 +469,7 @@ def model_evaluate(
     _check_files([*files, labels])
     ruleset = _rules(rules)
     loaded = _load_model(model, ruleset)
-    from models.train import evaluate, read_labels
+    from streams.train import evaluate, read_labels
 
     report = evaluate(loaded, list(files), read_labels(labels), ruleset, fmt)
     if as_json:
@@ -512,9 +513,10 @@ def rules_template(
     out: Annotated[str, typer.Option(help="output file ('-' = stdout)")] = "-",
 ) -> None:
     """Write a rules file with every setting at its default, documented in comments."""
+    from engine.registry import Rules as RulesSchema
     from tollguard.rules_template import render_rules_yaml
 
-    text = render_rules_yaml()
+    text = render_rules_yaml(RulesSchema())
     if out == "-":
         typer.echo(text, nl=False)
     else:

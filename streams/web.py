@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from detectors.base import iso
 from detectors.concurrency import peak_of
-from tollguard.engine import CustomerState, Engine
+from engine.core import CustomerState, Engine
 from tollguard.events import Event, Verdict
 
 NOC_HTML = (Path(__file__).with_name("noc.html")).read_text(encoding="utf-8")

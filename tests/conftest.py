@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from kafka_fixtures import kafka_bootstrap  # noqa: F401  (Kafka broker fixture: tests/kafka_fixtures.py)
 
-from tollguard.engine import Engine
-from tollguard.rules import Rules, parse_rules
+from engine.core import Engine
+from engine.registry import Rules, parse_rules
 from tollguard.testing import make_cdr
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from engine.registry import Rules, load_rules
+from streams.replay import replay_files
 from tollguard.adapters import (
     MAX_DOC_BYTES,
     IngestSettings,
@@ -32,8 +34,6 @@ from tollguard.adapters import (
     write_record,
 )
 from tollguard.cdr import CallDetailRecord, Direction, Disposition
-from tollguard.replay import replay_files
-from tollguard.rules import Rules, load_rules
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLES = Path(os.environ.get("TOLLGUARD_SAMPLES") or Path(__file__).resolve().parents[2] / "shared/data/cdr-samples")

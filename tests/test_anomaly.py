@@ -20,8 +20,13 @@ import skops.io as sio  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from detectors import ALL_DETECTORS  # noqa: E402
 from detectors.base import CustomerContext  # noqa: E402
+from engine.core import CustomerState, Engine  # noqa: E402
+from engine.registry import (  # noqa: E402
+    ALL_DETECTORS,  # noqa: E402
+    Rules,
+    parse_rules,
+)
 from models.detector import AnomalyDetector, AnomalyParams  # noqa: E402
 from models.features import (  # noqa: E402
     FEATURE_NAMES,
@@ -33,15 +38,13 @@ from models.features import (  # noqa: E402
     window_features,
 )
 from models.model import MODEL_FORMAT, AnomalyModel, ModelError  # noqa: E402
-from models.train import collect_windows, evaluate, read_labels, train  # noqa: E402
 from streams.cli import app as cli_app  # noqa: E402
+from streams.replay import Replay  # noqa: E402
+from streams.train import collect_windows, evaluate, read_labels, train  # noqa: E402
 from tollguard import simulate  # noqa: E402
 from tollguard.cdr import Direction, Disposition  # noqa: E402
-from tollguard.engine import CustomerState, Engine  # noqa: E402
 from tollguard.errors import RulesError  # noqa: E402
 from tollguard.events import ScopeKind  # noqa: E402
-from tollguard.replay import Replay  # noqa: E402
-from tollguard.rules import Rules, parse_rules  # noqa: E402
 from tollguard.testing import BASE_TIME, make_cdr  # noqa: E402
 
 T0 = BASE_TIME.timestamp()  # Monday 2026-01-05 09:00 UTC = 10:00 in Rome, a window start

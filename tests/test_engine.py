@@ -7,10 +7,10 @@ import json
 from detectors.autodialer import AutodialerParams
 from detectors.base import Decision, Detector
 from detectors.did_concurrency import DidConcurrencyDetector
+from engine.core import CustomerState, Engine
+from engine.registry import Rules
 from tollguard.cdr import Disposition
-from tollguard.engine import CustomerState, Engine
 from tollguard.events import EventType, ScopeKind
-from tollguard.rules import Rules
 from tollguard.testing import make_cdr
 
 DID = "+390298765432"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from engine.registry import Rules, load_rules
 from streams.cli import app
+from streams.replay import replay_files
 from tollguard import simulate
-from tollguard.replay import replay_files
-from tollguard.rules import Rules, load_rules
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +130,7 @@ def test_bad_lines_are_rejected_with_reasons_and_counted(tmp_path):
     assert (summary.lines_read, summary.accepted, summary.rejected, summary.duplicates) == (7, 2, 5, 1)
     assert summary.lines_read == summary.accepted + summary.rejected
     reasons = [r["reason"] for r in rejects]
-    assert [r["line"] for r in rejects] == [2, 3, 4, 5, 6]
+    assert [r["position"] for r in rejects] == [2, 3, 4, 5, 6]
     assert "expected 16, 18 or 21 columns, got 4" in reasons[0]
     assert "bad timestamp 'not a date'" in reasons[1]
     assert "before start" in reasons[2]
@@ -216,10 +216,10 @@ def test_replay_with_verdicts_reactivates(tmp_path, day):
 
 
 def test_the_template_customers_example_is_valid():
-    from tollguard.rules import parse_rules
+    from engine.registry import parse_rules
     from tollguard.rules_template import render_rules_yaml
 
-    text = render_rules_yaml()
+    text = render_rules_yaml(Rules())
     lines = text.splitlines()
     start = lines.index("#   cust-042:")
     example = []

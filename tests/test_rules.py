@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.registry import parse_rules
 from tollguard.errors import RulesError
-from tollguard.rules import parse_rules
 
 CASES = [
     ("detectors:\n  autodialer:\n    window_s: -5\n", 3, "detectors.autodialer.window_s",
@@ -44,7 +44,7 @@ def test_overrides_apply_on_the_files_own_thresholds():
 
 
 def _level_pairs():
-    from detectors import ALL_DETECTORS
+    from engine.registry import ALL_DETECTORS
 
     return [(d.params_model, warn, crit) for d in ALL_DETECTORS for warn, crit in d.params_model.level_pairs]
 

@@ -55,6 +55,14 @@ except ImportError:  # pragma: no cover - only if a future phonenumbers drops th
     def _is_national_prefix_present_if_required(numobj: PhoneNumber) -> bool:
         return True
 
+#: Country codes most targeted by International Revenue Share Fraud (IRSF): CFCA fraud loss
+#: survey and GSMA IRSF hot lists. Used by the arbitrage detector's high-cost check and the
+#: anomaly model's features.
+IRSF_COUNTRY_CODES: tuple[str, ...] = (
+    "+239", "+225", "+232", "+221", "+252", "+260", "+263", "+269", "+371", "+372", "+375", "+53",
+    "+675", "+677", "+678", "+685", "+686", "+688", "+690", "+881", "+882", "+883",
+)  # fmt: skip
+
 
 __all__ = [
     "CACHE_SIZE",

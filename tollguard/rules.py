@@ -1,22 +1,24 @@
 """Analyst-owned rules files (DESIGN §6): YAML validated by pydantic, with line numbers on errors.
 
-The schema is composed from each detector's own thresholds model
-(``detectors.ALL_DETECTORS``), so ``tollguard rules check`` and the detectors agree on
-what is valid, and a new detector plugs in without touching this module.
+The schema is composed from each detector's own thresholds model by
+:func:`rules_schema`, called with the detector registry at the top of the layers
+(``engine.registry``), so ``tollguard rules check`` and the detectors agree on what is
+valid, a new detector plugs in without touching this module, and this module (the
+domain layer) imports no detector.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from detectors import ALL_DETECTORS
-from detectors.base import CustomerContext, DetectorParams
 from tollguard.adapters.settings import IngestSettings
+from tollguard.context import CustomerContext, DetectorParams
 from tollguard.errors import RulesError
 from tollguard.events import CoS
 from tollguard.numbers import check_region
@@ -80,14 +82,6 @@ class AllowRules(_Strict):
     detectors: tuple[str, ...] = Field((), description="detectors not run for this customer, e.g. autodialer")
     destinations: tuple[str, ...] = Field((), description="E.164 numbers or prefixes the customer may call")
 
-    @field_validator("detectors")
-    @classmethod
-    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(names) - {d.name for d in ALL_DETECTORS})
-        if unknown:
-            raise ValueError(f"unknown detector(s) {unknown}; known: {sorted(d.name for d in ALL_DETECTORS)}")
-        return names
-
 
 class CustomerRules(_Strict):
     """One customer's section: country, DIDs, capacity, link, allowlists, threshold overrides."""
@@ -102,33 +96,52 @@ class CustomerRules(_Strict):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="detector -> thresholds")
 
 
-DetectorsConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "DetectorsConfig",
-    __config__=ConfigDict(frozen=True, extra="forbid"),
-    **{d.name: (d.params_model, d.params_model()) for d in ALL_DETECTORS},
-)
+class DetectorSpec(Protocol):
+    """What the rules need of a detector class: its name and its thresholds model."""
+
+    name: ClassVar[str]
+    params_model: ClassVar[type[DetectorParams]]
 
 
 class Rules(_Strict):
-    """A whole rules file. Build it with :func:`load_rules`; ``version`` is set from the file hash."""
+    """A whole rules file. Build it with :func:`load_rules`; ``version`` is set from the file hash.
+
+    This base has no detector section; :func:`rules_schema` derives the class with one
+    ``detectors.<name>`` section per registered detector (``engine.registry.Rules``).
+    """
 
     version: str = "unversioned"
     ingest: IngestSettings = IngestSettings()
     engine: EngineSettings = EngineSettings()
     cos: CosRules = CosRules()
-    detectors: DetectorsConfig = DetectorsConfig()  # type: ignore[valid-type]
+    detectors: BaseModel = _Strict()
     customers: dict[str, CustomerRules] = Field(default_factory=dict)
     high_risk_prefixes: tuple[str, ...] = Field(
         ("+979", "+881", "+882", "+883"),
         description="IRSF / revenue-share destinations the operator maintains (E.164 prefixes)",
     )
 
+    @classmethod
+    def param_models(cls) -> dict[str, type[DetectorParams]]:
+        """Detector name -> its thresholds model, as composed by :func:`rules_schema`."""
+        section = cls.model_fields["detectors"].annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return {}
+        return {name: f.annotation for name, f in section.model_fields.items()
+                if isinstance(f.annotation, type) and issubclass(f.annotation, DetectorParams)}
+
     @model_validator(mode="after")
-    def _overrides_valid(self) -> Rules:
-        """Each customer's overrides applied to this file's thresholds must be valid too."""
+    def _customers_valid(self) -> Rules:
+        """Allowlisted detectors must exist; overrides applied to this file's thresholds must be valid."""
+        models = self.param_models()
         for cid, cust in self.customers.items():
+            unknown = sorted(set(cust.allow.detectors) - set(models))
+            if unknown:
+                raise ValueError(
+                    f"customers.{cid}.allow.detectors: unknown detector(s) {unknown}; known: {sorted(models)}"
+                )
             for det, values in cust.overrides.items():
-                problem = override_problem(det, values, getattr(self.detectors, det, None))
+                problem = override_problem(det, values, models, getattr(self.detectors, det, None))
                 if problem is not None:
                     field, message = problem
                     raise ValueError(f"customers.{cid}.overrides.{det}{field}: {message}")
@@ -146,19 +159,17 @@ class Rules(_Strict):
         """
         cust = self.customers.get(customer_id) or CustomerRules()
         params: dict[str, DetectorParams] = {}
-        for det in ALL_DETECTORS:
-            base: DetectorParams = getattr(self.detectors, det.name)
-            values = {**base.model_dump(), **cust.overrides.get(det.name, {})}
-            if det.name in cust.allow.detectors:
+        for name, model in self.param_models().items():
+            base: DetectorParams = getattr(self.detectors, name)
+            values = {**base.model_dump(), **cust.overrides.get(name, {})}
+            if name in cust.allow.detectors:
                 values["enabled"] = False
-            params[det.name] = det.params_model.model_validate(values)
-        default_capacity = params["did_concurrency"].default_capacity  # type: ignore[attr-defined]
+            params[name] = model.model_validate(values)
         return CustomerContext(
             customer_id=customer_id,
             country=self.country_of(customer_id),
             params=params,
             did_capacity={did: r.capacity for did, r in cust.dids.items() if r.capacity is not None},
-            default_did_capacity=default_capacity,
             link_kbps=cust.link_kbps,
             allow_destinations=cust.allow.destinations,
             home_dids=frozenset(cust.dids),
@@ -188,8 +199,27 @@ def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def parse_rules(text: str, path: str = "<rules>") -> Rules:
-    """Validate rules YAML text.
+def rules_schema(detectors: Iterable[type[DetectorSpec]]) -> type[Rules]:
+    """The :class:`Rules` class whose ``detectors`` section has one thresholds model per detector.
+
+    Parameters
+    ----------
+    detectors : iterable of detector classes
+        Each with ``name`` and ``params_model`` (the registry, in run order).
+    """
+    section = create_model(  # type: ignore[call-overload]
+        "DetectorsConfig",
+        __config__=ConfigDict(frozen=True, extra="forbid"),
+        **{d.name: (d.params_model, d.params_model()) for d in detectors},
+    )
+    schema: type[Rules] = create_model(  # type: ignore[call-overload]
+        "Rules", __base__=Rules, __module__=Rules.__module__, detectors=(section, section())
+    )
+    return schema
+
+
+def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -> Rules:
+    """Validate rules YAML text against ``schema`` (from :func:`rules_schema`).
 
     Raises
     ------
@@ -206,11 +236,11 @@ def parse_rules(text: str, path: str = "<rules>") -> Rules:
         raise RulesError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "", line, path) from None
     if not isinstance(data, dict):
         raise RulesError("the rules file must be a YAML mapping", "", 1, path)
-    _check_overrides(data, root, path)
+    _check_overrides(data, root, path, schema.param_models())
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     data["version"] = f"{data.get('version', 'unversioned')}+{digest}"
     try:
-        return Rules.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -220,13 +250,15 @@ def parse_rules(text: str, path: str = "<rules>") -> Rules:
         raise RulesError(f"{err['msg']}{got_text}", field, _node_line(root, loc), path) from None
 
 
-def override_problem(det: str, values: Any, base: DetectorParams | None = None) -> tuple[str, str] | None:
+def override_problem(
+    det: str, values: Any, models: dict[str, type[DetectorParams]], base: DetectorParams | None = None
+) -> tuple[str, str] | None:
     """The first fault of one customer's ``overrides.<det>`` block, or None when it is valid.
 
+    ``models`` maps detector names to thresholds models (:meth:`Rules.param_models`);
     ``base`` holds the thresholds the overrides apply to (the detector's defaults when None).
     Returns ``(".field" or "", message)``.
     """
-    models = {d.name: d.params_model for d in ALL_DETECTORS}
     if det not in models:
         return "", f"unknown detector {det!r}; known: {', '.join(sorted(models))}"
     if not isinstance(values, dict):
@@ -242,10 +274,9 @@ def override_problem(det: str, values: Any, base: DetectorParams | None = None) 
     return None
 
 
-def _file_params(data: dict[str, Any], det: str) -> DetectorParams | None:
+def _file_params(data: dict[str, Any], model: type[DetectorParams] | None, det: str) -> DetectorParams | None:
     """The file's own thresholds of ``det`` when they are valid (else None: defaults)."""
     section = data.get("detectors")
-    model = next((d.params_model for d in ALL_DETECTORS if d.name == det), None)
     if model is None or not isinstance(section, dict) or not isinstance(section.get(det), dict):
         return None
     try:
@@ -254,7 +285,9 @@ def _file_params(data: dict[str, Any], det: str) -> DetectorParams | None:
         return None
 
 
-def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) -> None:
+def _check_overrides(
+    data: dict[str, Any], root: yaml.Node | None, path: str, models: dict[str, type[DetectorParams]]
+) -> None:
     """Validate ``customers.*.overrides`` before the whole file, to name the fault's line and full field."""
     customers = data.get("customers")
     if not isinstance(customers, dict):
@@ -264,15 +297,17 @@ def _check_overrides(data: dict[str, Any], root: yaml.Node | None, path: str) ->
         if not isinstance(overrides, dict):
             continue
         for det, values in overrides.items():
-            problem = override_problem(det, values, _file_params(data, det))
+            problem = override_problem(det, values, models, _file_params(data, models.get(det), det))
             if problem is not None:
                 field, message = problem
                 loc = ("customers", cid, "overrides", det, *field.split(".")[1:])
                 raise RulesError(message, ".".join(map(str, loc)), _node_line(root, loc), path)
 
 
-def load_rules(path: str | Path | None = None) -> Rules:
+def load_rules(path: str | Path | None = None, schema: type[Rules] = Rules) -> Rules:
     """Load and validate a rules file (``rules/default.yaml``, else built-in defaults, when ``path`` is None).
+
+    ``schema`` is the composed class (:func:`rules_schema`); the top layer passes the registry's.
 
     Raises
     ------
@@ -280,10 +315,10 @@ def load_rules(path: str | Path | None = None) -> Rules:
         The file is missing, unreadable or invalid (with line and field).
     """
     if path is None and not DEFAULT_RULES_PATH.is_file():
-        return Rules(version="builtin-defaults")
+        return schema(version="builtin-defaults")
     file = Path(path) if path is not None else DEFAULT_RULES_PATH
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(f"cannot read rules file: {exc}", "", None, str(file)) from None
-    return parse_rules(text, str(file))
+    return parse_rules(text, str(file), schema)

@@ -82,9 +82,8 @@ def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
         lines.append(f"{pad}{name}: {_value(value)}{comment}")
 
 
-def render_rules_yaml(rules: Rules | None = None) -> str:
-    """The rules as commented YAML (the built-in defaults when ``rules`` is None)."""
-    rules = rules or Rules()
+def render_rules_yaml(rules: Rules) -> str:
+    """The rules as commented YAML (``Rules()`` of the registry's schema gives the built-in defaults)."""
     lines = _HEADER.splitlines() + ["", 'version: "default-1"']
     body: list[str] = []
     _render(rules, 0, body)

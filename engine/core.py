@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from detectors import ALL_DETECTORS
-from detectors.base import CustomerContext, Decision, Detector, from_epoch, iso
+from detectors.base import CustomerContext, Decision, Detector
+from engine.registry import build_detectors
 from tollguard.cdr import CallDetailRecord, merge_legs
+from tollguard.context import from_epoch, iso
 from tollguard.errors import VerdictError
 from tollguard.events import CoS, Event, EventType, Scope, ScopeKind, Verdict, event_id_for
 from tollguard.rules import Rules
@@ -130,7 +131,7 @@ class Engine:
     rules : Rules
         Thresholds, customers, CoS and event-time settings.
     detectors : iterable of Detector, optional
-        Defaults to every registered detector (``detectors.ALL_DETECTORS``).
+        Defaults to every registered detector (``engine.registry.ALL_DETECTORS``).
     clock : callable, optional
         Wall clock for ``emitted_at`` only (decisions never read it).
     model : models.model.AnomalyModel, optional
@@ -146,12 +147,7 @@ class Engine:
         model: Any = None,
     ) -> None:
         self.rules = rules
-        self.detectors: list[Detector] = (
-            list(detectors)
-            if detectors is not None
-            else [cls(model) if getattr(cls, "uses_model", False) else cls()  # type: ignore[call-arg]
-                  for cls in ALL_DETECTORS]
-        )
+        self.detectors: list[Detector] = list(detectors) if detectors is not None else build_detectors(model)
         self.clock = clock
         self._contexts: dict[str, CustomerContext] = {}
         self._active: dict[str, tuple[CustomerContext, list[Detector]]] = {}
@@ -272,7 +268,7 @@ class Engine:
         gap_s = self.rules.engine.episode_gap_s
         for det, dec in decisions:
             # one episode per detector check and scope (e.g. arbitrage's reward and pumping checks apart)
-            where = f"{det.name}|{dec.scope_kind}|{dec.scope_value}|{dec.evidence.get('check', '')}"
+            where = f"{det.name}|{dec.scope_kind}|{dec.scope_value}|{dec.check}"
             key = f"{dec.type}|{where}"
             if dec.type is not EventType.CAPACITY_INCREASE:
                 suspended = state.open.get(f"{EventType.SUSPENSION}|{where}")
@@ -423,6 +419,20 @@ class Engine:
                 **common,
             )
         ]
+
+    def holds_suspension(self, state: CustomerState, suspension_event_id: str) -> bool:
+        """Whether ``suspension_event_id`` is one of this customer's suspensions (open or closed)."""
+        return suspension_event_id in state.closed or any(
+            o["event_id"] == suspension_event_id and o["type"] == EventType.SUSPENSION for o in state.open.values()
+        )
+
+    def report(self, state: CustomerState, detector: str) -> list[dict[str, Any]]:
+        """What one detector shows of this customer's state (its :meth:`Detector.report` rows)."""
+        ctx = self.context(state.customer_id)
+        for det in self.detectors:
+            if det.name == detector:
+                return det.report(state.detectors.setdefault(det.name, det.initial_state()), ctx)
+        return []
 
     def active_suspensions(self, state: CustomerState) -> list[dict[str, Any]]:
         """The customer's suspensions in force, with their latest evidence.

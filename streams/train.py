@@ -1,6 +1,6 @@
 """Training and evaluation of the anomaly model on CDR files (``tollguard train`` / ``model evaluate``).
 
-Both read CDR files the way ``tollguard replay`` does (:class:`tollguard.replay.Replay`:
+Both read CDR files the way ``tollguard replay`` does (:class:`streams.replay.Replay`:
 the adapters, then the engine's per-customer event-time ordering), with the ``anomaly``
 detector alone, and collect every closed customer window: its features (training) or
 its score and decision level (evaluation). So the windows a model is trained on are the
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import iso
+from engine.core import Engine
 from models.detector import AnomalyDetector, AnomalyParams
 from models.features import FeatureSettings
 from models.model import AnomalyModel, ModelError
-from tollguard.engine import Engine
-from tollguard.replay import Replay, ReplaySummary
+from streams.replay import Replay, ReplaySummary
 from tollguard.rules import Rules
 
 

@@ -1,0 +1,95 @@
+"""What the rules say about one customer, in the form the detectors read (domain layer).
+
+:class:`DetectorParams` is the base of every detector's thresholds model and
+:class:`CustomerContext` the resolved rules of one customer; both live here, below the
+detectors, so that the rules schema (:mod:`tollguard.rules`) can build contexts without
+importing any detector. Also the event-time helpers every layer shares (UTC epoch seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DetectorParams(BaseModel):
+    """Base of every detector's thresholds: frozen, unknown keys refused.
+
+    Each field carries its default, its allowed range and, in its description,
+    its source (contract clause, standard or measured figure).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: (warning field, critical field) pairs: the warning must not be above the critical level,
+    #: so the alert fires before the suspension. Each detector lists its own.
+    level_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    enabled: bool = Field(True, description="run this detector (a customer allowlist can turn it off)")
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> DetectorParams:
+        for warn, crit in self.level_pairs:
+            if getattr(self, warn) > getattr(self, crit):
+                raise ValueError(
+                    f"{crit} ({getattr(self, crit)}) must be >= {warn} ({getattr(self, warn)}): "
+                    "the warning fires before the suspension"
+                )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContext:
+    """What the rules say about one customer, resolved once and cached.
+
+    Attributes
+    ----------
+    customer_id : str
+    country : str
+        ISO 3166 region used to normalise and type numbers ("IT").
+    params : Mapping[str, DetectorParams]
+        Effective thresholds per detector name, customer overrides applied.
+    did_capacity : Mapping[str, int]
+        Bought simultaneous-call capacity per E.164 DID; others get the ``did_concurrency``
+        detector's ``default_capacity`` (contract clause 6.1: at least 20).
+    link_kbps : float or None
+        Known access-link bandwidth in kbit/s, when the customer declared it.
+    allow_destinations : tuple of str
+        E.164 numbers or prefixes the customer is authorised to call (never premium evidence).
+    home_dids : frozenset of str
+        The customer's own DIDs, where the rules list them.
+    high_risk_prefixes : tuple of str
+        E.164 prefixes of IRSF / revenue-share ranges the operator maintains (rules file).
+    """
+
+    customer_id: str
+    country: str = "IT"
+    params: Mapping[str, DetectorParams] = field(default_factory=dict)
+    did_capacity: Mapping[str, int] = field(default_factory=dict)
+    link_kbps: float | None = None
+    allow_destinations: tuple[str, ...] = ()
+    home_dids: frozenset[str] = frozenset()
+    high_risk_prefixes: tuple[str, ...] = ()
+
+    def capacity_of(self, did: str, default: int = 20) -> int:
+        """Simultaneous-call capacity of ``did``: bought in the rules, else ``default`` (clause 6.1: 20)."""
+        return self.did_capacity.get(did, default)
+
+
+def epoch(dt: datetime) -> float:
+    """UTC epoch seconds of a tz-aware datetime."""
+    return dt.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Tz-aware UTC datetime of epoch seconds."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def iso(seconds: float) -> str:
+    """ISO 8601 UTC text of epoch seconds, e.g. ``2026-01-05T09:00:00Z``."""
+    return from_epoch(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
