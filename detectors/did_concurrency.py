@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, from_epoch, iso
-from detectors.concurrency import add_call, prune_calls
+from detectors.concurrency import add_call, peak_of, prune_calls
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import EventType, ScopeKind
 
@@ -120,6 +120,25 @@ class DidConcurrencyDetector(Detector):
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         if scope_kind is ScopeKind.DID:
             state["dids"].pop(scope_value, None)
+
+    def report(self, state: dict[str, Any], ctx: CustomerContext) -> list[dict[str, Any]]:
+        """Per DID: ``{"did", "peak", "capacity", "proposed_capacity", "calls"}`` over the retained calls.
+
+        ``peak`` is the exact simultaneous-call peak of the calls still held (the settle
+        window), ``capacity`` the bought or contract capacity (clause 6.1), and
+        ``proposed_capacity`` the capacity proposed by the last ``capacity_increase`` (or None).
+        """
+        params: DidConcurrencyParams = ctx.params[self.name]  # type: ignore[assignment]
+        return [
+            {
+                "did": did,
+                "peak": peak_of(entry["calls"]),
+                "capacity": ctx.capacity_of(did, params.default_capacity),
+                "proposed_capacity": entry["cap"],
+                "calls": len(entry["calls"]),
+            }
+            for did, entry in state["dids"].items()
+        ]
 
     @staticmethod
     def _decide(

@@ -28,7 +28,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from detectors.base import iso
-from detectors.concurrency import peak_of
 from engine.core import CustomerState, Engine
 from tollguard.events import Event, Verdict
 
@@ -97,17 +96,7 @@ def register_views(
         async def get(self, request: Request) -> Response:
             rows = []
             for state in local_states():
-                ctx = engine.context(state.customer_id)
-                dids = state.detectors.get("did_concurrency", {}).get("dids", {})
-                for did, entry in dids.items():
-                    rows.append({
-                        "customer_id": state.customer_id,
-                        "did": did,
-                        "peak": peak_of(entry["calls"]),
-                        "capacity": ctx.capacity_of(did),
-                        "proposed_capacity": entry.get("cap"),
-                        "calls": len(entry["calls"]),
-                    })
+                rows += [dict(row, customer_id=state.customer_id) for row in engine.report(state, "did_concurrency")]
             rows.sort(key=lambda r: (-r["peak"], r["did"]))
             return json_response(self, rows)
 
