@@ -1,0 +1,234 @@
+"""The simulation: :class:`Simulation` merges benign traffic and episode calls into one arrival-ordered stream.
+
+:func:`simulate` builds one; :func:`run_scenario` is profiles + scenario + simulation in one call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from tollguard.cdr import CallDetailRecord
+
+from .benign import _activity, _benign_call, _local
+from .builders import _GENERATORS
+from .calls import _Call, _cum, _Cust, _pick
+from .episodes import _EXPECTED_DETECTOR, _SCOPE_KIND, Episode, EpisodeLabel, scenario
+from .profiles import _UTC_OFFSET_MIN, CustomerProfile, default_profiles
+from .records import _build, _dt
+
+# --------------------------------------------------------------------------- the simulation
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class Simulation:
+    """A built simulation: :meth:`records` streams the CDRs, :attr:`labels` holds the ground truth.
+
+    Iterating the object is the same as iterating :meth:`records`. Each call of :meth:`records`
+    regenerates the same stream from the seed (and refills the labels' ``call_ids``).
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        minutes: int,
+        profiles: list[CustomerProfile],
+        episodes: list[Episode],
+        seed: int,
+        disorder_s: float = 0.0,
+    ) -> None:
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise ValueError("start must be a timezone-aware datetime")
+        if minutes < 0:
+            raise ValueError(f"minutes must be >= 0, got {minutes}")
+        if disorder_s < 0:
+            raise ValueError(f"disorder_s must be >= 0, got {disorder_s}")
+        self.start = start.astimezone(UTC)
+        self.minutes = int(minutes)
+        self.profiles = list(profiles)
+        self.episodes = list(episodes)
+        self.seed = seed
+        self.disorder_s = float(disorder_s)
+        ids = [p.customer_id for p in self.profiles]
+        if len(set(ids)) != len(ids):
+            raise ValueError("customer ids of the profiles must be unique")
+        self._custs = [_Cust(p, i) for i, p in enumerate(self.profiles)]
+        by_id = {c.cid: c for c in self._custs}
+        self._start_ms = (self.start - _EPOCH) // _MS
+        self._end_ms = self._start_ms + self.minutes * 60_000
+        self._episode_calls: list[_Call] = []
+        self._suppress: dict[str, list[tuple[int, int]]] = {}
+        self.labels: list[EpisodeLabel] = []
+        for j, ep in enumerate(self.episodes):
+            if ep.customer_id not in by_id:
+                raise ValueError(f"episode {j} ({ep.kind}) names unknown customer {ep.customer_id!r}")
+            c = by_id[ep.customer_id]
+            t0 = self._start_ms + int(ep.start_offset_min * 60_000)
+            span = max(1, min(int(ep.duration_min * 60_000), self._end_ms - t0))
+            prm = ep.effective_params()
+            rng = random.Random(f"{seed}:episode:{j}:{ep.kind}:{ep.customer_id}")
+            calls: list[_Call]
+            if t0 >= self._end_ms:
+                calls, scope = [], {"kind": _SCOPE_KIND[ep.kind], "value": c.cid}
+            else:
+                calls, scope = _GENERATORS[ep.kind](rng, c, t0, span, prm, j)
+            calls = [x for x in calls if self._start_ms <= x[0] < self._end_ms]
+            if ep.kind == "bandwidth":
+                self._suppress.setdefault(c.cid, []).append((t0, t0 + span))
+            self._episode_calls.extend(calls)
+            self.labels.append(
+                EpisodeLabel(
+                    kind=ep.kind,
+                    customer_id=c.cid,
+                    detector=_EXPECTED_DETECTOR[ep.kind],
+                    scope=scope,
+                    start=_dt(min((x[0] for x in calls), default=t0)),
+                    end=_dt(max((x[2] for x in calls), default=t0)),
+                    n_calls=len(calls),
+                    params={**prm, "start_offset_min": ep.start_offset_min, "duration_min": span / 60_000},
+                )
+            )
+        self._episode_calls.sort(key=lambda x: (x[0], x[2], x[16]))
+
+    def __iter__(self) -> Iterator[CallDetailRecord]:
+        return self.records()
+
+    def _groups(self) -> list[tuple[int, int, int, list[_Cust], list[float], float]]:
+        keyed: dict[tuple[int, int, int], list[_Cust]] = {}
+        for c in self._custs:
+            key = (_UTC_OFFSET_MIN.get(c.p.country, 60), c.p.business_start_hour, c.p.business_end_hour)
+            keyed.setdefault(key, []).append(c)
+        groups = []
+        for (off, sh, eh), custs in sorted(keyed.items()):
+            rates = [c.p.calls_per_hour_peak for c in custs]
+            total = sum(rates)
+            if total <= 0:
+                continue
+            groups.append((off, sh, eh, custs, _cum(rates), total))
+        return groups
+
+    def records(self) -> Iterator[CallDetailRecord]:
+        """Yield the CDRs in arrival order (by ``end``, plus ``disorder_s`` of jitter when set)."""
+        for lab in self.labels:
+            lab.call_ids.clear()
+        rng = random.Random(f"{self.seed}:benign")
+        jitter_rng = random.Random(f"{self.seed}:disorder")
+        disorder_ms = self.disorder_s * 1000
+        prefix = f"sim-{self.seed}-"
+        labels = self.labels
+        groups = self._groups()
+        suppress = self._suppress
+        pending = self._episode_calls
+        pi = 0
+        heap: list[tuple[float, int, _Call]] = []
+        seq = 0
+        n_out = 0
+        push = heapq.heappush
+        pop = heapq.heappop
+        expo = rng.expovariate
+        rnd = rng.random
+        for m in range(self.minutes):
+            t_ms = self._start_ms + m * 60_000
+            # everything that ends (plus jitter) by now is final: later calls start at or after t_ms
+            while heap and heap[0][0] <= t_ms:
+                call = pop(heap)[2]
+                n_out += 1
+                cid = f"{prefix}{n_out:08d}"
+                if call[16] >= 0:
+                    labels[call[16]].call_ids.append(cid)
+                yield _build(cid, call)
+            minute_end = t_ms + 60_000
+            while pi < len(pending) and pending[pi][0] < minute_end:
+                call = pending[pi]
+                pi += 1
+                key = call[2] + (jitter_rng.random() * disorder_ms if disorder_ms else 0)
+                push(heap, (key, seq, call))
+                seq += 1
+            if not groups:
+                continue
+            utc = _dt(t_ms)
+            for off, sh, eh, custs, cum, total in groups:
+                rate_per_s = total * _activity(_local(utc, off), sh, eh) / 3600.0
+                if rate_per_s <= 0:
+                    continue
+                s = expo(rate_per_s)
+                while s < 60.0:
+                    c = custs[_pick(cum, rnd())]
+                    call = _benign_call(rng, c, t_ms + int(s * 1000))
+                    s += expo(rate_per_s)
+                    if suppress and c.cid in suppress and any(a <= call[0] < b for a, b in suppress[c.cid]):
+                        continue
+                    key = call[2] + (jitter_rng.random() * disorder_ms if disorder_ms else 0)
+                    push(heap, (key, seq, call))
+                    seq += 1
+        while pi < len(pending):  # episode calls are already clipped to the run; defensive
+            call = pending[pi]
+            pi += 1
+            push(heap, (call[2], seq, call))
+            seq += 1
+        while heap:
+            call = pop(heap)[2]
+            n_out += 1
+            cid = f"{prefix}{n_out:08d}"
+            if call[16] >= 0:
+                labels[call[16]].call_ids.append(cid)
+            yield _build(cid, call)
+
+
+def simulate(
+    start: datetime,
+    minutes: int,
+    profiles: list[CustomerProfile],
+    episodes: list[Episode] | None = None,
+    seed: int = 0,
+    disorder_s: float = 0.0,
+) -> Simulation:
+    """Simulate ``minutes`` of traffic of ``profiles`` with the given episodes.
+
+    Parameters
+    ----------
+    start : datetime
+        Start of the run, timezone-aware (converted to UTC).
+    minutes : int
+        Length of the run; calls *start* in ``[start, start + minutes)`` and are all emitted
+        (calls still in progress at the end are emitted with their real end).
+    profiles : list of CustomerProfile
+        The customers (see :func:`default_profiles`).
+    episodes : list of Episode, optional
+        Labelled patterns to inject; episode calls outside the run are dropped.
+    seed : int
+        Seed of everything random; same inputs and seed give identical records and labels.
+    disorder_s : float
+        Arrival jitter: each record is emitted as if it arrived ``U(0, disorder_s)`` seconds after
+        its ``end``. 0 (the default) gives records sorted by ``end``.
+
+    Returns
+    -------
+    Simulation
+        Iterable of :class:`~tollguard.cdr.CallDetailRecord` (``.records()``), with ``.labels``
+        (one :class:`EpisodeLabel` per episode, in the order of ``episodes``). Call ids are
+        ``sim-{seed}-{n:08d}``, ``n`` = 1-based arrival index.
+    """
+    return Simulation(start, minutes, profiles, list(episodes or []), seed, disorder_s)
+
+
+def run_scenario(
+    name: str = "all",
+    *,
+    start: datetime | None = None,
+    minutes: int = 1440,
+    customers: int = 10,
+    seed: int = 0,
+    disorder_s: float = 0.0,
+) -> Simulation:
+    """Profiles + scenario + simulation in one call (what ``tollguard simulate`` runs).
+
+    ``start`` defaults to Tuesday 2025-03-11 00:00 UTC.
+    """
+    start = start or datetime(2025, 3, 11, tzinfo=UTC)
+    profiles = default_profiles(customers, seed)
+    return simulate(start, minutes, profiles, scenario(name, profiles, minutes), seed, disorder_s)
