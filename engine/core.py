@@ -15,6 +15,7 @@ its reason (replay writes it to the rejects file, the stream to the dead-letter 
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -154,6 +155,9 @@ class Engine:
         self._lateness_s = rules.engine.allowed_lateness_s
         self._horizon_s = rules.engine.dedupe_horizon_s
         self._expiry_s = rules.engine.alert_expiry_s
+        self._dedupe_cap = rules.engine.max_dedupe_calls
+        #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
+        self.cap_hits: Counter[str] = Counter()
 
     def context(self, customer_id: str) -> CustomerContext:
         """The customer's resolved rules (cached)."""
@@ -243,15 +247,19 @@ class Engine:
     def _forget(self, state: CustomerState, watermark_s: float) -> None:
         """Drop dedupe memory older than the horizon and closed alert episodes (bounded memory)."""
         cut_s = watermark_s - self._horizon_s
-        if state.released and len(state.released) > 64:
-            seen, released, expiry = state.seen, state.released, state.expiry
+        seen, released, expiry = state.seen, state.released, state.expiry
+        over = len(seen) + len(released) > self._dedupe_cap
+        if released and (len(released) > 64 or over):
             if len(expiry) != len(seen) + len(released):  # a restored state: index it once
                 expiry[:] = [(v, 0, k) for k, v in seen.items()] + [(v, 1, k) for k, v in released.items()]
                 heapq.heapify(expiry)
-            while expiry and expiry[0][0] < cut_s:  # drop every entry older than the horizon
+            # drop every entry older than the horizon, then the oldest while above the cap
+            while expiry and (expiry[0][0] < cut_s or len(seen) + len(released) > self._dedupe_cap):
                 end_s, which, key = heapq.heappop(expiry)
                 if (released if which else seen).get(key) == end_s:
                     del (released if which else seen)[key]
+                    if end_s >= cut_s:
+                        self.cap_hits["dedupe_calls"] += 1
         gap_s = self.rules.engine.episode_gap_s
         stale = [
             k for k, o in state.open.items()

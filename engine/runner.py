@@ -7,10 +7,13 @@
 * a parsed CDR (:meth:`Runner.take_record`): per-customer state looked up, the engine
   orders it in event time, the events it completes come out;
 * a line that could not be parsed (:meth:`Runner.take_unparsable`): one :class:`Reject`;
-* a verdict on a suspension (:meth:`Runner.take_verdict`): held until the runner's event
-  time (the newest CDR end it has taken) reaches the verdict's ``at`` and its suspension
-  has been emitted, then applied (a reactivation or a termination recommendation) or
-  refused with its reason (a :class:`Reject`); at a flush every held verdict is settled;
+* a verdict on a suspension (:meth:`Runner.take_verdict`): applied where it arrives among
+  its customer's inputs (a reactivation or a termination recommendation) or refused with
+  its reason (a :class:`Reject`); one whose suspension has not been emitted yet is held
+  until it is, and settled (applied, or refused as unknown) at the latest at a flush.
+  The stream receives verdicts in real time, on the partition of their customer's CDRs;
+  replay places a verdicts file's lines by time (:mod:`streams.replay`: a verdict arrives
+  once replay's event time reaches its ``at``), so both see the same order;
 * a flush (:meth:`Runner.flush`, end of input or ``tollguard produce --flush``): every
   waiting CDR released, detectors closed, held verdicts settled.
 
@@ -202,7 +205,7 @@ class Runner:
         self.engine = engine
         self.store: StateStore = store if store is not None else MemoryStore()
         self.counts = RunCounts()
-        #: newest CDR end taken (UTC epoch s): the clock verdicts wait for
+        #: newest CDR end taken (UTC epoch s): replay feeds a verdicts file by it
         self.event_time_s = float("-inf")
         self._held: list[_Held] = []
         self._owner: dict[str, str] = {}  # suspension event id -> customer id (suspensions emitted here)
@@ -238,8 +241,8 @@ class Runner:
         end_s = record.end.timestamp()
         if end_s > self.event_time_s:
             self.event_time_s = end_s
-            if self._held:
-                out.extend(self._settle_due(final=False))
+        if self._held and out.events:
+            out.extend(self._settle_due(final=False))
         return out
 
     def take_unparsable(self, source: str, position: int | None, raw: str, reason: str) -> Outcome:
@@ -254,11 +257,10 @@ class Runner:
         customer_id: str | None = None,
         token: Any = None,
     ) -> Outcome:
-        """A verdict on a suspension (DESIGN §4): held until due, then applied or refused.
+        """A verdict on a suspension (DESIGN §4), applied or refused now, or held.
 
-        It is due once the runner's event time has reached its ``at`` and its suspension has
-        been emitted (so its place among the CDRs depends on times in the data, not on when
-        it was read); a flush settles every held verdict. ``customer_id`` names the
+        It is held while its suspension has not been emitted; a flush settles it (applied,
+        or refused as unknown). ``customer_id`` names the
         suspension's customer where the input says it (the stream's message key); else the
         runner finds it among the suspensions it emitted. ``token`` comes back in
         :attr:`Outcome.settled` when the verdict is applied or refused. A copy of a verdict
@@ -281,8 +283,12 @@ class Runner:
             if state is not None:
                 self._emitted(out, self.engine.flush(state))
                 self.store.put(state)
-        out.extend(self._settle_due(final=True))
+        out.extend(self._settle_due(final=True, customers=customers))
         return out
+
+    def settle(self) -> Outcome:
+        """Settle every held verdict now: applied where its suspension exists, else refused as unknown."""
+        return self._settle_due(final=True)
 
     def bad_verdict(self, source: str, position: int | None, raw: str, reason: str) -> Outcome:
         """A verdict input that does not validate: refused with its reason."""
@@ -304,9 +310,11 @@ class Runner:
             counts.events_by_detector[event.detector] += 1
         out.events.extend(events)
 
-    def _due(self, final: bool) -> Iterator[_Held]:
+    def _due(self, final: bool, customers: Iterable[str] | None) -> Iterator[_Held]:
+        among = None if customers is None else set(customers)
         for held in list(self._held):
-            if final or (held.verdict.at.timestamp() <= self.event_time_s and self._known(held)):
+            owner = held.customer_id or self._owner.get(held.verdict.suspension_event_id)
+            if (final and (among is None or owner in among)) or self._known(held):
                 self._held.remove(held)
                 yield held
 
@@ -318,14 +326,14 @@ class Runner:
         state = self.store.get(held.customer_id) if held.customer_id is not None else None
         return state is not None and self.engine.holds_suspension(state, sid)
 
-    def _settle_due(self, final: bool) -> Outcome:
+    def _settle_due(self, final: bool, customers: Iterable[str] | None = None) -> Outcome:
         out = Outcome()
-        for held in self._due(final):
+        for held in self._due(final, customers):
             verdict = held.verdict
             customer_id = held.customer_id or self._owner.get(verdict.suspension_event_id)
             state = self.store.get(customer_id) if customer_id is not None else None
             try:
-                if state is None:
+                if state is None or not self.engine.holds_suspension(state, verdict.suspension_event_id):
                     raise VerdictError(f"unknown suspension {verdict.suspension_event_id}")
                 events = self.engine.apply_verdict(state, verdict)
             except VerdictError as exc:

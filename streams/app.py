@@ -1,18 +1,24 @@
-"""The streaming job: Faust agents on Kafka running the same engine as ``tollguard replay``.
+"""The streaming job: the runner of :mod:`engine.runner` over Faust agents, topics and a table.
 
 Topology (topic names without the configurable prefix, DESIGN §4)::
 
     cdrs ──parse──► cdrs-by-customer (key = customer_id) ──detect──► suspensions, alerts,
-      │                                   │                           capacity-increases,
-      └─► cdrs-dead-letter ◄──────────────┘ (late CDRs)               compliance-notices
+      │                 ▲                  │                          capacity-increases,
+      │   verifications─┘ (verify: keyed   │                          compliance-notices,
+      │                    by customer)    │                          reactivations
+      └─► cdrs-dead-letter ◄───────────────┘ (late CDRs, refused verdicts)
 
 * ``parse`` turns each raw message (one CDR line of any supported format) into the
-  canonical record, or sends it to ``cdrs-dead-letter`` with the reason, raw value
-  and source position: nothing is lost.
-* ``detect`` consumes the repartitioned stream, so one customer's CDRs (all its
-  DIDs and CLIs) reach the one worker that holds its state, in a changelog-backed
-  Faust table (one write per CDR). It calls :class:`engine.core.Engine`, the
-  code replay runs, so both give the same events.
+  canonical record, or sends it to ``cdrs-dead-letter`` as a :class:`engine.runner.Reject`
+  (reason, raw value, source and offset): nothing is lost.
+* ``verify`` takes verdicts (key = the suspension's customer, as ``tollguard verify`` and
+  the NOC page send them) and puts them on ``cdrs-by-customer`` under that key, so a
+  verdict reaches the customer's runner in order with the customer's CDRs.
+* ``detect`` consumes the repartitioned stream, so one customer's CDRs (all its DIDs and
+  CLIs) reach the one worker that holds its state, and gives every record and verdict
+  to :class:`engine.runner.Runner`, the loop ``tollguard replay`` runs, so both give the
+  same events. States live in a changelog-backed table as bounded pieces
+  (:mod:`engine.state`), written at checkpoints.
 * Events are keyed by customer: a consumer sees one customer's events in order.
   Delivery is at-least-once; event ids are deterministic, so consumers de-duplicate.
 
@@ -20,11 +26,14 @@ A control message ``{"control": "flush", "id", "source", "sources"}`` sent to ev
 partition of ``cdrs`` (``tollguard produce --flush``) is copied to every partition of
 ``cdrs-by-customer``; once a partition has it from all ``sources`` (so every CDR before
 it was parsed), its customers are closed as replay does at end of input (backfills, tests).
+Any other message on ``cdrs`` that looks like a control message is dead-lettered: nothing
+from the data path acts as a command.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -39,10 +48,11 @@ from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
 from engine.registry import load_rules
+from engine.runner import Outcome, Runner, event_bytes, reason_class
+from engine.state import join_state, split_state
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
-from tollguard.errors import VerdictError
 from tollguard.events import TOPIC_OF_TYPE, Event, EventType, Verdict
 from tollguard.rules import Rules
 
@@ -148,218 +158,362 @@ def _limit_fetch_wait(max_wait_ms: int) -> None:
     thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
 
 
-def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> faust.App:
-    """Build the Faust app: topics, the state table and the two agents.
+#: Separates the customer from the piece path in a state-table key: ``customer \x1e path``.
+PIECE_SEP = b"\x1e"
 
-    ``model`` (a :class:`models.model.AnomalyModel`) is given to the engine, so the
-    ``anomaly`` detector scores the stream as it scores a replay.
+
+class CustomerPartitioner:
+    """Kafka's murmur2 partitioner applied to the customer part of a key (before ``\\x1e``).
+
+    The state table's keys are ``customer \\x1e piece-path``; hashing the customer alone puts
+    every piece of a customer's state in the changelog partition of the customer's records
+    on ``cdrs-by-customer``, so the worker that owns the customer recovers all of it. Keys
+    without the separator hash exactly as with Kafka's default partitioner.
+    """
+
+    def __init__(self) -> None:
+        self._murmur2 = DefaultPartitioner()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        """Partition of ``key`` among ``all_partitions`` (aiokafka's partitioner interface)."""
+        if key is not None:
+            key = key.split(PIECE_SEP, 1)[0]
+        return int(self._murmur2(key, all_partitions, available))
+
+
+class TableStore:
+    """The runner's :class:`engine.runner.StateStore` over the Faust table of state pieces.
+
+    States are cached in memory; :meth:`checkpoint` writes the pieces of changed states that
+    differ from what was last written (a small change rewrites one piece, not the customer),
+    and deletes pieces that no longer exist. A state stored by an older worker as one record
+    (format 1) is read and rewritten as pieces; a format this version does not know raises
+    :class:`engine.state.StateFormatError`.
+    """
+
+    def __init__(self, table: Any, engine: Engine, metrics: Metrics, partitions: int) -> None:
+        self.table = table
+        self.engine = engine
+        self.metrics = metrics
+        self.partitions = partitions
+        self.cache: dict[str, CustomerState] = {}
+        self.dirty: set[str] = set()
+        self._written: dict[str, dict[str, bytes]] = {}  # customer -> piece path -> digest last written
+        self._index: dict[str, set[str]] | None = None  # customer -> stored piece paths ("\0" = format 1)
+
+    def _stored(self) -> dict[str, set[str]]:
+        if self._index is None:
+            index: dict[str, set[str]] = {}
+            for key in self.table.keys():
+                customer, sep, path = key.partition(PIECE_SEP)
+                index.setdefault(customer.decode(), set()).add(path.decode() if sep else "\0")
+            self._index = index
+        return self._index
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        """The customer's state from the cache, else from the table (None when it has none)."""
+        state = self.cache.get(customer_id)
+        if state is not None:
+            return state
+        paths = self._stored().get(customer_id)
+        if not paths:
+            return None
+        if "\0" in paths:  # format 1: the whole state in one record, keyed by the customer
+            state = CustomerState.from_json_dict(orjson.loads(self.table[customer_id.encode()]))
+            self.dirty.add(customer_id)
+            log.warning("customer %s: state in format 1 migrated to pieces", customer_id)
+        else:
+            pieces = {path: self.table[customer_id.encode() + PIECE_SEP + path.encode()] for path in paths}
+            state = CustomerState.from_json_dict(join_state(pieces))
+            self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
+        self.cache[customer_id] = state
+        return state
+
+    def put(self, state: CustomerState) -> None:
+        """Mark ``state`` changed: it is written at the next checkpoint."""
+        self.cache[state.customer_id] = state
+        self.dirty.add(state.customer_id)
+
+    def customers(self) -> list[str]:
+        """Customers whose state this worker holds."""
+        return sorted(set(self._stored()) | set(self.cache))
+
+    def customers_of(self, partition: int) -> list[str]:
+        """Customers of one partition of ``cdrs-by-customer`` held here."""
+        return [c for c in self.customers() if partition_of(c.encode(), self.partitions) == partition]
+
+    def checkpoint(self) -> None:
+        """Write the changed pieces of every state changed since the last checkpoint."""
+        index = self._stored()
+        for customer_id in sorted(self.dirty):
+            state = self.cache[customer_id]
+            pieces = split_state(state.to_json_dict())
+            before = self._written.get(customer_id, {})
+            stored = index.setdefault(customer_id, set())
+            prefix = customer_id.encode() + PIECE_SEP
+            for path, value in pieces.items():
+                digest = _digest(value)
+                if before.get(path) != digest:
+                    self.table[prefix + path.encode()] = value
+                    self.metrics.state_pieces.inc()
+                    self.metrics.state_piece_bytes.observe(len(value))
+            for path in stored - set(pieces):
+                del self.table[customer_id.encode() if path == "\0" else prefix + path.encode()]
+            index[customer_id] = set(pieces)
+            self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
+        self.dirty.clear()
+
+    def forget(self) -> None:
+        """Drop the cache (partitions revoked: the next owner reads the table)."""
+        self.cache.clear()
+        self.dirty.clear()
+        self._written.clear()
+        self._index = None
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.blake2b(value, digest_size=12).digest()
+
+
+class StreamJob:
+    """The Faust app of one worker: topics, the state table, the runner and the agents.
+
+    Parameters
+    ----------
+    settings : StreamSettings
+    rules : Rules, optional
+        Validated rules (default: :func:`engine.registry.load_rules` of ``settings.rules_path``).
+    model : models.model.AnomalyModel, optional
+        Trained anomaly model, given to the engine (the ``anomaly`` detector scores the stream
+        as it scores a replay).
 
     Raises
     ------
     tollguard.errors.RulesError
         When the rules file is invalid.
     """
-    rules = rules or load_rules(settings.rules_path)
-    _limit_fetch_wait(FETCH_MAX_WAIT_MS)
-    timeouts: dict[str, Any] = {}
-    if settings.fast_rebalance:
-        timeouts = {"broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
-    app = faust.App(
-        settings.app_id,
-        broker=settings.broker,
-        store=settings.store,
-        datadir=settings.datadir,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=1,
-        web_port=settings.web_port,
-        web_tables_enabled=False,
-        broker_max_poll_records=500,
-        stream_wait_empty=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        **timeouts,
-        **settings.extra,
-    )
-    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    cdrs = app.topic(topic_name(settings, "cdrs"), **raw)
-    by_customer = app.topic(
-        topic_name(settings, "cdrs-by-customer"), partitions=settings.partitions, internal=True, **raw
-    )
-    dead_letter = app.topic(topic_name(settings, "cdrs-dead-letter"), **raw)
-    verifications = app.topic(topic_name(settings, "verifications"), **raw)
-    outputs = {t: app.topic(topic_name(settings, name), **raw) for t, name in TOPIC_OF_TYPE.items()}
-    states = app.Table(
-        "customer-state",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        # Changelog partition from the key (murmur2, as parse's keyed sends to cdrs-by-customer),
-        # not from the current event: detect writes states at checkpoints (see checkpoint()).
-        use_partitioner=True,
-    )
-    engine = Engine(rules, model=model)
-    cache: dict[str, CustomerState] = {}
-    flushes: dict[tuple[str, int], set[int]] = {}
-    recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
-    metrics = Metrics()
-    app.tollguard = {  # type: ignore[attr-defined]
-        "engine": engine, "states": states, "cache": cache, "settings": settings, "metrics": metrics,
-    }
 
-    async def dead(raw_value: bytes, reason: str, source: str, offset: int | None) -> None:
-        text = raw_value.decode("utf-8", "replace")
-        metrics.rejected.labels("late" if reason.startswith("late") else "invalid").inc()
-        await dead_letter.send(value=orjson.dumps({"raw": text, "reason": reason, "source": source, "offset": offset}))
+    def __init__(self, settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> None:
+        self.settings = settings
+        self.rules = rules or load_rules(settings.rules_path)
+        _limit_fetch_wait(FETCH_MAX_WAIT_MS)
+        timeouts: dict[str, Any] = {}
+        if settings.fast_rebalance:
+            timeouts = {"broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
+        self.app = app = faust.App(
+            settings.app_id,
+            broker=settings.broker,
+            store=settings.store,
+            datadir=settings.datadir,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=1,
+            web_port=settings.web_port,
+            web_tables_enabled=False,
+            broker_max_poll_records=500,
+            stream_wait_empty=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            producer_partitioner=CustomerPartitioner(),
+            **timeouts,
+            **settings.extra,
+        )
+        raw: dict[str, Any] = {
+            "key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
+        }
+        self.cdrs = app.topic(topic_name(settings, "cdrs"), **raw)
+        self.by_customer = app.topic(
+            topic_name(settings, "cdrs-by-customer"), partitions=settings.partitions, internal=True, **raw
+        )
+        self.dead_letter = app.topic(topic_name(settings, "cdrs-dead-letter"), **raw)
+        self.verifications = app.topic(topic_name(settings, "verifications"), **raw)
+        self.outputs = {t: app.topic(topic_name(settings, name), **raw) for t, name in TOPIC_OF_TYPE.items()}
+        table = app.Table(
+            "customer-state",
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            # Changelog partition from the key's customer (CustomerPartitioner), not from the
+            # current event: states are written at checkpoints, outside any event.
+            use_partitioner=True,
+        )
+        self.engine = Engine(self.rules, model=model)
+        self.metrics = Metrics()
+        self.store = TableStore(table, self.engine, self.metrics, settings.partitions)
+        self.runner = Runner(self.engine, self.store)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self._flushes: dict[tuple[str, int], set[int]] = {}
+        self._pending: list[Any] = []  # records processed, acked at the next checkpoint
+        self._acker: Any = None  # detect's stream, through which records are acked
+        app.tollguard = self  # type: ignore[attr-defined]
+        register_views(app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict)
+        app.agent(self.cdrs, name="parse")(self.parse)
+        app.agent(self.verifications, name="verify")(self.verify)
+        app.agent(self.by_customer, name="detect")(self.detect)
+        app.timer(DETECT_CHECKPOINT_S)(self._on_timer)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
-    async def emit(events: list[Event]) -> None:
-        for event in events:
-            await outputs[EventType(event.type)].send(key=event.customer_id.encode(), value=_event_bytes(event))
-            remember(recent, metrics, event)
+    # -- outputs ---------------------------------------------------------------------------
+    async def send(self, outcome: Outcome) -> None:
+        """Emit an outcome's events (keyed by customer) and dead-letter its rejects."""
+        for event in outcome.events:
+            await self.outputs[EventType(event.type)].send(key=event.customer_id.encode(), value=event_bytes(event))
+            remember(self.recent, self.metrics, event)
+        for reject in outcome.rejects:
+            self.metrics.rejected.labels(reason_class(reject.reason)).inc()
+            await self.dead_letter.send(value=reject.to_json_bytes())
+        # verdict messages settled now are acked at the checkpoint that writes their effect
+        self._pending.extend(token for token in outcome.settled if token is not None)
 
-    def local_customers(partition: int | None = None) -> list[str]:
-        """Customers whose state this worker holds (optionally: of one partition)."""
-        keys = {k.decode() for k in states.keys()} | set(cache)
-        if partition is None:
-            return sorted(keys)
-        return sorted(k for k in keys if partition_of(k.encode(), settings.partitions) == partition)
+    async def send_verdict(self, verdict: Verdict, customer_id: str) -> None:
+        """Put a verdict on ``verifications``, keyed by the suspension's customer (NOC page)."""
+        await self.verifications.send(key=customer_id.encode(), value=verdict.model_dump_json().encode())
 
-    async def send_verdict(verdict: Verdict) -> None:
-        await verifications.send(key=verdict.suspension_event_id.encode(), value=verdict.model_dump_json().encode())
+    def _local_states(self) -> list[CustomerState]:
+        return [s for s in (self.store.get(c) for c in self.store.customers()) if s is not None]
 
-    register_views(app, engine, lambda: [state_of(c) for c in local_customers()], recent, metrics, send_verdict)
-
-    def state_of(customer_id: str) -> CustomerState:
-        state = cache.get(customer_id)
-        if state is None:
-            stored = states.get(customer_id.encode())
-            state = (
-                CustomerState.from_json_dict(orjson.loads(stored)) if stored else engine.new_state(customer_id)
-            )
-            cache[customer_id] = state
-        return state
-
-    @app.agent(cdrs, name="parse")
-    async def parse(stream: faust.StreamT) -> None:
+    # -- agents ----------------------------------------------------------------------------
+    async def parse(self, stream: faust.StreamT) -> None:
         """Raw CDR lines → canonical records keyed by customer (or the dead-letter topic)."""
+        rules = self.rules
         async for event in stream.events():
             value: bytes = event.value or b""
-            source = f"{event.message.topic}[{event.message.partition}]"
+            message = event.message
+            source = f"{message.topic}[{message.partition}]"
             if value.startswith(CONTROL_PREFIX):
-                for partition in range(settings.partitions):
-                    await by_customer.send(value=value, partition=partition)
+                flush = _flush_control(value)
+                if flush is None:
+                    await self.send(self.runner.take_unparsable(
+                        source, message.offset, value.decode("utf-8", "replace"),
+                        "not a CDR: a control message on the data path is refused (only produce --flush is taken)",
+                    ))
+                    continue
+                for partition in range(self.settings.partitions):
+                    await self.by_customer.send(value=value, partition=partition)
                 continue
-            fmt = _header(event.message.headers, "format") or "auto"
+            fmt = _header(message.headers, "format") or "auto"
             try:
                 record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of)
             except RejectError as exc:
-                await dead(value, exc.reason, source, event.message.offset)
+                await self.send(self.runner.take_unparsable(
+                    source, message.offset, value.decode("utf-8", "replace"), exc.reason
+                ))
                 continue
-            await by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
+            await self.by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
 
-    @app.agent(verifications, name="verify")
-    async def verify(stream: faust.StreamT) -> None:
-        """Verdicts → every partition of cdrs-by-customer, in order with the customers' CDRs."""
-        async for value in stream:
+    async def verify(self, stream: faust.StreamT) -> None:
+        """Verdicts (key = the suspension's customer) → that customer's partition of cdrs-by-customer."""
+        async for event in stream.events():
+            value: bytes = event.value or b""
+            message = event.message
+            source = f"{message.topic}[{message.partition}]"
+            raw = value.decode("utf-8", "replace")
             try:
                 verdict = Verdict.model_validate_json(value)
             except ValidationError as exc:
-                log.warning("verdict refused: %s: %r", exc.errors()[0]["msg"], value[:200])
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                await self.send(self.runner.bad_verdict(source, message.offset, raw, f"{where}: {first['msg']}"))
                 continue
-            control = orjson.dumps({"control": "verdict", "verdict": verdict.model_dump(mode="json")})
-            for partition in range(settings.partitions):
-                await by_customer.send(value=control, partition=partition)
+            customer = (event.key or b"").decode("utf-8", "replace").strip()
+            if not customer:
+                await self.send(self.runner.bad_verdict(
+                    source, message.offset, raw,
+                    "no customer: key the message by the suspension's customer_id (as tollguard verify does)",
+                ))
+                continue
+            control = orjson.dumps({"control": "verdict", "customer_id": customer,
+                                    "verdict": verdict.model_dump(mode="json")})
+            await self.by_customer.send(key=customer.encode(), value=control)
 
-    async def on_control(control: dict[str, Any], partition: int) -> None:
-        if control["control"] == "verdict":
-            verdict = Verdict.model_validate(control["verdict"])
-            for customer_id in local_customers(partition):
-                state = state_of(customer_id)
-                sid = verdict.suspension_event_id
-                if sid in state.closed or any(o["event_id"] == sid for o in state.open.values()):
-                    try:
-                        await emit(engine.apply_verdict(state, verdict))
-                    except VerdictError as exc:
-                        log.warning("verdict refused: %s", exc)
-                    states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
-            return
-        got = flushes.setdefault((control["id"], partition), set())
+    async def detect(self, stream: faust.StreamT) -> None:
+        """Records and verdicts of this worker's customers → the runner → events and dead letters.
+
+        A customer's state is written to the table at checkpoints, every DETECT_BATCH records
+        or DETECT_CHECKPOINT_S seconds, not once per record. Records are acked only at the
+        checkpoint that wrote their effect, so a restart resumes from a state that matches the
+        committed offsets; a verdict waiting for its suspension stays unacked until settled.
+        """
+        manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
+        self._acker = manual
+        runner, metrics = self.runner, self.metrics
+        async for event in manual.events():
+            value: bytes = event.value
+            message = event.message
+            source = f"{message.topic}[{message.partition}]"
+            if value.startswith(CONTROL_PREFIX):
+                control = orjson.loads(value)
+                if control.get("control") == "verdict":
+                    verdict = Verdict.model_validate(control["verdict"])
+                    await self.send(runner.take_verdict(verdict, source, message.offset, control["customer_id"], event))
+                    continue
+                await self._on_flush(control, message.partition)
+            else:
+                record = CallDetailRecord.model_validate_json(value)
+                await self.send(runner.take_record(record, source, message.offset, value.decode()))
+                metrics.cdrs.inc()
+                if message.timestamp:
+                    metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+            self._pending.append(event)
+            if len(self._pending) >= DETECT_BATCH:
+                await self.checkpoint()
+
+    async def _on_flush(self, control: dict[str, Any], partition: int) -> None:
+        got = self._flushes.setdefault((control["id"], partition), set())
         got.add(control["source"])
         if len(got) < control["sources"]:
             return
-        del flushes[(control["id"], partition)]
-        for customer_id in local_customers(partition):
-            state = state_of(customer_id)
-            await emit(engine.flush(state))
-            states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
+        del self._flushes[(control["id"], partition)]
+        await self.send(self.runner.flush(self.store.customers_of(partition)))
 
-    pending: list[Any] = []  # records detect has processed, acked at the next checkpoint
-    dirty: dict[str, CustomerState] = {}  # states changed since the last checkpoint
-    acker: list[Any] = []  # detect's stream, through which those records are acked
-
-    async def checkpoint() -> None:
+    async def checkpoint(self) -> None:
         """Write the states changed since the last checkpoint, then ack the records they include.
 
         Faust commits only acked offsets, and flushes the producer (so the changelog) first:
         a committed offset never runs ahead of the stored state, as with one write per record.
         """
-        for customer_id, state in dirty.items():
-            states[customer_id.encode()] = orjson.dumps(state.to_json_dict())
-        dirty.clear()
-        done, pending[:] = pending[:], []
-        if acker:
+        self.store.checkpoint()
+        done, self._pending = self._pending, []
+        if self._acker is not None:
             for event in done:
-                await acker[0].ack(event)
+                await self._acker.ack(event)
+        for what, count in self.engine.cap_hits.items():
+            self.metrics.cap_hits.labels(what).inc(count)
+        self.engine.cap_hits.clear()
 
-    @app.agent(by_customer, name="detect")
-    async def detect(stream: faust.StreamT) -> None:
-        """Canonical records of the customers of this worker's partitions → events.
+    async def _on_timer(self) -> None:
+        if self._pending or self.store.dirty:
+            await self.checkpoint()
 
-        Events are emitted as each record is processed, but a customer's state (the whole
-        customer, tens of KB of JSON) is written to the table at checkpoints, every
-        DETECT_BATCH records or DETECT_CHECKPOINT_S seconds, not once per record: that write
-        was most of the worker's time. Records are acked only at the checkpoint that wrote
-        their effect, so a restart resumes from a state that matches the committed offsets.
-        """
-        manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
-        acker[:] = [manual]
-        async for event in manual.events():
-            value: bytes = event.value
-            if value.startswith(CONTROL_PREFIX):
-                await on_control(orjson.loads(value), event.message.partition)
-                pending.append(event)
-                continue
-            record = CallDetailRecord.model_validate_json(value)
-            state = state_of(record.customer_id)
-            result = engine.ingest(state, record)
-            if result.status == "late":
-                await dead(value, result.reason or "late", f"{event.message.topic}[{event.message.partition}]",
-                           event.message.offset)
-                pending.append(event)
-                continue
-            if result.events:
-                await emit(result.events)
-            if result.status != "duplicate":
-                dirty[record.customer_id] = state
-            pending.append(event)
-            if len(pending) >= DETECT_BATCH:
-                await checkpoint()
-            metrics.cdrs.inc()
-            if event.message.timestamp:
-                metrics.latency.observe(max(0.0, time.time() - event.message.timestamp))
-
-    @app.timer(DETECT_CHECKPOINT_S)
-    async def _checkpoint() -> None:
-        if pending or dirty:
-            await checkpoint()
-
-    @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
-    async def _forget_cache(sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         # Unacked records are delivered again from the committed offsets, on the stored state.
-        cache.clear()
-        dirty.clear()
-        pending.clear()
+        self.store.forget()
+        self._pending.clear()
 
-    return app
+
+def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> faust.App:
+    """Build the Faust app of one worker (see :class:`StreamJob`).
+
+    Raises
+    ------
+    tollguard.errors.RulesError
+        When the rules file is invalid.
+    """
+    return StreamJob(settings, rules, model).app
+
+
+def _flush_control(value: bytes) -> dict[str, Any] | None:
+    """The flush control message in ``value``, or None when it is anything else."""
+    try:
+        control = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    ok = (
+        isinstance(control, dict) and control.get("control") == "flush" and set(control) == {
+            "control", "id", "source", "sources"}
+        and isinstance(control["id"], str) and isinstance(control["source"], int)
+        and isinstance(control["sources"], int) and 0 < control["sources"] <= 10_000
+    )
+    return control if ok else None
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from engine.runner import Reject
 from tollguard.adapters import Parsed, RejectError, read_file, sniff
 from tollguard.errors import VerdictError
 from tollguard.events import Verdict
@@ -106,9 +107,8 @@ def route(parsed: Parsed) -> str:
 
 
 def dead_letter_value(parsed: Parsed) -> bytes:
-    """The dead-letter record of a line the reader rejected (same shape as the worker's)."""
-    source = f"{parsed.source}:{parsed.line}"
-    return orjson.dumps({"raw": parsed.raw, "reason": parsed.reason, "source": source, "offset": None})
+    """The dead-letter record of a line the reader rejected: the runner's :class:`engine.runner.Reject`."""
+    return Reject(parsed.source, parsed.line, parsed.raw, parsed.reason or "unreadable line").to_json_bytes()
 
 
 def dead_letter_topic_of(topic: str) -> str:
@@ -239,7 +239,8 @@ def send_verdict(broker: str, topic_prefix: str, verdict: Verdict) -> None:
     """
     sid = verdict.suspension_event_id
     suspensions = read_topic(broker, f"{topic_prefix}suspensions")
-    if not any(s.get("event_id") == sid and not s.get("termination_recommended") for s in suspensions):
+    found = [s for s in suspensions if s.get("event_id") == sid and not s.get("termination_recommended")]
+    if not found:
         raise VerdictError(f"unknown suspension {sid}: it is not on {topic_prefix}suspensions")
     confirmed = [s for s in suspensions if s.get("suspension_event_id") == sid]
     cleared = [r for r in read_topic(broker, f"{topic_prefix}reactivations") if r.get("suspension_event_id") == sid]
@@ -249,7 +250,9 @@ def send_verdict(broker: str, topic_prefix: str, verdict: Verdict) -> None:
             raise VerdictError(f"suspension {sid} is already closed: {what} by {ev.get('by')} at {ev.get('at', '')}")
     producer = KafkaProducer(bootstrap_servers=bootstrap_of(broker), acks="all", client_id="tollguard-verify")
     try:
-        producer.send(f"{topic_prefix}verifications", key=sid.encode(), value=verdict.model_dump_json().encode())
+        # Keyed by the suspension's customer: the worker routes it to the partition of that customer's CDRs.
+        producer.send(f"{topic_prefix}verifications", key=str(found[0]["customer_id"]).encode(),
+                      value=verdict.model_dump_json().encode())
         producer.flush()
     finally:
         producer.close()

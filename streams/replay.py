@@ -70,6 +70,7 @@ class Replay:
         self.on_event = on_event
         self.summary = ReplaySummary()
         self.runner.counts = self.summary
+        self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
 
     @property
     def states(self) -> dict[str, CustomerState]:
@@ -79,9 +80,10 @@ class Replay:
     def load_verdicts(self, path: str | Path) -> None:
         """Read a verdicts file (one JSON verdict a line) into the runner; bad lines are rejected.
 
-        The runner applies each verdict once replay's event time (the newest CDR end read)
-        reaches its ``at`` and its suspension has been emitted; what is left is settled at
-        end of input (refused, into the rejects output, when unknown).
+        A verdict arrives (is given to the runner) once replay's event time (the newest CDR
+        end read) reaches its ``at``, as a live worker receives a verdict given at that time;
+        what is left arrives after the end of the CDRs and the flush, and one whose
+        suspension is unknown is refused into the rejects output.
         """
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
@@ -95,7 +97,15 @@ class Replay:
                     self._write(self.runner.bad_verdict(str(path), number, line.rstrip("\n"),
                                                         f"{where}: {first['msg']}"))
                     continue
-                self._write(self.runner.take_verdict(verdict, str(path), number))
+                self._verdicts.append((verdict, str(path), number))
+        self._verdicts.sort(key=lambda item: item[0].at)
+
+    def _feed_verdicts(self, until_s: float) -> None:
+        """Give the runner every verdict of the file whose ``at`` is at or before ``until_s``."""
+        verdicts = self._verdicts
+        while verdicts and verdicts[0][0].at.timestamp() <= until_s:
+            verdict, source, line = verdicts.pop(0)
+            self._write(self.runner.take_verdict(verdict, source, line))
 
     def _write(self, outcome: Outcome) -> None:
         for event in outcome.events:
@@ -124,10 +134,14 @@ class Replay:
                 outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
             if outcome.events or outcome.rejects:
                 write(outcome)
+            if self._verdicts and runner.event_time_s >= self._verdicts[0][0].at.timestamp():
+                self._feed_verdicts(runner.event_time_s)
 
     def finish(self) -> ReplaySummary:
         """End of input: flush every customer (in order of first appearance) and settle verdicts."""
         self._write(self.runner.flush())
+        self._feed_verdicts(float("inf"))
+        self._write(self.runner.settle())
         self.summary.customers = len(list(self.runner.store.customers()))
         return self.summary
 

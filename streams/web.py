@@ -52,6 +52,17 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.state_pieces = Counter(
+            "tollguard_state_pieces_written_total", "state-table pieces written at checkpoints", registry=self.registry
+        )
+        self.state_piece_bytes = Histogram(
+            "tollguard_state_piece_bytes", "size of each state-table piece written (the broker's limit is 1 MB)",
+            buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576), registry=self.registry,
+        )
+        self.cap_hits = Counter(
+            "tollguard_state_cap_hits_total", "entries dropped because a memory cap was reached", ["what"],
+            registry=self.registry,
+        )
         self.lag = Gauge(
             "tollguard_consumer_lag", "messages not yet read, per topic partition", ["topic", "partition"],
             registry=self.registry,
@@ -64,7 +75,7 @@ def register_views(
     local_states: Callable[[], Iterable[CustomerState]],
     recent: deque[dict[str, Any]],
     metrics: Metrics,
-    send_verdict: Callable[[Verdict], Any],
+    send_verdict: Callable[[Verdict, str], Any],
 ) -> None:
     """Add the NOC page, JSON endpoints and ``/metrics`` to a Faust app."""
 
@@ -110,14 +121,15 @@ def register_views(
                 verdict = Verdict.model_validate({"at": datetime.now(UTC).isoformat(), **body})
             except (ValueError, ValidationError) as exc:
                 return json_response(self, {"error": f"bad verdict: {exc}"}, status=400)
-            known = {
-                e["event_id"] for s in local_states() for e in engine.active_suspensions(s) if e["status"] == "active"
+            owner = {
+                e["event_id"]: s.customer_id
+                for s in local_states() for e in engine.active_suspensions(s) if e["status"] == "active"
             }
-            if verdict.suspension_event_id not in known:
+            if verdict.suspension_event_id not in owner:
                 return json_response(
                     self, {"error": f"no active suspension {verdict.suspension_event_id} on this worker"}, status=404
                 )
-            await send_verdict(verdict)
+            await send_verdict(verdict, owner[verdict.suspension_event_id])
             return json_response(self, {"sent": verdict.model_dump(mode="json")}, status=202)
 
     @app.page("/metrics")

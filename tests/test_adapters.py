@@ -620,10 +620,11 @@ def test_produce_routes_lines_the_reader_cut_or_escaped_to_the_dead_letter_topic
         (1, SKIP), (2, SEND), (3, DEAD_LETTER), (4, SEND), (5, SKIP), (6, DEAD_LETTER), (7, DEAD_LETTER),
     ]  # fmt: skip
     assert json.loads(dead_letter_value(items[2])) == {
+        "kind": "cdr",
         "raw": "y" * 200 + "...",
         "reason": f"line longer than {MAX_DOC_BYTES} bytes",
-        "source": f"{path}:3",
-        "offset": None,
+        "source": str(path),
+        "position": 3,
     }
     assert json.loads(dead_letter_value(items[5]))["raw"] == "Di\\xd3N,x"
     assert json.loads(dead_letter_value(items[6]))["reason"] == "NUL byte in line (binary data?)"

@@ -429,7 +429,7 @@ def test_worker_loads_the_model_and_gives_it_to_the_engine(trained, tmp_path, mo
 
     settings = StreamSettings(app_id="anomaly-test", datadir=str(tmp_path))
     app = create_app(settings, Rules(version="t"), model=model)
-    (det,) = [d for d in app.tollguard["engine"].detectors if d.name == "anomaly"]  # type: ignore[attr-defined]
+    (det,) = [d for d in app.tollguard.engine.detectors if d.name == "anomaly"]  # type: ignore[attr-defined]
     assert det.model is model
 
 

@@ -243,14 +243,15 @@ def test_dead_letters_are_replays_rejects(
     """Every malformed or late record ends on cdrs-dead-letter, counted, with its reason and raw value.
 
     Three stages dead-letter: ``tollguard produce`` for lines it cannot send as written
-    (undecodable bytes: source ``file:line``, no offset), the parse agent for lines that
-    do not parse (source ``cdrs[p]`` and offset) and the detect agent for late CDRs
-    (source ``cdrs-by-customer[p]``, the parsed record as raw).
+    (undecodable bytes: source the file, position its line), the parse agent for lines
+    that do not parse (source ``cdrs[p]``, position the offset) and the detect agent for
+    late CDRs (source ``cdrs-by-customer[p]``, the parsed record as raw). One shape:
+    :class:`engine.runner.Reject`, as replay's rejects file.
     """
     dead, rejects = day_stream.dead, day_replay.rejects
     assert len(dead) == len(rejects) == day_files.expected_rejects
     for d in dead:
-        assert set(d) >= {"raw", "reason", "source", "offset"}, d
+        assert set(d) == {"kind", "raw", "reason", "source", "position"} and d["kind"] == "cdr", d
         assert d["reason"] and d["raw"], d
     # the same reasons as replay, one for one
     assert Counter(d["reason"] for d in dead) == Counter(r["reason"] for r in rejects)
@@ -266,13 +267,13 @@ def test_dead_letters_are_replays_rejects(
         b.rstrip(b"\n").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
         for b in day_files.malformed
     )
-    at_produce = [d for d in dead if d["offset"] is None]
+    at_produce = [d for d in dead if not d["source"].startswith(day_stream.prefix)]
     at_parse = [d for d in dead if d["source"].startswith(f"{day_stream.prefix}cdrs[")]
     at_detect = [d for d in dead if d["source"].startswith(f"{day_stream.prefix}cdrs-by-customer[")]
     assert (len(at_produce), len(at_parse), len(at_detect)) == (3, 3, 2)
-    lines = {r["raw"]: f"{r['source']}:{r['line']}" for r in rejects}
-    assert all(d["source"] == lines[d["raw"]] for d in at_produce)  # file and line, as replay
-    assert all(isinstance(d["offset"], int) for d in at_parse + at_detect)
+    lines = {r["raw"]: (r["source"], r["position"]) for r in rejects}
+    assert all((d["source"], d["position"]) == lines[d["raw"]] for d in at_produce)  # file and line, as replay
+    assert all(isinstance(d["position"], int) for d in at_parse + at_detect)
     assert all(d["reason"].startswith("undecodable bytes") or "NUL" in d["reason"] for d in at_produce)
     # late CDRs: refused by the detect agent, which dead-letters the parsed record
     assert all(is_late(d) for d in at_detect)
@@ -322,3 +323,78 @@ def test_restart_resumes_from_the_changelog(
     assert capacity and all(e["first_exceeded_at"] < split_at < e["occurred_at"] for e in capacity)
     # the union equals replay: no event id twice, none missing, same content
     assert_same_events(events, expected)
+
+
+def test_verdicts_in_stream_equal_replay(
+    kafka_bootstrap: str, day_files: DayFiles, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same verdicts give the same reactivations, terminations and refusals in both modes.
+
+    Verdicts dated after the data arrive, in replay, after the end of the CDRs; in the stream
+    they are produced after the CDRs and a flush. One clears a suspension, one confirms
+    another, one judges that one again (refused: closed), one names no known suspension
+    (refused at the next flush) and one is dated before the suspension it judges (refused).
+    """
+    d = tmp_path_factory.mktemp("verdicts")
+    base = replay(day_files.clean, d).events
+    suspensions = [e for e in base if e["type"] == "suspension"]
+    assert len(suspensions) >= 2
+    first = suspensions[0]
+    second = next(e for e in suspensions if e["customer_id"] != first["customer_id"])
+    last_s = max(e["occurred_at"] for e in base)
+    late_at = last_s.replace("Z", "+00:00")
+    from datetime import datetime, timedelta
+
+    def at(offset_s: float, when: str = late_at) -> str:
+        return (datetime.fromisoformat(when.replace("Z", "+00:00")) + timedelta(seconds=offset_s)).isoformat()
+
+    verdicts = [  # (customer key, verdict) in the order the stream receives them
+        (first["customer_id"], {"suspension_event_id": first["event_id"], "verdict": "cleared", "by": "early",
+                                "at": at(-1, first["occurred_at"])}),
+        (first["customer_id"], {"suspension_event_id": first["event_id"], "verdict": "cleared", "by": "anna",
+                                "at": at(3600)}),
+        (second["customer_id"], {"suspension_event_id": second["event_id"], "verdict": "confirmed", "by": "bo",
+                                 "at": at(3660)}),
+        (second["customer_id"], {"suspension_event_id": second["event_id"], "verdict": "cleared", "by": "cy",
+                                 "at": at(3720)}),
+        (first["customer_id"], {"suspension_event_id": "no-such-suspension", "verdict": "cleared", "by": "di",
+                                "at": at(3780)}),
+    ]
+    vfile = d / "verdicts.jsonl"
+    vfile.write_text("".join(json.dumps(v) + "\n" for _, v in verdicts))
+    out, rej = d / "v-events.jsonl", d / "v-rejects.jsonl"
+    run_cli(["replay", str(day_files.clean), "--verifications", str(vfile), "--out", str(out), "--rejects",
+             str(rej), "-q"], ok=(0, 1))
+    expected = [json.loads(x) for x in out.read_text().splitlines()]
+    refused = [json.loads(x) for x in rej.read_text().splitlines()]
+    assert Counter(e["type"] for e in expected if e.get("suspension_event_id")) == {
+        "reactivation": 1, "suspension": 1}
+    assert len(refused) == 3 and all(r["kind"] == "verdict" for r in refused)
+
+    prefix, app_id = unique_names("verdicts")
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, d / "worker")
+    worker.start()
+    try:
+        produce(kafka_bootstrap, prefix, day_files.clean, flush=True)
+        wait_processed(kafka_bootstrap, worker)
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        for customer, verdict in verdicts:
+            producer.send(f"{prefix}verifications", key=customer.encode(), value=json.dumps(verdict).encode())
+        producer.flush()
+        producer.close()
+        empty = d / "empty.jsonl"
+        empty.write_text("")
+        wait_for_lag_zero(kafka_bootstrap, app_id, [f"{prefix}verifications"], timeout=60, worker=worker)
+        produce(kafka_bootstrap, prefix, empty, flush=True)  # settles the verdict that waits for its suspension
+        wait_processed(kafka_bootstrap, worker)
+        outputs = read_outputs(kafka_bootstrap, prefix)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log()[-3000:]
+    assert_same_events(events_of(outputs, prefix), expected)
+    dead = [json.loads(r.value) for r in outputs[f"{prefix}{DEAD_LETTER}"]]
+    assert sorted((json.loads(x["raw"])["by"], x["reason"]) for x in dead) == sorted(
+        (json.loads(x["raw"])["by"], x["reason"]) for x in refused
+    )

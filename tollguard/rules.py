@@ -41,6 +41,13 @@ class EngineSettings(_Strict):
     dedupe_horizon_s: float = Field(
         3600, ge=0, le=7 * 86_400, description="how long a processed call id is remembered to drop re-deliveries"
     )
+    max_dedupe_calls: int = Field(
+        200_000,
+        ge=1_000,
+        le=10_000_000,
+        description="most call ids one customer's dedupe memory holds (about 50 MB at the maximum); above it the "
+        "oldest are forgotten first and counted in tollguard_state_cap_hits_total",
+    )
     episode_gap_s: float = Field(
         3600, ge=0, le=30 * 86_400, description="an alert for the same scope within this gap is the same episode"
     )
