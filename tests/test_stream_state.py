@@ -29,7 +29,9 @@ from tollguard.cdr import CallDetailRecord, Direction, Disposition
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
 
-def busy_customer(calls_per_hour: int, hours: float, seed: int = 5, customer: str = "trunk-1") -> list[CallDetailRecord]:
+def busy_customer(
+    calls_per_hour: int, hours: float, seed: int = 5, customer: str = "trunk-1"
+) -> list[CallDetailRecord]:
     """A SIP-trunking customer: 300 DIDs, 200 CLIs, diverse destinations and callers, in end order."""
     rng = random.Random(seed)
     dids = [f"+39021{rng.randrange(10**6):06d}" for _ in range(300)]
