@@ -49,7 +49,7 @@ from pydantic import ValidationError
 from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
-from engine.state import join_state, split_state
+from engine.state import StateFormatError, join_state, split_state
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
@@ -224,7 +224,10 @@ class TableStore:
             log.warning("customer %s: state in format 1 migrated to pieces", customer_id)
         else:
             pieces = {path: self.table[customer_id.encode() + PIECE_SEP + path.encode()] for path in paths}
-            state = CustomerState.from_json_dict(join_state(pieces))
+            try:
+                state = CustomerState.from_json_dict(join_state(pieces))
+            except StateFormatError as exc:
+                raise StateFormatError(f"customer {customer_id}: {exc}") from None
             self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
         self.cache[customer_id] = state
         return state
@@ -435,6 +438,14 @@ class StreamJob:
         """
         manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
         self._acker = manual
+        try:
+            await self._detect(manual)
+        except StateFormatError as exc:
+            # A state this version cannot read: stop rather than decide on a customer without its history.
+            log.critical("stopping: %s", exc)
+            await self.app.crash(exc)
+
+    async def _detect(self, manual: Any) -> None:
         runner, metrics = self.runner, self.metrics
         async for event in manual.events():
             value: bytes = event.value

@@ -147,3 +147,39 @@ def test_a_busy_customer_through_the_worker_keeps_every_table_record_small(
     got = {e["event_id"]: e for t in topics[1:] for e in (json.loads(r.value) for r in records[t])}
     assert sorted(got) == sorted(expected)
     assert "Traceback" not in worker.all_logs()
+
+
+@pytest.mark.kafka
+def test_a_worker_meeting_an_unknown_state_format_stops_with_a_clear_message(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from kafka import KafkaProducer
+    from kafka_fixtures import WorkerProcess, run_cli, unique_names
+
+    from streams.app import partition_of
+    from tollguard.adapters import write_record
+
+    prefix, app_id = unique_names("format")
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, tmp_path / "worker").start()
+    assert worker.stop() == 0  # topics and changelog exist now
+    piece = json.loads(split_state({"customer_id": "trunk-1"})[""])
+    piece["format"] = 99
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(f"{app_id}-customer-state-changelog", key=b"trunk-1" + PIECE_SEP, value=json.dumps(piece).encode(),
+                  partition=partition_of(b"trunk-1", 4))
+    producer.flush()
+    producer.close()
+    path = tmp_path / "one.jsonl"
+    path.write_text(write_record("jsonl", busy_customer(10, 1.0)[0]) + "\n")
+    worker.start()
+    try:
+        run_cli(["produce", str(path), "--topic", f"{prefix}cdrs", "-q"], kafka_bootstrap)
+        import time
+
+        deadline = time.monotonic() + 60
+        while worker.alive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not worker.alive(), "the worker kept running on a state it cannot read"
+    finally:
+        worker.stop()
+    assert "customer trunk-1: the state was written in format 99; this version reads format 2" in worker.log()
