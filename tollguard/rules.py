@@ -45,7 +45,7 @@ class EngineSettings(_Strict):
         200_000,
         ge=1_000,
         le=10_000_000,
-        description="most call ids one customer's dedupe memory holds (about 50 MB at the maximum); above it the "
+        description="most call ids one customer's dedupe memory holds (about 100 bytes each); above it the "
         "oldest are forgotten first and counted in tollguard_state_cap_hits_total",
     )
     episode_gap_s: float = Field(
