@@ -219,7 +219,7 @@ def rules_schema(detectors: Iterable[type[DetectorSpec]]) -> type[Rules]:
         __config__=ConfigDict(frozen=True, extra="forbid"),
         **{d.name: (d.params_model, d.params_model()) for d in detectors},
     )
-    schema: type[Rules] = create_model(  # type: ignore[call-overload]
+    schema: type[Rules] = create_model(
         "Rules", __base__=Rules, __module__=Rules.__module__, detectors=(section, section())
     )
     return schema

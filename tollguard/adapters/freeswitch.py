@@ -123,9 +123,8 @@ def _s(value: Any) -> str | None:
         value = str(value)
     if not value:
         return None
-    if "%" in value:
-        value = unquote(value)
-    return value
+    text: str = value
+    return unquote(text) if "%" in text else text
 
 
 def _obj(value: Any) -> dict[str, Any]:
