@@ -1,8 +1,9 @@
-"""Shared fixtures: CDR factory, rules, engine, and where the real CDR samples live."""
+"""Shared fixtures: CDR factory, rules, engine, a small anomaly model, and where the real CDR samples live."""
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,23 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"real CDR samples not present ({SAMPLES.name} folder absent)")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def small_anomaly_model(tmp_path_factory):
+    """An AnomalyModel of 50 trees trained on 3 benign simulated days (Sat 2025-03-08 to Mon) of 4 customers.
+
+    Cheap (about 2 s, once per session); ``cust-001`` of ``default_profiles(n, seed=0)`` has its baseline.
+    """
+    pytest.importorskip("sklearn")
+    from streams.train import train
+    from tollguard import simulate
+
+    history = simulate.run_scenario(
+        "benign", start=datetime(2025, 3, 8, tzinfo=UTC), minutes=3 * 1440, customers=4, seed=0
+    )
+    path = tmp_path_factory.mktemp("small-anomaly-model") / "history.jsonl"
+    simulate.write(history.records(), "jsonl", path)
+    rules = Rules(version="test", **simulate.customers_rules(history.profiles))
+    model, _ = train([path], rules, n_estimators=50)
+    return model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
@@ -344,27 +343,6 @@ def test_benign_mixed_traffic_gives_nothing():
     assert all(ds == [] for ds in per_cdr)
 
 
-@pytest.mark.parametrize("split", [1, 100, 150, 210, 230, 300, 399])
-def test_state_survives_json_round_trip_mid_stream(split):
-    high_cost = [out(i, ST_MOBILE, 900, 2000.0 + 7 * i, prefix="s") for i in range(12)]
-    benign = [c for c in benign_traffic(n=200) if c.callee != MOBILE]
-    cdrs = sorted(reward_calls(70) + pump(130) + high_cost + benign, key=lambda c: c.end)
-    straight, _ = run(cdrs)
-    head, state = run(cdrs[:split])
-    state = json.loads(json.dumps(state))
-    tail, _ = run(cdrs[split:], state=state)
-    assert head + tail == straight
-    checks = {d.evidence["check"] for ds in straight for d in ds}
-    assert checks == {"reward", "pumping", "high_cost"}
-
-
-def test_cdr_is_not_mutated():
-    cdrs = reward_calls(31) + pump(61)
-    before = [c.model_dump() for c in cdrs]
-    run(cdrs)
-    assert [c.model_dump() for c in cdrs] == before
-
-
 def test_state_is_bounded_by_the_window():
     det, context = ArbitrageDetector(), ctx()
     state = det.initial_state()
@@ -387,19 +365,7 @@ def test_reset_forgets_the_scope():
     assert state["reward"] == {} and state["hot"] == []
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"reward_min_calls": 61},  # above reward_critical_calls
-        {"pumping_min_calls": 121},
-        {"high_cost_min_minutes": 121},
-        {"reward_max_duration_cv": -0.1},
-        {"high_cost_baseline_alpha": 0},
-        {"window_s": 0},
-        {"high_cost_number_types": ["bogus"]},
-        {"nope": 1},
-    ],
-)
-def test_bad_params_are_refused(bad):
-    with pytest.raises(ValidationError):
-        ArbitrageParams(**bad)
+def test_an_unknown_number_type_is_refused():
+    # the ranges of the numeric thresholds and unknown keys: tests/test_detector_checks.py
+    with pytest.raises(ValidationError, match="high_cost_number_types.0"):
+        ArbitrageParams(high_cost_number_types=["bogus"])

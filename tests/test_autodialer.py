@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 
 import pytest
-from pydantic import ValidationError
 
 from detectors.autodialer import AutodialerDetector, AutodialerParams
 from detectors.base import CustomerContext, iso
@@ -70,15 +68,13 @@ def sweep(n, step_s=3.0, base=390212340000, answer_every=0, billsec=12.0):
     ]
 
 
-def run(cdrs, context=None, roundtrip_every=0):
+def run(cdrs, context=None):
     det, context = AutodialerDetector(), context or ctx()
     state = det.initial_state()
     out = []
-    for k, c in enumerate(sorted(cdrs, key=lambda c: (c.end, c.call_id)), 1):
+    for c in sorted(cdrs, key=lambda c: (c.end, c.call_id)):
         out += det.update(state, c, context)
         out += det.advance(state, c.end.timestamp() - 300, context)
-        if roundtrip_every and k % roundtrip_every == 0:
-            state = json.loads(json.dumps(state))
     return out, state
 
 
@@ -322,23 +318,6 @@ def test_one_ring_definition(ring_s, disposition, counted):
     assert state["clis"][CLI]["ring1"] == int(counted)
 
 
-def test_state_survives_json_round_trip_mid_stream():
-    cdrs = sweep(140, step_s=2.5, answer_every=10)
-    rng = random.Random(1)
-    cdrs += [one_ring(1000 + i, rng.uniform(0, 290)) for i in range(120)]
-    straight, _ = run(cdrs)
-    assert straight
-    for every in (1, 7, 50):
-        assert run(cdrs, roundtrip_every=every)[0] == straight
-
-
-def test_cdr_is_not_mutated():
-    cdrs = sweep(100)
-    before = [c.model_dump() for c in cdrs]
-    run(cdrs)
-    assert [c.model_dump() for c in cdrs] == before
-
-
 def test_one_decision_per_episode_and_new_episode_after_a_pause():
     first = sweep(120)
     later = [
@@ -378,19 +357,3 @@ def test_reset_forgets_the_cli():
         det.update(state, c, context)
     det.reset(state, ScopeKind.CLI, CLI)
     assert CLI not in state["clis"]
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"window_s": 10},
-        {"max_asr": 1.5},
-        {"warn_signs": 6},
-        {"warn_attempts_per_min": 30, "critical_attempts_per_min": 20},
-        {"wangiri_warn_calls": 200},
-        {"unknown": 1},
-    ],
-)
-def test_bad_params_are_refused(bad):
-    with pytest.raises(ValidationError):
-        AutodialerParams(**bad)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import timedelta
 
 import pytest
-from pydantic import ValidationError
 
 from detectors.bandwidth import BandwidthDetector, BandwidthParams, measure
 from detectors.base import CustomerContext, iso
@@ -50,15 +48,13 @@ def media_call(i, kbps, codec="PCMA", loss=0.0, media_s=60.0, start_s=None, pack
     )
 
 
-def run(cdrs, context=None, roundtrip_every=0):
+def run(cdrs, context=None):
     det, context = BandwidthDetector(), context or ctx()
     state = det.initial_state()
     out = []
-    for k, c in enumerate(sorted(cdrs, key=lambda c: (c.end, c.call_id)), 1):
+    for c in sorted(cdrs, key=lambda c: (c.end, c.call_id)):
         out += det.update(state, c, context)
         out += det.advance(state, c.end.timestamp() - 300, context)
-        if roundtrip_every and k % roundtrip_every == 0:
-            state = json.loads(json.dumps(state))
     return out, state
 
 
@@ -267,22 +263,6 @@ def test_one_notice_per_episode_and_a_new_one_after_a_quiet_window():
     assert len(decisions) == 2 and decisions[0].episode != decisions[1].episode
 
 
-def test_state_survives_json_round_trip_mid_stream():
-    calls = [media_call(i, 40.0 if i % 3 else 80.0, loss=0.05, start_s=30.0 * i) for i in range(40)]
-    calls += [make_cdr(call_id=f"x{i}", start_s=5.0 * i, end_s=5.0 * i + 400) for i in range(30)]
-    straight, _ = run(calls, ctx(link_kbps=1000))
-    assert len(straight) == 2
-    for every in (1, 7):
-        assert run(calls, ctx(link_kbps=1000), roundtrip_every=every)[0] == straight
-
-
-def test_cdr_is_not_mutated():
-    calls = [media_call(i, 40.0, loss=0.05) for i in range(4)]
-    before = [c.model_dump() for c in calls]
-    run(calls, ctx(link_kbps=100))
-    assert [c.model_dump() for c in calls] == before
-
-
 # -- declared link ---------------------------------------------------------------------------
 
 
@@ -352,11 +332,3 @@ def test_advance_to_end_clears_the_state():
         det.update(state, c, context)
     det.advance(state, math.inf, context)
     assert state == det.initial_state()
-
-
-@pytest.mark.parametrize(
-    "bad", [{"min_kbps_per_call": 0}, {"min_codec_ratio": 1.5}, {"max_mos": 6}, {"window_s": 1}, {"x": 1}]
-)
-def test_bad_params_are_refused(bad):
-    with pytest.raises(ValidationError):
-        BandwidthParams(**bad)

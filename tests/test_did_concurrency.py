@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -129,19 +128,6 @@ def test_unanswered_calls_can_be_excluded():
     assert len(run(sorted(cdrs, key=lambda c: c.end))[0]) == 1
     quiet = ctx(params={"count_unanswered": False})
     assert run(sorted(cdrs, key=lambda c: c.end), quiet)[0] == []
-
-
-def test_state_survives_json_round_trip():
-    cdrs = overlapping(25)
-    det, context = DidConcurrencyDetector(), ctx()
-    state = det.initial_state()
-    for c in cdrs[:12]:
-        det.update(state, c, context)
-    state = json.loads(json.dumps(state))
-    for c in cdrs[12:]:
-        det.update(state, c, context)
-    events = det.advance(state, float("inf"), context)
-    assert [e.extra["observed_peak"] for e in events] == [25]
 
 
 def test_event_waits_for_settle_time():

@@ -9,7 +9,10 @@ from tollguard.errors import RulesError
 
 CASES = [
     ("detectors:\n  autodialer:\n    window_s: -5\n", 3, "detectors.autodialer.window_s",
-     "greater than or equal to 60"),
+     "The 'window_s' parameter of AutodialerParams must be >= 60 and <= 86400. Got -5 instead."),
+    ("customers:\n  c1:\n    overrides:\n      autodialer: {max_asr: 1.5}\n", 4,
+     "customers.c1.overrides.autodialer.max_asr",
+     "The 'max_asr' parameter of AutodialerParams must be >= 0 and <= 1. Got 1.5 instead."),
     ("customers:\n  c1:\n    overrides:\n      autodialer:\n        min_attempt: 5\n", 5,
      "customers.c1.overrides.autodialer.min_attempt", "Extra inputs"),
     ("customers:\n  c1:\n    overrides:\n      autodialr: {}\n", 4, "customers.c1.overrides.autodialr",
@@ -54,7 +57,7 @@ def test_every_warning_level_must_not_exceed_its_critical_level(model, warn, cri
     from pydantic import ValidationError
 
     critical = getattr(model(), crit)
-    assert model(**{warn: critical}) is not None  # equal is allowed
+    assert getattr(model(**{warn: critical}), warn) == critical  # equal is allowed
     above = critical + (0.01 if isinstance(critical, float) and critical < 1 else 1)
     with pytest.raises(ValidationError, match=f"{crit} .* must be >= {warn}"):
         model(**{warn: above})

@@ -11,16 +11,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+#: pydantic's error types for a number outside a field's ``ge`` / ``gt`` / ``le`` / ``lt`` bounds.
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
 class DetectorParams(BaseModel):
     """Base of every detector's thresholds: frozen, unknown keys refused.
 
     Each field carries its default, its allowed range and, in its description,
-    its source (contract clause, standard or measured figure).
+    its source (contract clause, standard or measured figure). A value outside the
+    range is refused with one kind of message, naming the field, the allowed range
+    and the value (the error's ``msg``; its ``type``, ``loc`` and ``input`` are pydantic's).
+
+    Examples
+    --------
+    >>> class Demo(DetectorParams):
+    ...     window_s: float = Field(3600, ge=60, le=86_400)
+    >>> try:
+    ...     Demo(window_s=10)
+    ... except ValueError as exc:
+    ...     print(exc.errors()[0]["msg"])
+    The 'window_s' parameter of Demo must be >= 60 and <= 86400. Got 10 instead.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -31,6 +48,41 @@ class DetectorParams(BaseModel):
 
     enabled: bool = Field(True, description="run this detector (a customer allowlist can turn it off)")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _uniform_range_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Reword pydantic's range errors ("Input should be greater than or equal to 60") to name all three."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if not any(err["type"] in _RANGE_ERRORS for err in errors):
+                raise
+            raise ValidationError.from_exception_data(exc.title, [cls._reworded(err) for err in errors]) from None
+
+    @classmethod
+    def _reworded(cls, err: Any) -> InitErrorDetails:
+        """One error of :meth:`_uniform_range_errors`: a range error reworded, any other kept as it was."""
+        loc, ctx = err["loc"], err.get("ctx") or {}
+        allowed = cls._allowed_range(loc[0]) if err["type"] in _RANGE_ERRORS and len(loc) == 1 else ""
+        if not allowed:
+            return {"type": PydanticCustomError(err["type"], err["msg"]), "loc": loc, "input": err["input"]}
+        message = "The '{field}' parameter of {model} must be {allowed}. Got {got} instead."
+        context = {**ctx, "field": loc[0], "model": cls.__name__, "allowed": allowed, "got": repr(err["input"])}
+        return {"type": PydanticCustomError(err["type"], message, context), "loc": loc, "input": err["input"]}
+
+    @classmethod
+    def _allowed_range(cls, name: Any) -> str:
+        """``">= 60 and <= 86400"`` from a field's bounds ("" for no field or no bound)."""
+        info = cls.model_fields.get(name) if isinstance(name, str) else None
+        parts = [
+            f"{op} {_number(getattr(m, attr))}"
+            for m in (info.metadata if info else ())
+            for attr, op in _BOUNDS
+            if getattr(m, attr, None) is not None
+        ]
+        return " and ".join(parts)
+
     @model_validator(mode="after")
     def _levels_ordered(self) -> DetectorParams:
         for warn, crit in self.level_pairs:
@@ -40,6 +92,13 @@ class DetectorParams(BaseModel):
                     "the warning fires before the suspension"
                 )
         return self
+
+
+def _number(value: Any) -> str:
+    """A bound as people write it: ``60``, ``0.05``, ``604800`` (no ``60.0``, no ``6.048e+05``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
