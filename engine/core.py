@@ -31,6 +31,11 @@ from tollguard.rules import Rules
 
 Status = Literal["accepted", "merged", "duplicate", "late"]
 
+#: Shortest time (event time, s) a customer's emitted event ids are remembered, so none
+#: repeats: a week, the longest detector window the rules accept (longer when the rules'
+#: episode gap or an alert expiry is longer).
+EMITTED_MEMORY_S = 7 * 86_400.0
+
 
 @dataclass(slots=True)
 class CustomerState:
@@ -69,6 +74,9 @@ class CustomerState:
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     open: dict[str, dict[str, Any]] = field(default_factory=dict)
     closed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Event id -> event time (UTC epoch s) of every event emitted for this customer in the
+    #: last EMITTED_MEMORY_S: an id is never emitted twice, whatever the rules' windows and expiries.
+    emitted: dict[str, float] = field(default_factory=dict)
     #: Min-heap of (end_s, 0 = seen / 1 = released, key), one per entry of ``seen`` and
     #: ``released``, so that forgetting costs the entries that expire, not a scan of both
     #: dicts per CDR. Not serialised: rebuilt when it does not match them.
@@ -85,6 +93,7 @@ class CustomerState:
             "detectors": self.detectors,
             "open": self.open,
             "closed": self.closed,
+            "emitted": self.emitted,
         }
 
     @classmethod
@@ -104,6 +113,7 @@ class CustomerState:
             detectors=data["detectors"],
             open=data["open"],
             closed=data.get("closed", {}),
+            emitted=dict(data.get("emitted", {})),
         )
 
 
@@ -156,6 +166,7 @@ class Engine:
         self._horizon_s = rules.engine.dedupe_horizon_s
         self._expiry_s = rules.engine.alert_expiry_s
         self._dedupe_cap = rules.engine.max_dedupe_calls
+        self._emitted_memory_s = max(EMITTED_MEMORY_S, rules.engine.episode_gap_s, *self._expiry_s.values())
         #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
         self.cap_hits: Counter[str] = Counter()
 
@@ -260,20 +271,22 @@ class Engine:
                     del (released if which else seen)[key]
                     if end_s >= cut_s:
                         self.cap_hits["dedupe_calls"] += 1
-        gap_s = self.rules.engine.episode_gap_s
+        ctx = self.context(state.customer_id)
         stale = [
             k for k, o in state.open.items()
-            if o["type"] != EventType.SUSPENSION
-            and o["last_s"] < watermark_s - self._expiry_s.get(o["detector"], gap_s)
+            if o["type"] != EventType.SUSPENSION and o["last_s"] < watermark_s - self.alert_expiry_s(ctx, o["detector"])
         ]
         for k in stale:
             del state.open[k]
+        if state.emitted and len(state.emitted) > 256:
+            old = watermark_s - self._emitted_memory_s
+            for eid in [e for e, at_s in state.emitted.items() if at_s < old]:
+                del state.emitted[eid]
 
     def _to_events(
         self, state: CustomerState, ctx: CustomerContext, decisions: list[tuple[Detector, Decision]]
     ) -> list[Event]:
         events: list[Event] = []
-        gap_s = self.rules.engine.episode_gap_s
         for det, dec in decisions:
             # one episode per detector check and scope (e.g. arbitrage's reward and pumping checks apart)
             where = f"{det.name}|{dec.scope_kind}|{dec.scope_value}|{dec.check}"
@@ -286,13 +299,16 @@ class Engine:
                 held = state.open.get(key)
                 if held is not None and (
                     dec.type is EventType.SUSPENSION
-                    or dec.occurred_at_s - held["last_s"] <= self._expiry_s.get(det.name, gap_s)
+                    or dec.occurred_at_s - held["last_s"] <= self.alert_expiry_s(ctx, det.name)
                 ):
                     held["last_s"] = max(held["last_s"], dec.occurred_at_s)
                     held["evidence"], held["reason"] = dec.evidence, dec.reason
                     held["updates"] += 1
                     continue
             event = self._event(det, dec, ctx)
+            if event.event_id in state.emitted:
+                continue  # the detector still reports an episode already emitted: never the same id twice
+            state.emitted[event.event_id] = dec.occurred_at_s
             if dec.type is not EventType.CAPACITY_INCREASE:
                 state.open[key] = {
                     "event_id": event.event_id,
@@ -311,6 +327,17 @@ class Engine:
             if dec.type is EventType.SUSPENSION and dec.scope_kind is not ScopeKind.ACCOUNT:
                 events.extend(self._maybe_widen(state, ctx, det, dec))
         return events
+
+    def alert_expiry_s(self, ctx: CustomerContext, detector: str) -> float:
+        """Event time (s) after its last evidence at which a warning-level alert closes.
+
+        The rules' ``engine.alert_expiry_s`` for the detector (default ``episode_gap_s``), but
+        never shorter than the customer's window of that detector: an alert closed while its
+        evidence is still in the window would fire again for the same episode.
+        """
+        configured = self._expiry_s.get(detector, self.rules.engine.episode_gap_s)
+        params = ctx.params.get(detector)
+        return max(configured, float(getattr(params, "window_s", 0.0) or 0.0))
 
     def _maybe_widen(self, state: CustomerState, ctx: CustomerContext, det: Detector, dec: Decision) -> list[Event]:
         """Suspend the whole account once enough narrow scopes are suspended, where the rules say so."""

@@ -201,3 +201,58 @@ def test_alert_expiry_per_detector():
     short = Rules.model_validate({"engine": {"alert_expiry_s": {"autodialer": 500}}})
     _, expiring = _suspended(Engine(short, [AlertProbe()]), calls)
     assert len(expiring) == 4
+
+
+class RecurringAlert(Detector):
+    """Warns on every CDR with the same episode key: the shape of a window that still holds old evidence."""
+
+    name = "premium_destination"
+    clause = "8.2"
+    params_model = AutodialerParams  # any thresholds model with a window_s
+
+    def initial_state(self):
+        return {}
+
+    def update(self, state, cdr, ctx):
+        return [Decision(EventType.ALERT, "warning", ScopeKind.CLI, "+390611111111", "ep-first", cdr.end.timestamp(),
+                         "still in the window", {})]
+
+
+def test_an_event_id_is_never_emitted_twice_whatever_the_expiry():
+    """An alert that expired while its detector still reports the same episode is not emitted again."""
+    from engine.registry import parse_rules
+
+    rules = parse_rules("engine:\n  episode_gap_s: 60\n")
+    cdrs = [make_cdr(call_id=f"r{i}", start_s=i * 600, end_s=i * 600 + 30) for i in range(12)]  # 2 h, every 10 min
+    _, _, events = feed(Engine(rules, [RecurringAlert()]), cdrs)
+    assert [e.type for e in events] == [EventType.ALERT]  # once, not once per expiry
+
+
+def test_the_alert_expiry_is_never_shorter_than_the_detectors_window():
+    rules = Rules(version="t")
+    engine = Engine(rules)
+    ctx = engine.context("c1")
+    window_s = ctx.params["premium_destination"].window_s
+    assert engine.alert_expiry_s(ctx, "premium_destination") == max(window_s, rules.engine.episode_gap_s)
+    from engine.registry import parse_rules
+
+    wide = parse_rules("detectors:\n  premium_destination:\n    window_s: 7200\n")
+    assert Engine(wide).alert_expiry_s(Engine(wide).context("c1"), "premium_destination") == 7200
+
+
+def test_a_replay_with_windows_longer_than_the_episode_gap_repeats_no_event_id(tmp_path):
+    """The case found on main: premium_destination.window_s 7200 with the default episode gap (3600)."""
+    import io
+
+    from engine.registry import parse_rules
+    from streams.replay import replay_files
+    from tollguard import simulate
+
+    day = tmp_path / "day.jsonl"
+    simulate.write(simulate.run_scenario("all", customers=10, seed=1).records(), "jsonl", day)
+    for text in ("detectors:\n  premium_destination:\n    window_s: 7200\n",
+                 "engine:\n  episode_gap_s: 300\n", ""):
+        out = io.StringIO()
+        replay_files([day], parse_rules(text), out, io.StringIO())
+        ids = [json.loads(line)["event_id"] for line in out.getvalue().splitlines()]
+        assert len(ids) >= 12 and len(ids) == len(set(ids)), text

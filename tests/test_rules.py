@@ -65,3 +65,19 @@ def test_every_warning_level_must_not_exceed_its_critical_level(model, warn, cri
 
 def test_level_pairs_cover_every_detector_with_two_levels():
     assert len(_level_pairs()) == 8
+
+
+def test_an_alert_expiry_shorter_than_the_detectors_window_is_refused_with_the_reason():
+    import pytest
+
+    from tollguard.errors import RulesError
+
+    text = "engine:\n  alert_expiry_s:\n    premium_destination: 600\n"
+    with pytest.raises(RulesError) as exc:
+        parse_rules(text, "r.yaml")
+    assert "alert_expiry_s.premium_destination (600 s) is shorter than detectors.premium_destination.window_s" in str(
+        exc.value)
+    with pytest.raises(RulesError, match="alert_expiry_s.nosuch: unknown detector"):
+        parse_rules("engine:\n  alert_expiry_s:\n    nosuch: 7200\n", "r.yaml")
+    assert parse_rules("engine:\n  alert_expiry_s:\n    premium_destination: 7200\n").engine.alert_expiry_s == {
+        "premium_destination": 7200}

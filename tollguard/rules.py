@@ -54,7 +54,7 @@ class EngineSettings(_Strict):
     alert_expiry_s: dict[str, float] = Field(
         default_factory=dict,
         description="per detector: a warning-level alert closes after this much event time without new evidence "
-        "(default: episode_gap_s); a later warning is a new alert",
+        "(default: episode_gap_s; never shorter than the detector's window_s); a later warning is a new alert",
     )
     widen_to_account_after: int = Field(
         0,
@@ -136,6 +136,22 @@ class Rules(_Strict):
             return {}
         return {name: f.annotation for name, f in section.model_fields.items()
                 if isinstance(f.annotation, type) and issubclass(f.annotation, DetectorParams)}
+
+    @model_validator(mode="after")
+    def _expiries_valid(self) -> Rules:
+        """An alert expiry names a known detector and is not shorter than that detector's window."""
+        models = self.param_models()
+        for det, expiry_s in self.engine.alert_expiry_s.items():
+            if det not in models:
+                raise ValueError(f"engine.alert_expiry_s.{det}: unknown detector; known: {sorted(models)}")
+            window_s = getattr(getattr(self.detectors, det), "window_s", None)
+            if window_s is not None and expiry_s < window_s:
+                raise ValueError(
+                    f"engine.alert_expiry_s.{det} ({expiry_s:g} s) is shorter than detectors.{det}.window_s "
+                    f"({window_s:g} s): the alert would close while its evidence is still in the window and "
+                    f"fire again for the same episode; use at least {window_s:g}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _customers_valid(self) -> Rules:
@@ -253,8 +269,15 @@ def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         field = ".".join(str(p) for p in loc)
         got = err.get("input")
-        got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+        got_text = _got(err["msg"], got)
         raise RulesError(f"{err['msg']}{got_text}", field, _node_line(root, loc), path) from None
+
+
+def _got(message: str, got: Any) -> str:
+    """`` (got X)`` after an error message, unless the message already says what it got."""
+    if isinstance(got, dict | list) or " Got " in f" {message}":
+        return ""
+    return f" (got {got!r})"
 
 
 def override_problem(
@@ -275,7 +298,7 @@ def override_problem(
     except ValidationError as exc:
         err = exc.errors()[0]
         got = err.get("input")
-        got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+        got_text = _got(err["msg"], got)
         field = "".join(f".{part}" for part in err["loc"])
         return field, f"{err['msg']}{got_text}"
     return None
