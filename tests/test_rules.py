@@ -81,3 +81,22 @@ def test_an_alert_expiry_shorter_than_the_detectors_window_is_refused_with_the_r
         parse_rules("engine:\n  alert_expiry_s:\n    nosuch: 7200\n", "r.yaml")
     assert parse_rules("engine:\n  alert_expiry_s:\n    premium_destination: 7200\n").engine.alert_expiry_s == {
         "premium_destination": 7200}
+
+
+def test_the_rate_table_prices_by_longest_prefix_and_refuses_bad_prefixes():
+    import pytest
+
+    from tollguard.errors import RulesError
+
+    rules = parse_rules('rates:\n  currency: "GBP"\n  prefixes:\n    "+44": {per_min: 0.01}\n'
+                        '    "+4490": {per_min: 2.0, per_call: 0.5}\n', "r.yaml")
+    ctx = rules.context("c1")
+    assert ctx.rates.currency == "GBP"
+    assert ctx.rates.cost("+449012345678", 90) == 3.5  # 0.5 + 2.0 * 1.5 min
+    assert ctx.rates.cost("+442079460000", 60) == 0.01
+    assert ctx.rates.cost("+390612345678", 60) is None
+    with pytest.raises(RulesError) as exc:
+        parse_rules('rates:\n  prefixes:\n    "0044": {per_min: 1}\n', "r.yaml")
+    assert exc.value.line == 2 and "E.164 prefixes" in str(exc.value)
+    with pytest.raises(RulesError, match="ISO 4217"):
+        parse_rules('rates:\n  currency: "euro"\n', "r.yaml")

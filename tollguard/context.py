@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from tollguard.rates import RateTable
+
 #: pydantic's error types for a number outside a field's ``ge`` / ``gt`` / ``le`` / ``lt`` bounds.
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
@@ -123,6 +125,8 @@ class CustomerContext:
         The customer's own DIDs, where the rules list them.
     high_risk_prefixes : tuple of str
         E.164 prefixes of IRSF / revenue-share ranges the operator maintains (rules file).
+    rates : RateTable
+        The rules' rate table (prices by E.164 prefix, one currency).
     """
 
     customer_id: str
@@ -133,6 +137,7 @@ class CustomerContext:
     allow_destinations: tuple[str, ...] = ()
     home_dids: frozenset[str] = frozenset()
     high_risk_prefixes: tuple[str, ...] = ()
+    rates: RateTable = field(default_factory=lambda: RateTable(prefixes={}))
 
     def capacity_of(self, did: str, default: int = 20) -> int:
         """Simultaneous-call capacity of ``did``: bought in the rules, else ``default`` (clause 6.1: 20)."""

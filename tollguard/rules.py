@@ -22,6 +22,7 @@ from tollguard.context import CustomerContext, DetectorParams
 from tollguard.errors import RulesError
 from tollguard.events import CoS
 from tollguard.numbers import check_region
+from tollguard.rates import RateTable
 
 #: The analysts' default rules file, relative to the working directory (the repository root).
 #: Where it is absent the built-in defaults apply: they are the same values (a test checks it).
@@ -123,6 +124,7 @@ class Rules(_Strict):
     cos: CosRules = CosRules()
     detectors: BaseModel = _Strict()
     customers: dict[str, CustomerRules] = Field(default_factory=dict)
+    rates: RateTable = RateTable()
     high_risk_prefixes: tuple[str, ...] = Field(
         ("+979", "+881", "+882", "+883"),
         description="IRSF / revenue-share destinations the operator maintains (E.164 prefixes)",
@@ -197,6 +199,7 @@ class Rules(_Strict):
             allow_destinations=cust.allow.destinations,
             home_dids=frozenset(cust.dids),
             high_risk_prefixes=self.high_risk_prefixes,
+            rates=self.rates,
         )
 
 

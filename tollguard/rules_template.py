@@ -73,6 +73,12 @@ def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
             lines.append(f"{pad}{name}:")
             _render(value, indent + 1, lines)
             continue
+        if isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+            lines.append(f"{pad}{name}:" + (f"  # {doc}" if doc else ""))
+            for key, entry in value.items():
+                body = ", ".join(f"{k}: {json.dumps(v)}" for k, v in entry.model_dump(mode="json").items())
+                lines.append(f"{pad}  {json.dumps(key)}: {{{body}}}")
+            continue
         if isinstance(value, dict) and not value:
             if name == "customers":
                 lines.extend(pad + line if line else line for line in _CUSTOMERS_EXAMPLE.splitlines())
