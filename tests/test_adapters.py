@@ -197,7 +197,9 @@ def test_freeswitch_csv(fmt: str) -> None:
     assert (cancel.disposition, cancel.hangup_cause, cancel.answer) == (Disposition.NO_ANSWER, 16, None)
     assert cancel.codec is None
 
-    assert busy.direction is Direction.INTERNAL and busy.did is None
+    # 1001 -> 1002 (FreeSWITCH's default users): 1002 is an IT short code (libphonenumber), so the
+    # call is external unless the extension plan is declared (issue 9; see test_extensions_setting...)
+    assert busy.direction is Direction.OUTBOUND and busy.did is None and busy.callee == "1002"
     assert (busy.disposition, busy.hangup_cause) == (Disposition.BUSY, 17)
     assert (congestion.disposition, congestion.hangup_cause) == (Disposition.CONGESTION, 34)
     # a 7-digit callee that does not normalise is still an external destination
@@ -288,7 +290,8 @@ def test_freeswitch_json(fmt: str) -> None:
     assert plain.media_start == utc(2025, 7, 1, 21, 30, 8)
 
     assert pretty.call_id == "9a1d0c2e-0000-4000-8000-000000000003"
-    assert (pretty.direction, pretty.did, pretty.answer) == (Direction.INTERNAL, None, None)
+    # 1001 -> 1002 in IT: a short code, hence external (issue 9), with no public CLI
+    assert (pretty.direction, pretty.did, pretty.answer) == (Direction.OUTBOUND, None, None)
     assert (pretty.disposition, pretty.hangup_cause, pretty.billsec_s) == (Disposition.NO_ANSWER, 19, 0.0)
     assert pretty.media_start is None
 
@@ -431,6 +434,182 @@ def test_settings_validation() -> None:
         '"2025-03-14 10:00:10",10,0,"NO ANSWER","DOCUMENTATION","u.1","","","u.1",1'
     )
     assert parse_line("asterisk-csv", row).direction is Direction.INTERNAL
+
+
+# --------------------------------------------------------------------------- numbers (issue 9)
+SWITCH_FORMATS = ("asterisk-csv", "freeswitch-csv", "freeswitch-json")
+ALL_FORMATS = ("jsonl", *SWITCH_FORMATS)
+
+
+def _call(direction: Direction, caller: str, callee: str, did: str | None, customer: str = "acme") -> CallDetailRecord:
+    """One answered call as a switch would write it (raw numbers; parsed back per format)."""
+    return CallDetailRecord(
+        call_id=f"n-{direction.value}-{caller}-{callee}",
+        customer_id=customer,
+        direction=direction,
+        caller=caller,
+        callee=callee,
+        did=did,
+        start=utc(2025, 3, 14, 9, 0, 0),
+        answer=utc(2025, 3, 14, 9, 0, 5),
+        end=utc(2025, 3, 14, 9, 2, 5),
+        duration_s=125,
+        billsec_s=120,
+        disposition=Disposition.ANSWERED,
+    )
+
+
+def _parsed(fmt: str, record: CallDetailRecord, country: str = "IT", **settings: object) -> CallDetailRecord:
+    line = write_record(fmt, record, timezone="Europe/Rome")
+    return parse_line(fmt, line, IngestSettings(timezone="Europe/Rome", **settings), country_of=lambda _: country)
+
+
+DID_FORMS = [
+    # (DID as written, the customer's country): all are +390612345678
+    ("+390612345678", "IT"),
+    ("00390612345678", "IT"),
+    ("390612345678", "IT"),
+    ("0612345678", "IT"),
+    ("+39 06 1234 5678", "IT"),
+    ("00390612345678", "DE"),
+    ("+390612345678", "GB"),
+    ("011390612345678", "US"),
+]
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+@pytest.mark.parametrize(("written", "country"), DID_FORMS)
+def test_one_did_in_every_format_inbound(fmt: str, written: str, country: str) -> None:
+    """00390612345678 and +390612345678 are one DID in every format (jsonl included)."""
+    rec = _parsed(fmt, _call(Direction.INBOUND, "+442079460000", written, written), country)
+    assert (rec.direction, rec.did, rec.callee) == (Direction.INBOUND, "+390612345678", "+390612345678")
+    assert rec.caller == "+442079460000"
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+@pytest.mark.parametrize(("written", "country"), DID_FORMS)
+def test_one_did_in_every_format_outbound(fmt: str, written: str, country: str) -> None:
+    """The DID of an outbound call (the presented CLI) likewise; the callee too."""
+    rec = _parsed(fmt, _call(Direction.OUTBOUND, written, "0044 20 7946 0000", written), country)
+    assert (rec.direction, rec.did, rec.caller) == (Direction.OUTBOUND, "+390612345678", "+390612345678")
+    assert rec.callee == "+442079460000"
+
+
+def test_one_did_across_formats_is_the_same_value() -> None:
+    """The same call written 00390612345678 and +390612345678, each in each format: one DID value."""
+    dids = {
+        _parsed(fmt, _call(Direction.INBOUND, "+442079460000", written, written)).did
+        for fmt in ALL_FORMATS
+        for written in ("00390612345678", "+390612345678")
+    }
+    assert dids == {"+390612345678"}
+
+
+def test_canonical_keeps_the_raw_numbers() -> None:
+    """jsonl: a normalised caller / callee keeps the value as written in caller_raw / callee_raw."""
+    rec = _parsed("jsonl", _call(Direction.INBOUND, "0044 20 7946 0000", "0612345678", "00390612345678"))
+    assert (rec.caller, rec.callee, rec.did) == ("+442079460000", "+390612345678", "+390612345678")
+    assert (rec.caller_raw, rec.callee_raw) == ("0044 20 7946 0000", "0612345678")
+    # a raw value given in the line is kept; canonical values, extensions and garbage are left alone
+    line = json.dumps({
+        "call_id": "k", "customer_id": "acme", "direction": "internal", "caller": "201", "callee": "anonymous",
+        "start": "2025-03-14T09:00:00+00:00", "end": "2025-03-14T09:00:01+00:00", "duration_s": 1, "billsec_s": 0,
+        "disposition": "NO ANSWER",
+    })  # fmt: skip
+    rec = parse_line("jsonl", line)
+    assert (rec.caller, rec.callee, rec.caller_raw, rec.callee_raw, rec.did) == ("201", "anonymous", None, None, None)
+    line = json.dumps({**json.loads(line), "direction": "outbound", "caller": "00390612345678",
+                       "caller_raw": "sip:00390612345678@pbx", "did": "0612345678"})
+    rec = parse_line("jsonl", line)
+    assert (rec.caller, rec.caller_raw, rec.did) == ("+390612345678", "sip:00390612345678@pbx", "+390612345678")
+
+
+def test_canonical_uses_the_customers_country() -> None:
+    line = json.dumps({
+        "call_id": "k", "customer_id": "uk1", "direction": "outbound", "caller": "020 7946 0000",
+        "callee": "00 39 06 1234 5678", "did": "020 7946 0000", "start": "2025-03-14T09:00:00+00:00",
+        "end": "2025-03-14T09:00:01+00:00", "duration_s": 1, "billsec_s": 0, "disposition": "NO ANSWER",
+    })  # fmt: skip
+    rec = parse_line("jsonl", line, country_of=lambda cid: "GB" if cid == "uk1" else "IT")
+    assert (rec.caller, rec.callee, rec.did) == ("+442079460000", "+390612345678", "+442079460000")
+    # the customer's country comes from the rules, as in replay and the stream
+    rules = Rules(version="t", customers={"uk1": {"country": "GB"}})
+    assert parse_line("jsonl", line, rules.ingest, rules.country_of).did == "+442079460000"
+    rec = parse_line("jsonl", line.replace('"uk1"', '"it1"'), rules.ingest, rules.country_of)
+    assert rec.did != "+442079460000"  # read as an Italian national number
+
+
+SHORT_CODE_CASES = [
+    # (customer's country, short number dialled from extension 201): an external call in every format
+    ("IT", "112"),
+    ("IT", "113"),
+    ("IT", "118"),
+    ("IT", "1200"),  # 4-digit premium-rate carrier service
+    ("IT", "1254"),
+    ("IT", "48280"),
+    ("GB", "999"),
+    ("GB", "111"),
+    ("GB", "112"),
+    ("DE", "110"),
+    ("FR", "15"),
+    ("US", "911"),
+    ("BE", "4242"),
+]
+
+
+@pytest.mark.parametrize("fmt", SWITCH_FORMATS)
+@pytest.mark.parametrize(("country", "short"), SHORT_CODE_CASES)
+def test_short_code_valid_in_the_country_is_an_external_call(fmt: str, country: str, short: str) -> None:
+    from tollguard.numbers import NumberType, classify
+
+    rec = _parsed(fmt, _call(Direction.OUTBOUND, "201", short, None), country)
+    assert (rec.direction, rec.callee, rec.did) == (Direction.OUTBOUND, short, None)
+    info = classify(rec.callee, country)  # as a detector types it: never an extension
+    assert info.number_type in (NumberType.EMERGENCY, NumberType.SHORT_CODE)
+    # presented with the customer's DID as CLI, the DID is that CLI
+    rec = _parsed(fmt, _call(Direction.OUTBOUND, "+390612345678", short, "+390612345678"), country)
+    assert (rec.direction, rec.callee, rec.did) == (Direction.OUTBOUND, short, "+390612345678")
+
+
+@pytest.mark.parametrize("fmt", SWITCH_FORMATS)
+def test_emergency_numbers_are_outbound_and_typed_emergency(fmt: str) -> None:
+    from tollguard.numbers import classify
+
+    for country, number in (("IT", "112"), ("IT", "113"), ("IT", "115"), ("IT", "118"), ("GB", "999"),
+                            ("DE", "110"), ("US", "911")):  # fmt: skip
+        rec = _parsed(fmt, _call(Direction.OUTBOUND, "201", number, None), country)
+        assert rec.direction is Direction.OUTBOUND, (country, number)
+        assert classify(rec.callee, country).is_emergency, (country, number)
+
+
+@pytest.mark.parametrize("fmt", SWITCH_FORMATS)
+def test_extensions_stay_internal(fmt: str) -> None:
+    """Extensions that are no short code of the country stay internal; 999 / 911 abroad are extensions."""
+    for country, caller, callee in (("IT", "201", "202"), ("IT", "201", "911"), ("US", "201", "999"),
+                                    ("DE", "1001", "1002"), ("GB", "2001", "2002"), ("IT", "201", "*97")):
+        rec = _parsed(fmt, _call(Direction.INTERNAL, caller, callee, None), country)
+        assert (rec.direction, rec.callee, rec.did) == (Direction.INTERNAL, callee, None), (country, callee)
+
+
+@pytest.mark.parametrize("fmt", SWITCH_FORMATS)
+def test_extensions_setting_and_access_codes_decide_overlapping_short_codes(fmt: str) -> None:
+    """An extension plan that overlaps short codes: ``ingest.extensions`` or an access code keeps it internal."""
+    call = _call(Direction.INTERNAL, "1001", "1002", None)
+    assert _parsed(fmt, call).direction is Direction.OUTBOUND  # 1002 is an IT short code
+    assert _parsed(fmt, call, extensions=("10??",)).direction is Direction.INTERNAL
+    assert _parsed(fmt, call, access_codes=("0",)).direction is Direction.INTERNAL
+    # emergency numbers are external whatever the extension globs say
+    emergency = _call(Direction.OUTBOUND, "101", "112", None)
+    assert _parsed(fmt, emergency, extensions=("1??",)).direction is Direction.OUTBOUND
+    # after the access code a short code is external, and the callee is the short number
+    dialled = _call(Direction.OUTBOUND, "201", "0 1200", None)
+    rec = _parsed(fmt, dialled, access_codes=("0",), extensions=("1???",))
+    assert (rec.direction, rec.callee, rec.callee_raw) == (Direction.OUTBOUND, "1200", "0 1200")
+
+
+def test_jsonl_short_code_callee_loses_the_access_code() -> None:
+    rec = _parsed("jsonl", _call(Direction.OUTBOUND, "201", "9 112", None), access_codes=("9",))
+    assert (rec.callee, rec.callee_raw, rec.direction) == ("112", "9 112", Direction.OUTBOUND)
 
 
 # --------------------------------------------------------------------------- compressed, UTF-16, headers

@@ -15,6 +15,7 @@ from tollguard.numbers import (
     compile_prefixes,
     matches_prefix,
     normalize,
+    short_number,
 )
 
 # --------------------------------------------------------------------------- normalize
@@ -243,17 +244,18 @@ E164_TYPE_CASES = [
     ("+447640123456", NumberType.PAGER, "GB", 44),
     ("+88234851234567", NumberType.VOICEMAIL, "001", 882),
     ("+3933101234501", NumberType.VOICEMAIL, "IT", 39),
-    # possible length, but in no range of the metadata
-    ("+4990012345678", NumberType.UNKNOWN, "DE", 49),
-    ("+88210123456", NumberType.UNKNOWN, "001", 882),
-    ("+3161234567", NumberType.UNKNOWN, "NL", 31),
-    ("+88613123456", NumberType.UNKNOWN, "TW", 886),
-    ("+75550000001", NumberType.UNKNOWN, "RU", 7),
+    # possible length, but in no range of the metadata: libphonenumber finds them invalid, so no
+    # region (libphonenumber itself names DE, TW, NL for a lone country code: not a guess we make)
+    ("+4990012345678", NumberType.UNKNOWN, None, 49),
+    ("+88210123456", NumberType.UNKNOWN, None, 882),
+    ("+3161234567", NumberType.UNKNOWN, None, 31),
+    ("+88613123456", NumberType.UNKNOWN, None, 886),
+    ("+75550000001", NumberType.UNKNOWN, None, 7),
 ]
 
 
 @pytest.mark.parametrize(("e164", "expected", "region", "cc"), E164_TYPE_CASES)
-def test_classify_e164_type(e164: str, expected: NumberType, region: str, cc: int) -> None:
+def test_classify_e164_type(e164: str, expected: NumberType, region: str | None, cc: int) -> None:
     info = classify(e164, "IT")
     assert info.number_type is expected
     assert info.e164 == e164
@@ -265,32 +267,58 @@ def test_classify_e164_type(e164: str, expected: NumberType, region: str, cc: in
 
 
 INVALID_WITH_COUNTRY_CASES = [
-    # (raw, home, e164 as written, region, country code): libphonenumber INVALID, country code known
-    ("+97912345678", "IT", "+97912345678", "001", 979),
-    ("0097912345678", "IT", "+97912345678", "001", 979),
-    ("011 979 12345678", "US", "+97912345678", "001", 979),
-    ("+8081234567", "IT", "+8081234567", "001", 808),
-    ("+4477007000", "IT", "+4477007000", "GB", 44),
-    ("+391002", "IT", "+391002", "IT", 39),
-    ("0 030 1234567", "DE", "+301234567", "GR", 30),
-    # national form: no e164, but the home country is known
-    ("301234567", "DE", None, "DE", 49),
-    ("2079460000", "GB", None, "GB", 44),
-    ("5551234", "US", None, "US", 1),
-    ("1234567890123456", "IT", None, "IT", 39),
+    # (raw, home, e164 as written, country code, international): a number libphonenumber finds
+    # invalid (wrong length or in no range) whose country code is known
+    ("+97912345678", "IT", "+97912345678", 979, True),
+    ("0097912345678", "IT", "+97912345678", 979, True),
+    ("011 979 12345678", "US", "+97912345678", 979, True),
+    ("+8081234567", "IT", "+8081234567", 808, True),
+    ("+4477007000", "IT", "+4477007000", 44, True),
+    ("+4477007000", "GB", "+4477007000", 44, False),
+    ("+391002", "IT", "+391002", 39, False),
+    ("0 030 1234567", "DE", "+301234567", 30, True),
+    # national form: no e164; the country code is the home one
+    ("301234567", "DE", None, 49, False),
+    ("2079460000", "GB", None, 44, False),
+    ("5551234", "US", None, 1, False),
+    ("1234567890123456", "IT", None, 39, False),
 ]
 
 
-@pytest.mark.parametrize(("raw", "home", "e164", "region", "cc"), INVALID_WITH_COUNTRY_CASES)
-def test_classify_invalid_keeps_country(raw: str, home: str, e164: str | None, region: str, cc: int) -> None:
+@pytest.mark.parametrize(("raw", "home", "e164", "cc", "international"), INVALID_WITH_COUNTRY_CASES)
+def test_classify_invalid_keeps_country(raw: str, home: str, e164: str | None, cc: int, international: bool) -> None:
     info = classify(raw, home)
-    assert info.number_type is NumberType.INVALID
+    assert info.number_type is NumberType.UNKNOWN
     assert info.is_valid is False
     assert info.e164 == e164
-    assert info.region == region
+    assert info.region is None  # never guessed from the country code
     assert info.country_code == cc
-    assert info.international is (region != home)
+    assert info.international is international
     assert normalize(raw, home) is None
+
+
+# (number, home) libphonenumber finds invalid, whichever form: each one is typed UNKNOWN with no region
+INVALID_NUMBER_CASES = [
+    ("+4990012345678", "IT"),  # +49: one region, so libphonenumber names DE even for an invalid number
+    ("+88613123456", "IT"),  # +886 (TW) likewise
+    ("+3161234567", "NL"),  # one digit short of a Dutch mobile, dialled at home
+    ("+4477007000", "GB"),  # +44 shared with GG, IM, JE: formerly guessed GB
+    ("+12003456789", "US"),  # +1 area code 200 is not assigned: formerly guessed US
+    ("+75550000001", "RU"),  # +7 shared with KZ: formerly guessed RU
+    ("8 555 000 0001", "RU"),  # national form with the trunk prefix: normalised, still invalid
+    ("+97912345678", "IT"),  # +979 of the wrong length: e164 kept for prefix rules
+]
+
+
+@pytest.mark.parametrize(("raw", "home"), INVALID_NUMBER_CASES)
+def test_invalid_number_is_unknown_with_no_guessed_region(raw: str, home: str) -> None:
+    import phonenumbers
+
+    info = classify(raw, home)
+    assert info.e164 is not None
+    assert phonenumbers.is_valid_number(phonenumbers.parse(info.e164)) is False
+    assert (info.number_type, info.region, info.is_valid) == (NumberType.UNKNOWN, None, False)
+    assert info.country_code == phonenumbers.parse(info.e164).country_code
 
 
 SHORT_NUMBER_CASES = [
@@ -430,6 +458,37 @@ def test_classify_access_codes(
     assert info.number_type is expected
     assert info.e164 == e164
     assert info.short_cost == cost
+
+
+SHORT_NUMBER_OF_CASES = [
+    # (raw, home, access codes, the short number reached or None)
+    ("112", "IT", (), "112"),
+    ("113", "IT", (), "113"),
+    ("118", "IT", (), "118"),
+    ("1200", "IT", (), "1200"),  # premium-rate carrier service
+    ("4 8280", "IT", (), "48280"),
+    ("999", "GB", (), "999"),
+    ("111", "GB", (), "111"),
+    ("sip:112@pbx.local", "DE", (), "112"),
+    ("9 112", "IT", ("9",), "112"),  # access code removed
+    ("112", "IT", ("9",), "112"),  # emergency numbers also without it
+    ("9 4242", "BE", ("9",), "4242"),
+    ("4242", "BE", ("9",), None),  # with an access code configured, a short code needs it
+    ("201", "IT", (), None),  # an extension
+    ("999", "US", (), None),
+    ("+390612345678", "IT", (), None),  # public numbers normalise instead
+    ("0612345678", "IT", (), None),
+    ("*97", "IT", (), None),
+    ("anonymous", "IT", (), None),
+]
+
+
+@pytest.mark.parametrize(("raw", "home", "codes", "expected"), SHORT_NUMBER_OF_CASES)
+def test_short_number(raw: str, home: str, codes: tuple[str, ...], expected: str | None) -> None:
+    assert short_number(raw, home, codes) == expected
+    if expected is not None:  # the same decision as classify's
+        assert classify(raw, home, codes).number_type in (NumberType.EMERGENCY, NumberType.SHORT_CODE)
+        assert classify(expected, home).number_type is classify(raw, home, codes).number_type
 
 
 def test_short_code_without_access_code_configured() -> None:
@@ -577,7 +636,7 @@ def test_matches_prefix_returns_prefix_as_listed() -> None:
 
 def test_matches_prefix_with_classify() -> None:
     info = classify("0097912345678", "IT")  # invalid per libphonenumber, still matched by prefix rules
-    assert info.number_type is NumberType.INVALID
+    assert info.number_type is NumberType.UNKNOWN
     assert matches_prefix(info.e164, RISKY_PREFIXES) == "+979"
 
 

@@ -100,3 +100,75 @@ def test_the_rate_table_prices_by_longest_prefix_and_refuses_bad_prefixes():
     assert exc.value.line == 2 and "E.164 prefixes" in str(exc.value)
     with pytest.raises(RulesError, match="ISO 4217"):
         parse_rules('rates:\n  currency: "euro"\n', "r.yaml")
+
+
+# --------------------------------------------------------------------------- DID keys (issue 9)
+DID_KEY_CASES = [
+    # (customer section, DID key as written, E.164 it must become)
+    ("", "+39 02 1234 1111", "+390212341111"),
+    ("", "0039021234111", "+39021234111"),
+    ("", "0039 02 1234 1111", "+390212341111"),
+    ("", "02 1234 1111", "+390212341111"),  # national, default country IT
+    ("", "tel:+39-02-1234-1111", "+390212341111"),
+    ("    country: GB\n", "020 7946 0000", "+442079460000"),
+    ("    country: GB\n", "0044 20 7946 0000", "+442079460000"),
+    ("    country: US\n", "(201) 555-0123", "+12015550123"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "e164"), DID_KEY_CASES)
+def test_did_keys_are_normalised_with_the_customers_country(section, key, e164):
+    rules = parse_rules(f"customers:\n  c1:\n{section}    dids:\n      '{key}': {{capacity: 30}}\n", "r.yaml")
+    assert dict(rules.customers["c1"].dids) == {e164: rules.customers["c1"].dids[e164]}
+    ctx = rules.context("c1")
+    assert ctx.did_capacity == {e164: 30}  # the detectors now find the DID the adapters deliver
+    assert ctx.home_dids == frozenset({e164})
+
+
+def test_did_keys_without_a_customer_country_use_the_files_default_country():
+    text = "ingest:\n  default_country: DE\ncustomers:\n  c1:\n    dids:\n      '030 1234567': {capacity: 25}\n"
+    assert parse_rules(text, "r.yaml").context("c1").did_capacity == {"+49301234567": 25}
+    # the customer's own country wins over the default
+    text = text.replace("    dids:", "    country: IT\n    dids:")
+    assert parse_rules(text, "r.yaml").context("c1").did_capacity == {"+390301234567": 25}
+
+
+DID_KEY_REFUSED = [
+    # (rules text, line, field, message)
+    ("customers:\n  c1:\n    dids:\n      '+390212341111': {}\n      'main-line': {capacity: 30}\n", 5,
+     "customers.c1.dids.main-line", "not a phone number libphonenumber can normalise for IT"),
+    ("customers:\n  c1:\n    country: GB\n    dids:\n      '201': {}\n", 5, "customers.c1.dids.201",
+     "not a phone number libphonenumber can normalise for GB"),
+    ("customers:\n  c1:\n    dids:\n      '+39 1': {capacity: 3}\n", 4, "customers.c1.dids.+39 1",
+     "write the DID in E.164"),
+    ("customers:\n  c1:\n    dids:\n      '112': {}\n", 4, "customers.c1.dids.112", "not a phone number"),
+    ("customers:\n  c1:\n    dids:\n      390212341111: {capacity: 3}\n", 4, "customers.c1.dids.390212341111",
+     "a DID must be a quoted string"),
+    ("customers:\n  c1:\n    dids:\n      '+390212341111': {}\n      '02 1234 1111': {capacity: 3}\n", 3,
+     "customers.c1.dids", "'+390212341111' and '02 1234 1111' are the same number +390212341111"),
+    ("customers:\n  c1:\n    dids:\n      '+39 02 1234 5678': {capacity: 0}\n", 4,
+     "customers.c1.dids.+39 02 1234 5678.capacity", "greater than or equal to 1"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "field", "message"), DID_KEY_REFUSED)
+def test_a_did_key_that_cannot_be_a_number_is_refused_with_line_and_field(text, line, field, message):
+    with pytest.raises(RulesError) as info:
+        parse_rules(text, "r.yaml")
+    assert (info.value.line, info.value.field) == (line, field)
+    assert message in info.value.message
+    assert str(info.value).startswith(f"r.yaml:{line}: {field}: ")
+
+
+def test_rules_check_refuses_a_did_key_that_cannot_be_a_number(tmp_path):
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    path = tmp_path / "rules.yaml"
+    path.write_text("customers:\n  c1:\n    dids:\n      'DID 1': {capacity: 40}\n")
+    result = CliRunner().invoke(app, ["rules", "check", str(path)])
+    assert result.exit_code == 1
+    assert ":4: customers.c1.dids.DID 1:" in result.output
+    path.write_text("customers:\n  c1:\n    dids:\n      '+39 02 1234 1111': {capacity: 40}\n")
+    assert CliRunner().invoke(app, ["rules", "check", str(path)]).exit_code == 0

@@ -76,6 +76,7 @@ __all__ = [
     "compile_prefixes",
     "matches_prefix",
     "normalize",
+    "short_number",
 ]
 
 CACHE_SIZE = 200_000
@@ -126,9 +127,11 @@ class NumberType(StrEnum):
     SHORT_CODE = "short_code"
     """Valid service short number of the home region (see :attr:`NumberInfo.short_cost`)."""
     UNKNOWN = "unknown"
-    """Possible length for its country, but in no range of libphonenumber's metadata."""
+    """A number libphonenumber finds invalid: a known country code, but digits in no range of its
+    metadata (unallocated, newer than the metadata, wrong length) or a national digit string that
+    does not normalise; it has no region."""
     INVALID = "invalid"
-    """Not a public, short or extension number (wrong length, garbage, SIP user name)."""
+    """Not a number at all: garbage, a SIP user name, no known country code."""
     EXTENSION = "extension"
     """Short internal PBX number or feature code (``1002``, ``*97``); not a public number."""
 
@@ -170,12 +173,14 @@ class NumberInfo:
         that prefix rules (:func:`matches_prefix`) still apply. None for short
         numbers, extensions and garbage.
     region : str or None
-        ISO 3166-1 alpha-2 region of the number, ``"001"`` for non-geographic
-        country codes (+800, +808, +870, +881, +882, +883, +979, ...); for a
-        short number, the home region. None for extensions and garbage.
+        ISO 3166-1 alpha-2 region of a valid number (``phonenumbers.region_code_for_number``),
+        ``"001"`` for non-geographic country codes (+800, +808, +870, +881, +882, +883,
+        +979, ...); for a short number, the home region. None for numbers libphonenumber
+        finds invalid (:attr:`NumberType.UNKNOWN`: no region is guessed from the country
+        code), extensions and garbage.
     country_code : int or None
         ITU-T E.164 country calling code (``39``, ``881``); home country code for
-        short numbers; None for extensions and garbage.
+        short numbers and national digit strings; None for extensions and garbage.
     number_type : NumberType
         Type from libphonenumber's metadata (``phonenumbers.number_type``) or
         EMERGENCY / SHORT_CODE / UNKNOWN / INVALID / EXTENSION.
@@ -188,7 +193,8 @@ class NumberInfo:
         every other value.
     international : bool
         True when ``region`` differs from the home country (any ``"001"``
-        number included). False for short numbers and extensions.
+        number included); for a number without region, when its country code
+        differs from the home country's. False for short numbers and extensions.
     is_valid : bool
         True for numbers libphonenumber's metadata declares valid (long numbers
         with ``is_valid_number``, short numbers with
@@ -312,29 +318,25 @@ def _typing(e164: str) -> tuple[str | None, int | None, NumberType, bool]:
     """Type an E.164 string: ``(region, country_code, number_type, is_valid)``.
 
     ``is_valid`` is libphonenumber's ``is_valid_number`` (the number is in a
-    typed range of its region's metadata); a number of possible length outside
-    every range is UNKNOWN, any other one INVALID. ``region`` falls back to the
-    main region of the country code when libphonenumber cannot place an
-    invalid number (``+1``, ``+44``, ``+7`` share a country code).
+    typed range of its region's metadata); only a valid number has a region and
+    a type. An invalid one has no region (none is guessed from the country code:
+    libphonenumber names one for ``+49`` or ``+886`` but not for ``+44`` or
+    ``+1``) and is typed UNKNOWN when of a possible length for its country code,
+    INVALID otherwise (a distinction used by :func:`normalize` only: every
+    invalid number is UNKNOWN to callers of :func:`classify`). An unassigned
+    country code gives ``(None, None, INVALID, False)``.
     """
     numobj = _parse(e164, None)
     if numobj is None:
         return None, None, NumberType.INVALID, False
     cc: int = numobj.country_code or 0
-    region = phonenumbers.region_code_for_number(numobj)
-    pn_type = phonenumbers.number_type(numobj) if region is not None else PhoneNumberType.UNKNOWN
-    valid = pn_type != PhoneNumberType.UNKNOWN  # == phonenumbers.is_valid_number(numobj)
-    if valid:
-        ntype = _PN_TYPE_MAP[pn_type]
-    elif phonenumbers.is_possible_number_with_reason(numobj) == ValidationResult.IS_POSSIBLE:
-        ntype = NumberType.UNKNOWN
-    else:
-        ntype = NumberType.INVALID
-    if region is None:
-        region = phonenumbers.region_code_for_country_code(cc)
-        if region == "ZZ":
-            return None, None, ntype, valid
-    return region, cc, ntype, valid
+    if phonenumbers.region_code_for_country_code(cc) == phonenumbers.UNKNOWN_REGION:
+        return None, None, NumberType.INVALID, False
+    if phonenumbers.is_valid_number(numobj):
+        return phonenumbers.region_code_for_number(numobj), cc, _PN_TYPE_MAP[phonenumbers.number_type(numobj)], True
+    if phonenumbers.is_possible_number_with_reason(numobj) == ValidationResult.IS_POSSIBLE:
+        return None, cc, NumberType.UNKNOWN, False
+    return None, cc, NumberType.INVALID, False
 
 
 def _international_ok(numobj: PhoneNumber) -> str | None:
@@ -491,16 +493,23 @@ def normalize(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str
     return e164
 
 
+def _is_international(region: str | None, cc: int | None, home: str) -> bool:
+    """Abroad: a region other than ``home``; without a region, a country code other than ``home``'s."""
+    if region is not None:
+        return region != home
+    return cc is not None and cc != phonenumbers.country_code_for_region(home)
+
+
 def _long_number_info(e164: str, home: str) -> NumberInfo:
     region, cc, ntype, valid = _typing(e164)
     return NumberInfo(
         e164=e164,
         region=region,
         country_code=cc,
-        number_type=ntype,
+        number_type=ntype if valid or cc is None else NumberType.UNKNOWN,
         is_emergency=False,
         short_cost=None,
-        international=region is not None and region != home,
+        international=_is_international(region, cc, home),
         is_valid=valid,
     )
 
@@ -551,9 +560,10 @@ def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] 
     Decision order (sources: libphonenumber PhoneNumberMetadata.xml and
     ShortNumberMetadata.xml):
 
-    1. the value normalises (:func:`normalize`): type from
-       ``phonenumbers.number_type``; a number of possible length that is in no
-       range is UNKNOWN;
+    1. the value normalises (:func:`normalize`): type and region from
+       ``phonenumbers.number_type`` / ``region_code_for_number`` when
+       libphonenumber finds it valid (``is_valid_number``); a number it finds
+       invalid (possible length, but in no range) is UNKNOWN with no region;
     2. otherwise, the digits (then the digits after an access code) are checked
        as short numbers of ``home_country``: EMERGENCY
        (``is_emergency_number``) or SHORT_CODE (``is_valid_short_number_for_region``),
@@ -564,9 +574,10 @@ def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] 
        overlap short-code ranges, e.g. ``1002`` in IT/FR, ``5000`` in US/BE);
     3. otherwise a digit string of at most :data:`MAX_EXTENSION_DIGITS` digits,
        possibly with ``*``/``#``, is an EXTENSION;
-    4. otherwise INVALID; when the value parses to a known country code,
-       ``region`` and ``country_code`` are still filled in (and ``e164`` for
-       values written in international form).
+    4. otherwise, a value that parses to a known country code is a number
+       libphonenumber finds invalid: UNKNOWN, no region, ``country_code`` filled
+       in (and ``e164`` for values written in international form, so that prefix
+       rules still apply); anything else is INVALID.
 
     Memoised (``functools.lru_cache``, :data:`CACHE_SIZE` entries): arguments
     must be hashable.
@@ -589,23 +600,19 @@ def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] 
         return _INVALID_INFO
     plain = digits.isdigit()
 
-    if plain:
-        emergency, valid, _cost = _short_info(digits, home)
-        if emergency or (valid and not access_codes):
-            info = _short_number_info(digits, home)
-            if info is not None:
-                return info
-        for rest in _access_remainders(digits, access_codes) if access_codes else ():
-            info = _short_number_info(rest, home)
-            if info is not None:
-                return info
+    short = _short_digits(digits, home, access_codes) if plain else None
+    if short is not None:
+        info = _short_number_info(short, home)
+        if info is not None:
+            return info
 
     if not digits.startswith("+") and sum(ch.isdigit() for ch in digits) <= MAX_EXTENSION_DIGITS:
         return _EXTENSION_INFO
     if not plain and not digits.startswith("+"):
         return _INVALID_INFO
 
-    # Not a public number: keep region / country code where libphonenumber can tell them.
+    # A number libphonenumber finds invalid (or a national digit string that does not normalise):
+    # type UNKNOWN, no region; the country code as written (international form) or the home one.
     numobj = _parse(digits, home)
     if digits.startswith("00") and (
         numobj is None or numobj.country_code_source != CountryCodeSource.FROM_NUMBER_WITH_IDD
@@ -613,7 +620,7 @@ def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] 
         numobj = _parse("+" + digits[2:], home) or numobj
     if numobj is None:
         return _INVALID_INFO
-    region, cc, _ntype, _valid = _typing(_e164(numobj))
+    _region, cc, _ntype, _valid = _typing(_e164(numobj))
     if cc is None:
         return _INVALID_INFO
     nsn = phonenumbers.national_significant_number(numobj)
@@ -623,14 +630,70 @@ def classify(raw_or_e164: str, home_country: str, access_codes: tuple[str, ...] 
     )
     return NumberInfo(
         e164=f"+{cc}{nsn}" if international_form and len(str(cc)) + len(nsn) <= E164_MAX_DIGITS else None,
-        region=region,
+        region=None,
         country_code=cc,
-        number_type=NumberType.INVALID,
+        number_type=NumberType.UNKNOWN,
         is_emergency=False,
         short_cost=None,
-        international=region is not None and region != home,
+        international=_is_international(None, cc, home),
         is_valid=False,
     )
+
+
+def _short_digits(digits: str, home: str, access_codes: tuple[str, ...]) -> str | None:
+    """The short number (emergency or valid short code of ``home``) that ``digits`` dial, or None.
+
+    Step 2 of :func:`classify`: an emergency number as dialled, a valid short code as dialled
+    when no access code is configured, else the remainder after an access code.
+    """
+    emergency, valid, _cost = _short_info(digits, home)
+    if emergency or (valid and not access_codes):
+        return digits
+    for rest in _access_remainders(digits, access_codes) if access_codes else ():
+        if _short_info(rest, home)[1]:
+            return rest
+    return None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def short_number(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str | None:
+    """The short number a dialled value reaches in ``country``, or None when it is none.
+
+    A short number is an emergency number or a valid service short code of the
+    region (libphonenumber's ShortNumberMetadata: ``is_emergency_number``,
+    ``is_valid_short_number_for_region``), i.e. a call that leaves the PBX for
+    the public network, not an internal extension. Same rules as step 2 of
+    :func:`classify`: with ``access_codes`` configured, a non-emergency short code
+    counts only after the access code (PBX extension ranges overlap short-code
+    ranges), and the access code is not part of the result.
+
+    Parameters
+    ----------
+    raw : str
+        Number as the switch wrote it (``"112"``, ``"9 4242"``, ``"sip:113@pbx"``).
+    country : str
+        ISO 3166-1 alpha-2 region the number was dialled in; case-insensitive.
+    access_codes : tuple of str, optional
+        PBX outside-line access codes, as in :func:`normalize`.
+
+    Returns
+    -------
+    str or None
+        The short number's digits as dialled in ``country`` (``"112"``); None for
+        public numbers (they normalise, see :func:`normalize`), extensions and garbage.
+
+    Examples
+    --------
+    >>> short_number("113", "IT"), short_number("9 999", "GB", ("9",)), short_number("201", "IT")
+    ('113', '999', None)
+    """
+    digits = _clean(raw)
+    if digits is None or not digits.isdigit():
+        return None
+    region = country.upper()
+    if normalize(raw, region, access_codes) is not None:
+        return None
+    return _short_digits(digits, region, access_codes)
 
 
 # --------------------------------------------------------------------------- prefixes

@@ -12,16 +12,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from tollguard.adapters.settings import IngestSettings
 from tollguard.context import CustomerContext, DetectorParams
 from tollguard.errors import RulesError
 from tollguard.events import CoS
-from tollguard.numbers import check_region
+from tollguard.numbers import check_region, normalize
 from tollguard.rates import RateTable
 
 #: The analysts' default rules file, relative to the working directory (the repository root).
@@ -91,17 +101,91 @@ class AllowRules(_Strict):
     destinations: tuple[str, ...] = Field((), description="E.164 numbers or prefixes the customer may call")
 
 
+def _did_country(info: ValidationInfo) -> str:
+    """The region a customer's DID keys are read in: its ``country``, else the file's default country.
+
+    The default country comes from the validation context (``{"default_country": ...}``, which
+    :func:`parse_rules` gives from ``ingest.default_country``), else the built-in default.
+    """
+    country = info.data.get("country")
+    if isinstance(country, str) and country:
+        return country
+    context = info.context if isinstance(info.context, dict) else {}
+    default = context.get("default_country")
+    if isinstance(default, str):
+        try:
+            region = check_region(default.upper())
+        except ValueError:
+            region = None  # refused as ingest.default_country
+        if region is not None:
+            return region
+    built_in: str = IngestSettings.model_fields["default_country"].default
+    return built_in
+
+
+def _did_e164(key: Any, country: str) -> str:
+    """A DID key in E.164 (``'+39 02 1234 1111'`` -> ``'+390212341111'``).
+
+    Raises
+    ------
+    ValueError
+        When the key cannot be a phone number of (or dialled from) ``country``.
+    """
+    if not isinstance(key, str):
+        raise ValueError(
+            "a DID must be a quoted string such as '+390212345678' (YAML reads an unquoted number as an integer)"
+        )
+    e164 = normalize(key, country)
+    if e164 is None:
+        raise ValueError(
+            f"not a phone number libphonenumber can normalise for {country}; "
+            "write the DID in E.164, e.g. '+390212345678'"
+        )
+    return e164
+
+
+def _did_key(key: Any, info: ValidationInfo) -> str:
+    return _did_e164(key, _did_country(info))
+
+
+#: A DID key of ``customers.<id>.dids``: normalised to E.164 for the customer's country, or refused.
+DidKey = Annotated[str, BeforeValidator(_did_key)]
+
+
 class CustomerRules(_Strict):
-    """One customer's section: country, DIDs, capacity, link, allowlists, threshold overrides."""
+    """One customer's section: country, DIDs, capacity, link, allowlists, threshold overrides.
+
+    DID keys are normalised to E.164 with the customer's country (libphonenumber, as the
+    adapters normalise CDR numbers): ``'+39 02 1234 1111'``, ``'0039021234111'`` and, in IT,
+    ``'02 1234 1111'`` are DIDs a CDR can match; a key that cannot be a number is refused.
+    """
 
     _region = field_validator("country")(classmethod(lambda cls, v: check_region(v)))
 
     name: str | None = None
     country: str | None = Field(None, description="ISO 3166 region of the customer's numbering plan, e.g. IT")
-    dids: dict[str, DidRules] = Field(default_factory=dict)
+    dids: dict[DidKey, DidRules] = Field(default_factory=dict)
     link_kbps: float | None = Field(None, gt=0, description="declared access-link bandwidth, kbit/s (clause 3.1)")
     allow: AllowRules = AllowRules()
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="detector -> thresholds")
+
+    @field_validator("dids", mode="before")
+    @classmethod
+    def _one_key_per_did(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse two keys naming one DID (``'+390212341111'`` and ``'02 1234 1111'``): which capacity?"""
+        if not isinstance(value, dict):
+            return value
+        country = _did_country(info)
+        seen: dict[str, Any] = {}
+        for key in value:
+            try:
+                e164 = _did_e164(key, country)
+            except ValueError:
+                continue  # refused with its own line by the key validator
+            if e164 in seen:
+                raise ValueError(f"DIDs {seen[e164]!r} and {key!r} are the same number {e164}: keep one")
+            seen[e164] = key
+        return value
 
 
 class DetectorSpec(Protocol):
@@ -265,11 +349,14 @@ def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -
     _check_overrides(data, root, path, schema.param_models())
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     data["version"] = f"{data.get('version', 'unversioned')}+{digest}"
+    ingest = data.get("ingest")
+    default_country = ingest.get("default_country") if isinstance(ingest, dict) else None
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(data, context={"default_country": default_country})
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # "[key]" follows the key of a mapping whose key is at fault (a DID): the field ends at that key
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]")))
         field = ".".join(str(p) for p in loc)
         got = err.get("input")
         got_text = _got(err["msg"], got)

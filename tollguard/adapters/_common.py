@@ -41,6 +41,7 @@ class Ctx:
     ast_inbound: re.Pattern[str] | None
     ast_outbound: re.Pattern[str] | None
     fs_inbound: re.Pattern[str] | None
+    extensions: re.Pattern[str] | None
     # context -> inbound? ; contexts are few, so the cache stays small (bounded anyway)
     ast_cache: dict[str, bool] = field(default_factory=dict)
     fs_cache: dict[str, bool] = field(default_factory=dict)
@@ -71,6 +72,7 @@ def ctx_for(settings: IngestSettings) -> Ctx:
         ast_inbound=_globs(settings.asterisk_inbound_contexts),
         ast_outbound=_globs(settings.asterisk_outbound_contexts),
         fs_inbound=_globs(settings.freeswitch_inbound_contexts),
+        extensions=_globs(settings.extensions),
     )
     if len(_CTX) > 256:  # many throw-away settings objects (tests): start over
         _CTX.clear()
@@ -199,6 +201,40 @@ def normalize_cached(raw: str, country: str, access_codes: tuple[str, ...]) -> s
         return None
 
 
+@lru_cache(maxsize=1 << 16)
+def short_cached(raw: str, country: str, access_codes: tuple[str, ...]) -> str | None:
+    """Memoised :func:`tollguard.numbers.short_number`: the emergency number or valid short code
+    of ``country`` that ``raw`` dials (access code removed), else None."""
+    from tollguard.numbers import short_number  # lazy, like normalize_cached
+
+    try:
+        return short_number(raw, country, access_codes)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _is_emergency(short: str, country: str) -> bool:
+    from tollguard.numbers import classify as classify_number
+
+    return classify_number(short, country).is_emergency
+
+
+def external_short(ctx: Ctx, callee_raw: str, country: str) -> str | None:
+    """The short number of ``country`` a callee dials when that makes the call external, else None.
+
+    An emergency number always does; another valid short code unless it matches the
+    ``extensions`` globs of the settings (an extension plan that overlaps short codes).
+    With ``access_codes`` configured the globs do not matter: a non-emergency short
+    code is only recognised after the access code, which proves an external call.
+    """
+    access = ctx.settings.access_codes
+    short = short_cached(callee_raw, country, access) if callee_raw else None
+    if short is None or ctx.extensions is None or access or not ctx.extensions.match(short):
+        return short
+    return short if _is_emergency(short, country) else None
+
+
 def _digit_count(value: str) -> int:
     return sum(1 for c in value if c.isdigit())
 
@@ -209,10 +245,20 @@ def classify(
     """Direction, caller, callee and DID of a row (DESIGN §3).
 
     ``caller`` / ``callee`` are E.164 where they normalise for ``country``, else
-    the raw value. The DID is the callee of an inbound call (E.164 or as
-    delivered), the caller (presented CLI) of an outbound call when it is a public
-    number (normalises, or is longer than ``extension_max_digits`` digits; an
-    extension is not a CLI: None), and None for an internal call.
+    the raw value. A call that is not inbound is outbound when its callee is
+    external: it normalises, it is longer than ``extension_max_digits`` digits, or
+    it is a short number of ``country`` (an emergency number or a valid short code
+    in libphonenumber's short-number data, e.g. 112, 113, 118 and 1200 in IT, 999 and
+    111 in GB; with ``access_codes`` configured, a non-emergency short code only
+    after the access code; one matching ``extensions`` is an extension, see
+    :func:`external_short`). A short number's callee is its digits as dialled in
+    ``country`` (``"112"``, access code removed), so the detectors type it as the
+    switch meant it. Any other call is internal.
+
+    The DID is the callee of an inbound call (E.164 or as delivered), the caller
+    (presented CLI) of an outbound call when it is a public number (normalises, or
+    is longer than ``extension_max_digits`` digits; an extension is not a CLI:
+    None), and None for an internal call.
     """
     settings = ctx.settings
     access = settings.access_codes
@@ -223,9 +269,10 @@ def classify(
     callee = callee_e164 or callee_raw
     if inbound:
         return Direction.INBOUND, caller, callee, callee or None
-    if callee_e164 is not None or _digit_count(callee_raw) > max_ext:
+    short = external_short(ctx, callee_raw, country) if callee_e164 is None else None
+    if callee_e164 is not None or short is not None or _digit_count(callee_raw) > max_ext:
         public_cli = caller_e164 is not None or _digit_count(caller_raw) > max_ext
-        return Direction.OUTBOUND, caller, callee, caller if public_cli else None
+        return Direction.OUTBOUND, caller, short or callee, caller if public_cli else None
     return Direction.INTERNAL, caller, callee, None
 
 

@@ -165,7 +165,7 @@ def _sniff_obj(obj: Any) -> str:
 def _parse_obj(fmt: str, obj: Any, ctx: Ctx, country_of: CountryOf) -> CallDetailRecord:
     if fmt == freeswitch.JSON_FMT:
         return freeswitch.parse_json_doc(obj, ctx, country_of)
-    return canonical.parse_obj(obj, ctx)
+    return canonical.parse_obj(obj, ctx, country_of)
 
 
 def sniff(text: str) -> str:

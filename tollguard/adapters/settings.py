@@ -28,8 +28,15 @@ class IngestSettings(BaseModel):
     Direction of a row: a dial-plan context matching an *outbound* glob is never
     inbound; otherwise a context matching an *inbound* glob makes the call
     ``inbound``. Any other call is ``outbound`` when the callee is external (it
-    normalises to E.164, or it is longer than ``extension_max_digits`` digits) and
-    ``internal`` otherwise. Globs are ``fnmatch`` patterns, matched case-insensitively.
+    normalises to E.164, it is longer than ``extension_max_digits`` digits, or it is
+    a short number of the customer's country: an emergency number or a valid short
+    code in libphonenumber's short-number data, such as 112, 113, 118 or 1200 in IT
+    and 999 or 111 in GB) and ``internal`` otherwise. Short-code ranges overlap PBX
+    extension ranges (IT and FR list 1000-1099 as short codes, FreeSWITCH's default
+    users are 1000-1019): with ``access_codes`` configured a non-emergency short code
+    is external only after the access code, and a callee matching ``extensions`` is
+    an extension whatever the short-number data says (emergency numbers are always
+    external). Globs are ``fnmatch`` patterns, matched case-insensitively.
 
     The DID (the customer's number in the call) is the callee of an inbound call,
     the caller (presented CLI) of an outbound call when that is a public number
@@ -76,6 +83,15 @@ class IngestSettings(BaseModel):
     freeswitch_inbound_contexts: tuple[str, ...] = Field(
         default=DEFAULT_FREESWITCH_INBOUND,
         description="fnmatch globs of FreeSWITCH dialplan contexts where calls from the public network land",
+    )
+    extensions: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "fnmatch globs of the PBXs' internal numbers where they overlap the country's short codes "
+            "(e.g. '10??' for FreeSWITCH's default users 1000-1019): a callee matching one is an extension "
+            "(internal call) even where libphonenumber lists it as a short code; emergency numbers are always "
+            "external"
+        ),
     )
     extension_max_digits: int = Field(
         default=6,
