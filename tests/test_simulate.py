@@ -6,7 +6,7 @@ import hashlib
 import io
 import itertools
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import phonenumbers
@@ -20,6 +20,7 @@ from tollguard.simulate import (
     HIGH_COST_PREFIXES,
     HIGH_RISK_PREFIXES,
     NEW_COUNTRY_PREFIXES,
+    REQUIRED_LEVEL,
     SCENARIOS,
     CustomerProfile,
     Episode,
@@ -421,8 +422,8 @@ def test_episode_validation():
 
 def test_scenarios():
     profiles = default_profiles(10, seed=1)
-    assert SCENARIOS == ("benign", "all", *EPISODE_KINDS)
-    assert scenario("benign", profiles) == []
+    assert SCENARIOS == ("benign", "all", *EPISODE_KINDS, "varied", "traps")
+    assert scenario("benign", profiles) == [] and scenario("traps", profiles) == []
     eps = scenario("all", profiles, 1440)
     assert [e.kind for e in eps] == list(EPISODE_KINDS)
     assert len({e.customer_id for e in eps}) == len(EPISODE_KINDS)
@@ -453,9 +454,13 @@ def test_write_jsonl_and_labels(tmp_path):
 @pytest.mark.parametrize("fmt", ["jsonl", "asterisk-csv", "freeswitch-csv", "freeswitch-json"])
 def test_write_formats_replay_through_the_adapters(fmt):
     from tollguard.adapters import parse_line
+    from tollguard.adapters.settings import IngestSettings
+    from tollguard.simulate.writers import extension_globs
 
     profiles = default_profiles(4, seed=8)
     country = {p.customer_id: p.country for p in profiles}
+    # the PBXs' extensions 200.. overlap short codes (FR 224, GB 202 / 222 / 248): the rules name them
+    settings = IngestSettings(extensions=tuple(extension_globs(profiles)))
     sim = simulate(TUESDAY.replace(hour=8), 240, profiles, scenario("all", profiles, 240), seed=8)
     records = list(sim)
     buf = io.StringIO()
@@ -463,7 +468,7 @@ def test_write_formats_replay_through_the_adapters(fmt):
     lines = buf.getvalue().splitlines()
     assert len(lines) == len(records)
     for record, line in zip(records, lines, strict=True):
-        back = parse_line(fmt, line, country_of=country.__getitem__)
+        back = parse_line(fmt, line, settings=settings, country_of=country.__getitem__)
         if fmt == "jsonl":
             assert back == record
             continue
@@ -490,3 +495,263 @@ def test_profile_is_frozen():
     assert isinstance(p, CustomerProfile)
     with pytest.raises(AttributeError):
         p.codec = "G729"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- variety and honest traps
+
+FRIDAY = datetime(2025, 3, 14, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def varied():
+    """Scenario "varied": 24 customers drawn wide, one drawn episode of each kind, the honest traps, 48 h."""
+    sim = run_scenario("varied", start=FRIDAY, minutes=2880, customers=24, seed=5)
+    records = list(sim)
+    by_id = {r.call_id: r for r in records}
+    episodes = {lab.kind: (lab, [by_id[c] for c in lab.call_ids]) for lab in sim.labels}
+    traps = {lab.kind: (lab, [by_id[c] for c in lab.call_ids]) for lab in sim.trap_labels}
+    return sim, records, episodes, traps
+
+
+def test_classic_labels_carry_the_required_level(all_day):
+    sim, _, _ = all_day
+    assert {lab.kind: lab.required_level for lab in sim.labels} == REQUIRED_LEVEL
+    assert sim.trap_labels == []
+    assert all("time_of_day" not in lab.params for lab in sim.labels)  # nothing drawn in the classic mode
+
+
+def test_variety_is_seeded_and_off_by_default():
+    first = digest(itertools.islice(run_scenario("all", start=FRIDAY, minutes=600, customers=12, seed=2,
+                                                 variety=True), 2000))
+    again = digest(itertools.islice(run_scenario("all", start=FRIDAY, minutes=600, customers=12, seed=2,
+                                                 variety=True), 2000))
+    other = digest(itertools.islice(run_scenario("all", start=FRIDAY, minutes=600, customers=12, seed=3,
+                                                 variety=True), 2000))
+    classic = digest(itertools.islice(run_scenario("all", start=FRIDAY, minutes=600, customers=12, seed=2), 2000))
+    assert first == again and first != other and first != classic
+
+
+def _within(value, rng_spec, slack=1e-6):
+    return rng_spec.lo - slack <= value <= rng_spec.hi + slack
+
+
+def test_drawn_episodes_stay_in_their_documented_ranges():
+    import random
+
+    from tollguard.simulate.variety import EPISODE_RANGES, IRSF_RANGES, PUMPING_ORIGINS, C, R, draw_episodes
+
+    profiles = default_profiles(30, seed=9, variety=True)
+    seen = defaultdict(set)
+    for seed in range(40):
+        eps = draw_episodes(list(EPISODE_KINDS), profiles, 2880, random.Random(seed), FRIDAY)
+        assert len({e.customer_id for e in eps}) == len(EPISODE_KINDS)
+        for ep in eps:
+            spec = EPISODE_RANGES[ep.kind]
+            assert _within(ep.duration_min, spec["duration_min"])
+            assert 120 <= ep.start_offset_min and ep.start_offset_min + ep.duration_min <= 2880 - 15
+            assert ep.drawn["time_of_day"] in {"business", "evening", "night"}
+            prm = ep.effective_params()
+            for key, value in prm.items():
+                rng_spec = spec.get(key)
+                if isinstance(rng_spec, R) and isinstance(value, int | float) and not isinstance(value, bool):
+                    assert _within(value, rng_spec), (ep.kind, key, value)
+                    seen[(ep.kind, key)].add(value)
+                elif isinstance(rng_spec, C):
+                    assert value in rng_spec.options, (ep.kind, key, value)
+            if ep.kind == "arbitrage_reward":
+                assert 2 <= prm["n_destinations"] <= 8
+            if ep.kind == "arbitrage_pumping":
+                assert 1 <= len(prm["origin_prefixes"]) <= 5 and set(prm["origin_prefixes"]) <= set(PUMPING_ORIGINS)
+            if ep.kind == "arbitrage_high_cost":
+                assert 2 <= prm["lanes"] <= 30 and set(prm["prefixes"]) <= set(IRSF_RANGES)
+                assert (prm["talk_min_s"], prm["talk_max_s"]) == (300.0, 3600.0)
+            if ep.kind == "autodialer":
+                assert 6 <= prm["attempts_per_min"] <= 40 and 20 <= ep.duration_min <= 180
+    # the draws spread: the slow and the fast end both occur
+    rates = seen[("autodialer", "attempts_per_min")]
+    assert min(rates) < 10 and max(rates) > 25
+    lanes = seen[("arbitrage_high_cost", "lanes")]
+    assert min(lanes) <= 4 and max(lanes) >= 15
+
+
+def test_varied_labels_carry_params_first_call_scope_and_level(varied):
+    sim, _, episodes, _ = varied
+    assert set(episodes) == set(EPISODE_KINDS)
+    for kind, (lab, calls) in episodes.items():
+        assert lab.required_level == REQUIRED_LEVEL[kind]
+        assert lab.n_calls == len(calls) > 0
+        assert lab.start == min(c.start for c in calls)
+        assert lab.params["time_of_day"] in {"business", "evening", "night"}
+        assert {"start_offset_min", "duration_min"} <= set(lab.params)
+        assert lab.scope["kind"] in {"did", "cli", "account"}
+        if lab.scope["kind"] == "cli":
+            assert {c.caller for c in calls} == {lab.scope["value"]}
+    label = json.loads(json.dumps(sim.labels[0].to_json_dict()))
+    assert label["required_level"] == "suspension" and label["params"]["time_of_day"]
+
+
+def _peak(calls):
+    return peak_concurrency([c for c in calls if c.answered])
+
+
+def test_varied_episode_shapes(varied):
+    _, _, episodes, _ = varied
+    lab, calls = episodes["premium_destination"]
+    assert all(is_premium(c.callee) for c in calls)
+    assert 1 <= _peak(calls) <= lab.params["lanes"]
+    lab, calls = episodes["arbitrage_high_cost"]
+    assert all(c.callee.startswith(tuple(lab.params["prefixes"])) for c in calls)
+    assert 1 <= _peak(calls) <= lab.params["lanes"]
+    assert all(300 <= c.billsec_s <= 3600 + 1e-6 for c in calls if c.answered)
+    lab, calls = episodes["arbitrage_reward"]
+    assert len({c.callee for c in calls}) == lab.params["n_destinations"]
+    lab, calls = episodes["arbitrage_pumping"]
+    assert {c.caller[: len(p)] for c in calls for p in lab.params["origin_prefixes"]
+            if c.caller.startswith(p)} <= set(lab.params["origin_prefixes"])
+    assert all(c.caller.startswith(tuple(lab.params["origin_prefixes"])) for c in calls)
+    lab, calls = episodes["did_concurrency"]
+    assert peak_concurrency(calls) == lab.params["n_concurrent"] > 20
+    lab, calls = episodes["wangiri"]
+    assert len({c.callee for c in calls}) == len(calls)
+
+
+@pytest.mark.parametrize("pacing", ["regular", "poisson", "batch"])
+@pytest.mark.parametrize("destinations", ["sequential", "random"])
+def test_autodialer_pacing_and_destinations(pacing, destinations):
+    profiles = default_profiles(3, seed=4)
+    ep = Episode("autodialer", profiles[0].customer_id, 10, 30,
+                 {"attempts_per_min": 12.0, "pacing": pacing, "destinations": destinations, "batch_size": 6})
+    sim = simulate(TUESDAY.replace(hour=9), 60, profiles, [ep], seed=4)
+    by_id = {r.call_id: r for r in sim}
+    calls = sorted((by_id[c] for c in sim.labels[0].call_ids), key=lambda c: c.start)
+    assert 0.8 * 360 <= len(calls) <= 360
+    assert len({c.callee for c in calls}) == len(calls)
+    gaps = [(b.start - a.start).total_seconds() for a, b in itertools.pairwise(calls)]
+    if destinations == "sequential":
+        numbers = [int(c.callee[1:]) for c in calls]
+        assert numbers == list(range(numbers[0], numbers[0] + len(calls)))
+    if pacing == "batch":
+        assert sum(g < 1.01 for g in gaps) >= 0.7 * len(gaps)  # bursts a fraction of a second apart
+    if pacing == "regular":
+        assert all(4.5 <= g <= 5.5 for g in gaps)
+
+
+def test_reward_over_several_numbers_and_clis():
+    profiles = default_profiles(6, seed=2)
+    cust = max(profiles, key=lambda p: len(p.dids))
+    ep = Episode("arbitrage_reward", cust.customer_id, 60, 120,
+                 {"n_calls": 200, "n_destinations": 5, "n_clis": 2, "answer_ratio": 0.9, "dest_kind": "mixed"})
+    sim = simulate(TUESDAY, 240, profiles, [ep], seed=2)
+    by_id = {r.call_id: r for r in sim}
+    calls = [by_id[c] for c in sim.labels[0].call_ids]
+    assert len({c.callee for c in calls}) == 5 and len({c.caller for c in calls}) == 2
+    assert sim.labels[0].scope == {"kind": "account", "value": cust.customer_id}
+    assert 0.8 <= asr(calls) < 1.0
+
+
+def test_premium_national_parallel_lines():
+    profiles = default_profiles(3, seed=6)
+    cust = profiles[0]
+    ep = Episode("premium_destination", cust.customer_id, 5, 30,
+                 {"lanes": 6, "families": "national", "answer_ratio": 1.0, "talk_median_s": 600.0,
+                  "talk_min_s": 300.0, "talk_max_s": 900.0, "gap_max_s": 2.0, "from_customer_pbx": True})
+    sim = simulate(TUESDAY, 60, profiles, [ep], seed=6)
+    by_id = {r.call_id: r for r in sim}
+    calls = [by_id[c] for c in sim.labels[0].call_ids]
+    assert peak_concurrency(calls) == 6
+    assert all(phonenumbers.region_code_for_number(phonenumbers.parse(c.callee)) == cust.country for c in calls)
+    assert all(is_premium(c.callee) for c in calls)
+    assert {c.source_ip for c in calls} == {cust.source_ip}  # a hacked PBX: the customer's own address
+
+
+def test_varied_profiles_are_wider_and_valid():
+    classic = default_profiles(60, seed=4)
+    wide = default_profiles(60, seed=4, variety=True)
+    assert min(p.calls_per_hour_peak for p in wide) < 8 < 180 < max(p.calls_per_hour_peak for p in wide)
+    assert all(3 <= p.calls_per_hour_peak <= 400 and 0.45 <= p.answer_ratio <= 0.75 for p in wide)
+    assert [p.customer_id for p in wide] == [p.customer_id for p in classic]
+    dids = [d for p in wide for d in p.dids]
+    assert len(dids) == len(set(dids))
+    assert default_profiles(60, seed=4) == classic  # the classic profiles do not move
+
+
+def test_traps_hotline_exactly_at_capacity(varied):
+    _, records, _, traps = varied
+    lab, calls = traps["hotline_at_capacity"]
+    assert lab.required_level is None and lab.detector is None and lab.scope["kind"] == "did"
+    did = lab.scope["value"]
+    assert {c.did for c in calls} == {did}
+    assert peak_concurrency([r for r in records if r.did == did and r.duration_s > 0]) == 20
+    refused = [c for c in calls if c.disposition is Disposition.BUSY]
+    assert refused and all(c.duration_s == 0 and c.hangup_cause == 17 for c in refused)
+
+
+def test_traps_every_cdr_of_the_duplicate_customer_arrives_twice(varied):
+    sim, records, _, traps = varied
+    lab, _ = traps["duplicate_cdrs"]
+    mine = [r for r in records if r.customer_id == lab.customer_id]
+    counts = Counter(r.call_id for r in mine)
+    assert counts and set(counts.values()) == {2}
+    first: dict[str, int] = {}
+    for i, r in enumerate(records):
+        if r.customer_id == lab.customer_id:
+            if r.call_id in first:
+                assert records[first[r.call_id]] == r  # the same record, delivered again later
+            else:
+                first[r.call_id] = i
+    others = Counter(r.call_id for r in records if r.customer_id != lab.customer_id)
+    assert set(others.values()) == {1}
+    # call ids stay the arrival index of the first copies
+    ids = [r.call_id for r in records]
+    unique = list(dict.fromkeys(ids))
+    assert unique == [f"sim-5-{n:08d}" for n in range(1, len(unique) + 1)]
+
+
+def test_traps_g729_toll_free_countries_emergency_alarm(varied):
+    sim, _, _, traps = varied
+    profile = {p.customer_id: p for p in sim.profiles}
+    lab, calls = traps["g729_low_kbps"]
+    assert profile[lab.customer_id].codec == "G729"
+    for c in calls:
+        assert c.codec == "G729" and c.rtp_lost_packets == 0
+        ip_kbps = (c.rtp_in_bytes + 28 * c.rtp_in_packets) * 8 / c.billsec_s / 1000
+        assert 23.5 <= ip_kbps <= 31.5
+    lab, calls = traps["toll_free_heavy"]
+    assert calls and all(number_type(c.callee) == PhoneNumberType.TOLL_FREE for c in calls)
+    lab, calls = traps["many_countries"]
+    regions = {phonenumbers.region_code_for_number(phonenumbers.parse(c.callee)) for c in calls}
+    assert len(regions) == 40 and {"LV", "EE"} <= regions
+    lab, calls = traps["emergency_calls"]
+    from phonenumbers import shortnumberinfo
+
+    country = profile[lab.customer_id].country
+    assert calls and all(shortnumberinfo.is_emergency_number(c.callee, country) for c in calls)
+    lab, calls = traps["alarm_panels"]
+    assert len({c.callee for c in calls}) <= 3 and all(c.answered and c.billsec_s < 40 for c in calls)
+    night = sum(c.start.hour < 5 for c in calls)
+    assert night > 0.1 * len(calls)  # panels test day and night
+
+
+def test_traps_call_centre_is_allowlisted_in_the_rules(varied):
+    from engine.registry import parse_rules
+    from tollguard.simulate import customers_rules, write_rules
+    from tollguard.simulate.writers import extension_globs
+
+    sim, _, episodes, traps = varied
+    lab, calls = traps["allowed_autodialer"]
+    profile = next(p for p in sim.profiles if p.customer_id == lab.customer_id)
+    assert profile.allow_detectors == ("autodialer",) and profile.bought_capacity == 60
+    section = customers_rules(sim.profiles)["customers"][lab.customer_id]
+    assert section["allow"] == {"detectors": ["autodialer"]}
+    assert all(d == {"capacity": 60} for d in section["dids"].values())
+    buf = io.StringIO()
+    write_rules(sim.profiles, buf)
+    rules = parse_rules(buf.getvalue())
+    assert rules.context(lab.customer_id).params["autodialer"].enabled is False
+    assert list(rules.ingest.extensions) == extension_globs(sim.profiles)
+    assert set(extension_globs(sim.profiles)) <= {"2??", "3??"}
+    # traps sit on customers without an episode, each on its own customer
+    trap_customers = [t.customer_id for t, _ in traps.values()]
+    assert len(set(trap_customers)) == len(trap_customers)
+    assert not set(trap_customers) & {e.customer_id for e, _ in episodes.values()}
+    assert len(calls) > 1000

@@ -16,7 +16,17 @@ counters on answered calls. Every public number is valid for libphonenumber.
 
 Episode kinds (:data:`EPISODE_KINDS`) and their default sizes are documented on
 :class:`Episode`; :func:`scenario` builds the presets that
-``tollguard simulate --scenario`` takes (:data:`SCENARIOS`).
+``tollguard simulate --scenario`` takes (:data:`SCENARIOS`). Each label carries the event the
+episode must get (:data:`REQUIRED_LEVEL`).
+
+With ``variety`` (``run_scenario(..., variety=True)``, scenario ``"varied"``) the customers and
+each episode's customer, window, time of day and parameters are drawn, seeded, from the wide
+ranges of :mod:`tollguard.simulate.variety` (:data:`EPISODE_RANGES`, every range with its
+source); without it (the default, and the built-in example) the classic episodes are built,
+unchanged. Honest traps (:mod:`tollguard.simulate.traps`, :data:`TRAP_KINDS`: a hotline at
+exactly 20 calls, a heavy toll-free caller, a firm calling 40 countries, ...) are benign
+customers whose traffic looks odd (``traps=True``, scenario ``"traps"``); they are labelled in
+``Simulation.trap_labels``.
 
 Examples
 --------
@@ -37,6 +47,7 @@ from .episodes import (
     HIGH_COST_PREFIXES,
     HIGH_RISK_PREFIXES,
     NEW_COUNTRY_PREFIXES,
+    REQUIRED_LEVEL,
     SCENARIOS,
     Episode,
     EpisodeLabel,
@@ -44,6 +55,8 @@ from .episodes import (
 )
 from .profiles import CustomerProfile, default_profiles
 from .simulation import Simulation, run_scenario, simulate
+from .traps import TRAP_KINDS, Trap, honest_traps
+from .variety import EPISODE_RANGES
 from .writers import customers_rules, write, write_labels, write_rules
 
 __all__ = [
@@ -52,13 +65,18 @@ __all__ = [
     "HIGH_COST_PREFIXES",
     "HIGH_RISK_PREFIXES",
     "NEW_COUNTRY_PREFIXES",
+    "EPISODE_RANGES",
+    "REQUIRED_LEVEL",
     "SCENARIOS",
+    "TRAP_KINDS",
+    "Trap",
     "CustomerProfile",
     "Episode",
     "EpisodeLabel",
     "Simulation",
     "customers_rules",
     "default_profiles",
+    "honest_traps",
     "run_scenario",
     "scenario",
     "simulate",

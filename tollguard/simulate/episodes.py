@@ -5,6 +5,7 @@ The calls of each kind are built by :mod:`tollguard.simulate.builders`.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,8 +27,12 @@ EPISODE_KINDS: tuple[str, ...] = (
 )
 """The names of the episode kinds, exactly as labels and scenarios spell them."""
 
-SCENARIOS: tuple[str, ...] = ("benign", "all", *EPISODE_KINDS)
-"""Preset names accepted by :func:`scenario` (and ``tollguard simulate --scenario``)."""
+SCENARIOS: tuple[str, ...] = ("benign", "all", *EPISODE_KINDS, "varied", "traps")
+"""Preset names accepted by :func:`scenario` (and ``tollguard simulate --scenario``).
+
+``"varied"`` is ``"all"`` drawn with variety plus the honest traps, ``"traps"`` is ``"benign"``
+plus the honest traps (both through :func:`~tollguard.simulate.run_scenario`; to :func:`scenario`
+alone they are ``"all"`` with variety and ``"benign"``)."""
 
 HIGH_RISK_PREFIXES: tuple[str, ...] = ("+881", "+882", "+979")
 """Non-geographic high-risk prefixes (satellite, international networks, international premium)."""
@@ -46,12 +51,20 @@ EPISODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "talk_median_s": 420.0,
         "talk_min_s": 120.0,
         "talk_max_s": 1800.0,
+        "lanes": 0,
+        "gap_max_s": 60.0,
+        "families": "any",
+        "from_customer_pbx": False,
     },
     "arbitrage_reward": {
         "n_calls": 150,
         "n_destinations": 2,
         "billsec_s": 61.0,
         "billsec_jitter_s": 1.0,
+        "n_clis": 1,
+        "answer_ratio": 1.0,
+        "spacing_jitter": 0.1,
+        "dest_kind": "mobile",
     },
     "arbitrage_pumping": {
         "n_calls": 200,
@@ -61,6 +74,7 @@ EPISODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "talk_median_s": 180.0,
         "talk_min_s": 120.0,
         "talk_max_s": 360.0,
+        "arrivals": "slots",
     },
     "arbitrage_high_cost": {
         "talk_minutes": 300.0,
@@ -68,6 +82,10 @@ EPISODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "answer_ratio": 0.9,
         "talk_min_s": 420.0,
         "talk_max_s": 900.0,
+        "lanes": 0,
+        "talk_median_s": 1200.0,
+        "gap_max_s": 60.0,
+        "prefixes": [],
     },
     "autodialer": {
         "attempts_per_min": 30.0,
@@ -76,12 +94,19 @@ EPISODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "talk_min_s": 8.0,
         "talk_max_s": 20.0,
         "first_suffix": 1000,
+        "destinations": "sequential",
+        "pacing": "regular",
+        "batch_size": 5,
+        "n_clis": 1,
     },
     "wangiri": {
         "n_calls": 300,
         "ring_min_s": 1.0,
         "ring_max_s": 3.0,
         "countries": ["GB", "DE", "FR", "ES", "CH", "US"],
+        "n_clis": 1,
+        "answer_ratio": 0.0,
+        "fresh_numbers": False,
     },
     "did_concurrency": {
         "n_concurrent": 24,
@@ -103,7 +128,28 @@ EPISODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "talk_mean_s": 150.0,
     },
 }
-"""Default ``params`` of each episode kind (any key may be overridden in :attr:`Episode.params`)."""
+"""Default ``params`` of each episode kind (any key may be overridden in :attr:`Episode.params`).
+
+The defaults are the classic episodes (the built-in example's); the keys after the classic ones
+(``lanes``, ``n_clis``, ``pacing``, ...) are what :mod:`tollguard.simulate.variety` draws, and at
+their defaults they change nothing (same calls, same random draws).
+"""
+
+REQUIRED_LEVEL: dict[str, str] = {
+    "premium_destination": "suspension",
+    "arbitrage_reward": "suspension",
+    "arbitrage_pumping": "suspension",
+    "arbitrage_high_cost": "suspension",
+    "autodialer": "suspension",
+    "wangiri": "suspension",
+    "did_concurrency": "capacity_increase",
+    "bandwidth": "compliance_notice",
+    "volume_anomaly": "alert",
+}
+"""The event an episode must get (DESIGN §1): a suspension for the fraud kinds of clause 8.2, a
+capacity increase for a DID above its capacity (6.1), a compliance notice for a link below 60 kbps
+per call (3.1), and an alert (or a suspension) for the volume anomaly, which only the anomaly model
+(``--model``) can see."""
 
 _DEFAULT_DURATION_MIN: dict[str, int] = {
     "premium_destination": 20,
@@ -202,6 +248,31 @@ class Episode:
         ``volume_anomaly``
             Outbound calls at ``factor`` (5) x the customer's peak outbound rate to mobile numbers in
             +62 / +63 / +84 (never called otherwise), Poisson arrivals, ASR 0.6, talk mean 150 s.
+
+        Parameters beyond the classic ones (what :mod:`tollguard.simulate.variety` draws; at their
+        defaults nothing changes):
+
+        * ``premium_destination``: ``lanes`` (0) > 0 places calls on that many parallel lines,
+          back to back for the whole window (gaps U(0.2 s, ``gap_max_s``)), talk lognormal
+          around ``talk_median_s`` clipped to [talk_min_s, talk_max_s] (``n_calls`` is then
+          unused); ``families`` (``any``: the classic mix; ``national``: the customer's country's
+          premium-rate and shared-cost ranges; ``international``: +881 / +882 / +979; ``mixed``);
+          ``from_customer_pbx`` (False): the customer's own address and User-Agent (a hacked PBX)
+          instead of an attacker's.
+        * ``arbitrage_reward``: ``n_clis`` (1) CLIs in rotation (scope ``account`` when > 1),
+          ``answer_ratio`` (1.0), ``spacing_jitter`` (0.1 of the slot), ``dest_kind``
+          (``mobile``, ``fixed``, ``mixed``).
+        * ``arbitrage_pumping``: ``arrivals`` (``slots``: one call per equal slot; ``poisson``).
+        * ``arbitrage_high_cost``: ``lanes`` (0) > 0: parallel lines to numbers of the ``prefixes``
+          ranges (E.164 prefixes; empty = the classic +239 / +225 / +53), talk around
+          ``talk_median_s`` clipped to [talk_min_s, talk_max_s], gaps up to ``gap_max_s``, for the
+          whole window (``talk_minutes`` is then unused).
+        * ``autodialer``: ``destinations`` (``sequential`` block or ``random`` national fixed and
+          mobile numbers), ``pacing`` (``regular``; ``poisson``; ``batch``: bursts of
+          ``batch_size`` attempts 0.1-1 s apart, the mean rate kept), ``n_clis`` (1) in rotation.
+        * ``wangiri``: ``n_clis`` (1), ``answer_ratio`` (0: a victim picking up within the ring,
+          1-5 s of talk), ``fresh_numbers`` (False: from the fixed pools; True: drawn at random,
+          for sweeps larger than the pools).
     customer_id : str
         The customer (must be among the simulated profiles).
     start_offset_min : float
@@ -210,6 +281,10 @@ class Episode:
         Length of the window in minutes (calls start inside it; they may end after it).
     params : dict
         Overrides of :data:`EPISODE_DEFAULTS` for this kind.
+    drawn : dict
+        What :mod:`tollguard.simulate.variety` drew besides ``params`` (rates such as
+        ``calls_per_hour``, the ``time_of_day`` class): copied into the label's ``params``, it does
+        not change the calls.
     """
 
     kind: str
@@ -217,6 +292,7 @@ class Episode:
     start_offset_min: float
     duration_min: float
     params: dict[str, Any] = field(default_factory=dict)
+    drawn: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in EPISODE_KINDS:
@@ -244,9 +320,13 @@ class Episode:
 class EpisodeLabel:
     """Ground truth for one episode.
 
-    ``n_calls``, ``start``, ``end``, ``scope`` are known as soon as the simulation is built;
-    ``call_ids`` fills up while the records are iterated (ids are given in arrival order) and is
-    complete when :meth:`Simulation.records` is exhausted.
+    ``n_calls``, ``start`` (the first call's start), ``end`` (the last call's end), ``scope`` (what
+    must be acted on: the CLI, DID or account the episode's calls use), ``required_level`` (the
+    event type the episode must get, :data:`REQUIRED_LEVEL`; ``None`` for an honest trap, which
+    must get nothing) and ``params`` (every parameter the episode was built with, drawn ones
+    included) are known as soon as the simulation is built; ``call_ids`` fills up while the
+    records are iterated (ids are given in arrival order) and is complete when
+    :meth:`Simulation.records` is exhausted.
     """
 
     kind: str
@@ -257,6 +337,7 @@ class EpisodeLabel:
     end: datetime
     n_calls: int
     params: dict[str, Any]
+    required_level: str | None = None
     call_ids: list[str] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -269,6 +350,7 @@ class EpisodeLabel:
             "start": self.start.isoformat().replace("+00:00", "Z"),
             "end": self.end.isoformat().replace("+00:00", "Z"),
             "n_calls": self.n_calls,
+            "required_level": self.required_level,
             "call_ids": list(self.call_ids),
             "params": self.params,
         }
@@ -277,7 +359,15 @@ class EpisodeLabel:
 # --------------------------------------------------------------------------- scenarios
 
 
-def scenario(name: str, profiles: list[CustomerProfile], minutes: int = 1440) -> list[Episode]:
+def scenario(
+    name: str,
+    profiles: list[CustomerProfile],
+    minutes: int = 1440,
+    *,
+    variety: bool = False,
+    seed: int = 0,
+    start: datetime | None = None,
+) -> list[Episode]:
     """The episodes of a preset scenario.
 
     Parameters
@@ -293,6 +383,12 @@ def scenario(name: str, profiles: list[CustomerProfile], minutes: int = 1440) ->
         at 00:00 UTC: volume_anomaly 01:00, premium 02:00, wangiri 04:00, autodialer 10:00,
         did_concurrency 11:00, reward 14:00, bandwidth 15:00, high_cost 17:00, pumping 20:00),
         scaled to ``minutes``; a window is shortened when it would pass the end of the run.
+    variety : bool
+        Draw each episode instead (:func:`tollguard.simulate.variety.draw_episodes`): its
+        customer (distinct ones, at random), window, time of day and parameters, from ``seed``;
+        ``start`` (the run's start, default 2025-03-11 00:00 UTC) places the time of day.
+    seed : int
+    start : datetime, optional
 
     Returns
     -------
@@ -302,11 +398,17 @@ def scenario(name: str, profiles: list[CustomerProfile], minutes: int = 1440) ->
         raise ValueError(
             f"The 'name' parameter of scenario must be one of {list(SCENARIOS)}. Got {name!r} instead."
         )
-    if name == "benign" or minutes <= 0:
+    if name == "varied":
+        name, variety = "all", True
+    if name in ("benign", "traps") or minutes <= 0:
         return []
     if not profiles:
         raise ValueError(f"scenario {name!r} needs at least one customer")
     kinds = EPISODE_KINDS if name == "all" else (name,)
+    if variety:
+        from .variety import draw_episodes  # lazy: variety imports this module
+
+        return draw_episodes(list(kinds), profiles, minutes, random.Random(f"{seed}:variety"), start)
     out = []
     for i, kind in enumerate(kinds):
         offset = int(_ALL_SLOTS[kind] * minutes)

@@ -18,6 +18,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 _FIXED = frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 _MOBILE = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 _ANY: frozenset[int] = frozenset()
+_PREMIUM = frozenset({PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST})
 
 # (region, kind) -> (allowed types (empty = any valid), region the number must belong to or None,
 #                    ((E.164 prefix, random digits appended), ...), pool size)
@@ -110,6 +111,23 @@ _POOL_SPECS: dict[tuple[str, str], tuple[frozenset[int], str | None, tuple[tuple
         200,
     ),
     ("XX", "new_country"): (_MOBILE, None, (("+62812", 8), ("+639", 9), ("+849", 8)), 900),
+    # national premium-rate and shared-cost ranges of the customers' countries (varied episodes)
+    ("IT", "premium"): (
+        _PREMIUM,
+        "IT",
+        (("+39899", 6), ("+39895", 7), ("+39848", 6), ("+39840", 6)),
+        200,
+    ),
+    ("GB", "premium"): (
+        _PREMIUM,
+        "GB",
+        (("+44909", 7), ("+44908", 7), ("+44871", 7), ("+44870", 7), ("+44843", 7)),
+        200,
+    ),
+    ("DE", "premium"): (_PREMIUM, "DE", (("+499001", 6), ("+499005", 6), ("+49180", 7)), 200),
+    ("FR", "premium"): (_PREMIUM, "FR", (("+33899", 6), ("+33897", 6), ("+33836", 6), ("+33820", 6)), 200),
+    # non-geographic high-risk ranges only (satellite, international networks, international premium)
+    ("XX", "high_risk"): (_ANY, None, (("+8816", 8), ("+8823", 9), ("+979", 9)), 200),
 }
 
 _INTL_WEIGHTS: tuple[tuple[str, float], ...] = (
@@ -182,3 +200,81 @@ def _dial(num: _Num, from_region: str) -> str:
     if num.region == from_region:
         return num.national
     return "00" + num.e164[1:]
+
+
+@cache
+def _prefix_pool(prefix: str, size: int = 200) -> tuple[_Num, ...]:
+    """Valid numbers of any type that start with an E.164 ``prefix`` (varied episodes: IRSF, pumping).
+
+    Every digit count from 4 to 10 after the prefix is tried; the counts that give valid numbers
+    are used. Built once per process from a fixed seed.
+    """
+    rng = random.Random(f"tollguard-prefix:{prefix}")
+    seen: set[str] = set()
+    out: list[_Num] = []
+    lengths = [n for n in range(4, 11) if any(
+        _parse_valid(prefix + _random_digits(rng, n), _ANY, None) is not None for _ in range(20))]
+    if not lengths:
+        raise RuntimeError(f"no valid numbers start with {prefix}")
+    attempts = 0
+    while len(out) < size and attempts < size * 50:
+        attempts += 1
+        e164 = prefix + _random_digits(rng, rng.choice(lengths))
+        if e164 in seen:
+            continue
+        num = _parse_valid(e164, _ANY, None)
+        if num is not None:
+            seen.add(e164)
+            out.append(num)
+    return tuple(out)
+
+
+@cache
+def _region_pool(region: str, size: int = 60) -> tuple[_Num, ...]:
+    """Valid fixed-line numbers of any ``region`` (libphonenumber's example number, last digits varied)."""
+    example = phonenumbers.example_number_for_type(region, PhoneNumberType.FIXED_LINE)
+    if example is None:
+        raise ValueError(f"libphonenumber has no fixed-line example for {region}")
+    e164 = phonenumbers.format_number(example, PhoneNumberFormat.E164)
+    rng = random.Random(f"tollguard-region:{region}")
+    seen: set[str] = set()
+    out: list[_Num] = []
+    for attempt in range(size * 50):
+        k = 4 if attempt < size * 25 else 6
+        candidate = e164[:-k] + _random_digits(rng, k)
+        if candidate in seen:
+            continue
+        num = _parse_valid(candidate, _FIXED, region)
+        if num is not None:
+            seen.add(candidate)
+            out.append(num)
+            if len(out) == size:
+                break
+    if not out:
+        raise RuntimeError(f"no valid fixed-line numbers found for {region}")
+    return tuple(out)
+
+
+def _fresh_numbers(rng: random.Random, region: str, kinds: tuple[str, ...], n: int) -> list[_Num]:
+    """``n`` distinct valid numbers of ``region`` drawn at random from the prefixes of its ``kinds`` pools.
+
+    For campaigns larger than a pool (dialer lists, Wangiri sweeps): numbers are drawn from ``rng``.
+    """
+    specs = [_POOL_SPECS[(region, kind)] for kind in kinds]
+    seen: set[str] = set()
+    out: list[_Num] = []
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > n * 50 + 1000:
+            raise RuntimeError(f"too few valid numbers for {region} {kinds}")
+        types, owner, prefixes, _ = specs[rng.randrange(len(specs))]
+        prefix, n_digits = prefixes[rng.randrange(len(prefixes))]
+        e164 = prefix + _random_digits(rng, n_digits)
+        if e164 in seen:
+            continue
+        num = _parse_valid(e164, types, owner)
+        if num is not None:
+            seen.add(e164)
+            out.append(num)
+    return out

@@ -70,6 +70,13 @@ class CustomerProfile:
         Public address of the customer's PBX / phones (documentation ranges).
     user_agent : str
         SIP User-Agent of the customer's PBX or phones.
+    allow_detectors : tuple of str
+        Detectors the customer is authorised to trip (the rules' ``customers.X.allow.detectors``,
+        written by :func:`~tollguard.simulate.customers_rules`), e.g. ``("autodialer",)`` for a
+        call centre with an agreed outbound campaign.
+    bought_capacity : int or None
+        Simultaneous calls bought for each of the customer's DIDs (rules ``dids.X.capacity``;
+        ``None``: the contractual 20).
     """
 
     customer_id: str
@@ -88,6 +95,8 @@ class CustomerProfile:
     link_kbps: float = 10240.0
     source_ip: str = "192.0.2.10"
     user_agent: str = "Asterisk PBX 18.20.0"
+    allow_detectors: tuple[str, ...] = ()
+    bought_capacity: int | None = None
 
 
 def _doc_ip(index: int) -> str:
@@ -110,7 +119,7 @@ def _did_block(rng: random.Random, country: str, n: int, taken: set[str]) -> tup
     raise RuntimeError(f"could not draw a DID block for {country}")
 
 
-def default_profiles(n_customers: int, seed: int = 0) -> list[CustomerProfile]:
+def default_profiles(n_customers: int, seed: int = 0, variety: bool = False) -> list[CustomerProfile]:
     """Realistic customers: mostly Italian, some German, British and French.
 
     Parameters
@@ -119,15 +128,23 @@ def default_profiles(n_customers: int, seed: int = 0) -> list[CustomerProfile]:
         Number of customers (``cust-001`` ... ``cust-NNN``); 0 gives an empty list.
     seed : int
         Seed; the same seed gives the same profiles.
+    variety : bool
+        Draw sizes and habits from the wider ranges of
+        :data:`tollguard.simulate.variety.PROFILE_RANGES` (3-400 calls/hour, ASR 0.45-0.75, ...)
+        instead of the classic ones; ``False`` (the default) gives the classic profiles.
 
     Returns
     -------
     list of CustomerProfile
-        Peak rates 8-180 calls/hour (lognormal around 40), 1-6 DIDs each (one DID per ~45
+        Classic: peak rates 8-180 calls/hour (lognormal around 40), 1-6 DIDs each (one DID per ~45
         calls/hour of peak), so that benign concurrency per DID stays far below 20.
     """
     if n_customers < 0:
         raise ValueError(f"n_customers must be >= 0, got {n_customers}")
+    if variety:
+        from .variety import varied_profiles  # lazy: variety imports this module
+
+        return varied_profiles(n_customers, seed)
     rng = random.Random(f"{seed}:profiles")
     taken: set[str] = set()
     countries = [c for c, _ in _COUNTRY_WEIGHTS]

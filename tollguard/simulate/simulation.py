@@ -15,9 +15,10 @@ from tollguard.cdr import CallDetailRecord
 from .benign import _activity, _benign_call, _local
 from .builders import _GENERATORS
 from .calls import _Call, _cum, _Cust, _pick
-from .episodes import _EXPECTED_DETECTOR, _SCOPE_KIND, Episode, EpisodeLabel, scenario
+from .episodes import _EXPECTED_DETECTOR, _SCOPE_KIND, REQUIRED_LEVEL, Episode, EpisodeLabel, scenario
 from .profiles import _UTC_OFFSET_MIN, CustomerProfile, default_profiles
 from .records import _build, _dt
+from .traps import _TRAP_BUILDERS, Trap
 
 # --------------------------------------------------------------------------- the simulation
 
@@ -30,6 +31,9 @@ class Simulation:
 
     Iterating the object is the same as iterating :meth:`records`. Each call of :meth:`records`
     regenerates the same stream from the seed (and refills the labels' ``call_ids``).
+    :attr:`trap_labels` holds one label per honest trap (``required_level`` None: nothing may be
+    raised for it); a ``duplicate_cdrs`` trap makes every CDR of its customer arrive twice (the
+    same ``call_id``, the second copy up to ``max_delay_s`` later).
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class Simulation:
         episodes: list[Episode],
         seed: int,
         disorder_s: float = 0.0,
+        traps: list[Trap] | None = None,
     ) -> None:
         if start.tzinfo is None or start.utcoffset() is None:
             raise ValueError("start must be a timezone-aware datetime")
@@ -53,6 +58,7 @@ class Simulation:
         self.episodes = list(episodes)
         self.seed = seed
         self.disorder_s = float(disorder_s)
+        self.traps = list(traps or [])
         ids = [p.customer_id for p in self.profiles]
         if len(set(ids)) != len(ids):
             raise ValueError("customer ids of the profiles must be unique")
@@ -63,6 +69,8 @@ class Simulation:
         self._episode_calls: list[_Call] = []
         self._suppress: dict[str, list[tuple[int, int]]] = {}
         self.labels: list[EpisodeLabel] = []
+        self.trap_labels: list[EpisodeLabel] = []
+        self._duplicates: dict[str, float] = {}
         for j, ep in enumerate(self.episodes):
             if ep.customer_id not in by_id:
                 raise ValueError(f"episode {j} ({ep.kind}) names unknown customer {ep.customer_id!r}")
@@ -89,7 +97,41 @@ class Simulation:
                     start=_dt(min((x[0] for x in calls), default=t0)),
                     end=_dt(max((x[2] for x in calls), default=t0)),
                     n_calls=len(calls),
-                    params={**prm, "start_offset_min": ep.start_offset_min, "duration_min": span / 60_000},
+                    params={
+                        **prm,
+                        **ep.drawn,
+                        "start_offset_min": ep.start_offset_min,
+                        "duration_min": span / 60_000,
+                    },
+                    required_level=REQUIRED_LEVEL[ep.kind],
+                )
+            )
+        for j, trap in enumerate(self.traps):
+            if trap.customer_id not in by_id:
+                raise ValueError(f"trap {j} ({trap.kind}) names unknown customer {trap.customer_id!r}")
+            c = by_id[trap.customer_id]
+            t0 = self._start_ms + int(trap.start_offset_min * 60_000)
+            span = max(1, min(int(trap.duration_min * 60_000), self._end_ms - t0))
+            prm = trap.effective_params()
+            rng = random.Random(f"{seed}:trap:{j}:{trap.kind}:{trap.customer_id}")
+            index = len(self.episodes) + j
+            calls, scope = _TRAP_BUILDERS[trap.kind](rng, c, t0, span, prm, index) if t0 < self._end_ms else (
+                [], {"kind": "account", "value": c.cid})
+            calls = [x for x in calls if self._start_ms <= x[0] < self._end_ms]
+            if trap.kind == "duplicate_cdrs":
+                self._duplicates[c.cid] = float(prm["max_delay_s"]) * 1000
+            self._episode_calls.extend(calls)
+            self.trap_labels.append(
+                EpisodeLabel(
+                    kind=trap.kind,
+                    customer_id=c.cid,
+                    detector=None,
+                    scope=scope,
+                    start=_dt(min((x[0] for x in calls), default=t0)),
+                    end=_dt(max((x[2] for x in calls), default=t0 + span)),
+                    n_calls=len(calls),
+                    params={**prm, "start_offset_min": trap.start_offset_min, "duration_min": span / 60_000},
+                    required_level=None,
                 )
             )
         self._episode_calls.sort(key=lambda x: (x[0], x[2], x[16]))
@@ -113,13 +155,13 @@ class Simulation:
 
     def records(self) -> Iterator[CallDetailRecord]:
         """Yield the CDRs in arrival order (by ``end``, plus ``disorder_s`` of jitter when set)."""
-        for lab in self.labels:
+        labels = self.labels + self.trap_labels
+        for lab in labels:
             lab.call_ids.clear()
         rng = random.Random(f"{self.seed}:benign")
         jitter_rng = random.Random(f"{self.seed}:disorder")
         disorder_ms = self.disorder_s * 1000
         prefix = f"sim-{self.seed}-"
-        labels = self.labels
         groups = self._groups()
         suppress = self._suppress
         pending = self._episode_calls
@@ -131,16 +173,36 @@ class Simulation:
         pop = heapq.heappop
         expo = rng.expovariate
         rnd = rng.random
+        # duplicate deliveries: the second copy of a call gets the first one's id
+        dups = self._duplicates
+        dup_rng = random.Random(f"{self.seed}:duplicates")
+        twin_of: dict[int, int] = {}  # seq of a first copy -> seq of its second copy
+        twin_id: dict[int, str] = {}  # seq of a second copy -> the call id given to the first
+
+        def emit(item: tuple[float, int, _Call]) -> CallDetailRecord:
+            nonlocal n_out
+            _, s, call = item
+            if s in twin_id:
+                return _build(twin_id.pop(s), call)
+            n_out += 1
+            cid = f"{prefix}{n_out:08d}"
+            if s in twin_of:
+                twin_id[twin_of.pop(s)] = cid
+            if call[16] >= 0:
+                labels[call[16]].call_ids.append(cid)
+            return _build(cid, call)
+
+        def push_twin(key: float, first: int, call: _Call) -> None:
+            nonlocal seq
+            twin_of[first] = seq
+            push(heap, (key + 1 + dup_rng.random() * dups[call[3]], seq, call))
+            seq += 1
+
         for m in range(self.minutes):
             t_ms = self._start_ms + m * 60_000
             # everything that ends (plus jitter) by now is final: later calls start at or after t_ms
             while heap and heap[0][0] <= t_ms:
-                call = pop(heap)[2]
-                n_out += 1
-                cid = f"{prefix}{n_out:08d}"
-                if call[16] >= 0:
-                    labels[call[16]].call_ids.append(cid)
-                yield _build(cid, call)
+                yield emit(pop(heap))
             minute_end = t_ms + 60_000
             while pi < len(pending) and pending[pi][0] < minute_end:
                 call = pending[pi]
@@ -148,6 +210,8 @@ class Simulation:
                 key = call[2] + (jitter_rng.random() * disorder_ms if disorder_ms else 0)
                 push(heap, (key, seq, call))
                 seq += 1
+                if dups and call[3] in dups:
+                    push_twin(key, seq - 1, call)
             if not groups:
                 continue
             utc = _dt(t_ms)
@@ -165,18 +229,17 @@ class Simulation:
                     key = call[2] + (jitter_rng.random() * disorder_ms if disorder_ms else 0)
                     push(heap, (key, seq, call))
                     seq += 1
+                    if dups and c.cid in dups:
+                        push_twin(key, seq - 1, call)
         while pi < len(pending):  # episode calls are already clipped to the run; defensive
             call = pending[pi]
             pi += 1
             push(heap, (call[2], seq, call))
             seq += 1
+            if dups and call[3] in dups:
+                push_twin(call[2], seq - 1, call)
         while heap:
-            call = pop(heap)[2]
-            n_out += 1
-            cid = f"{prefix}{n_out:08d}"
-            if call[16] >= 0:
-                labels[call[16]].call_ids.append(cid)
-            yield _build(cid, call)
+            yield emit(pop(heap))
 
 
 def simulate(
@@ -186,6 +249,7 @@ def simulate(
     episodes: list[Episode] | None = None,
     seed: int = 0,
     disorder_s: float = 0.0,
+    traps: list[Trap] | None = None,
 ) -> Simulation:
     """Simulate ``minutes`` of traffic of ``profiles`` with the given episodes.
 
@@ -205,6 +269,8 @@ def simulate(
     disorder_s : float
         Arrival jitter: each record is emitted as if it arrived ``U(0, disorder_s)`` seconds after
         its ``end``. 0 (the default) gives records sorted by ``end``.
+    traps : list of Trap, optional
+        Honest traps (:mod:`tollguard.simulate.traps`), labelled in ``.trap_labels``.
 
     Returns
     -------
@@ -213,7 +279,7 @@ def simulate(
         (one :class:`EpisodeLabel` per episode, in the order of ``episodes``). Call ids are
         ``sim-{seed}-{n:08d}``, ``n`` = 1-based arrival index.
     """
-    return Simulation(start, minutes, profiles, list(episodes or []), seed, disorder_s)
+    return Simulation(start, minutes, profiles, list(episodes or []), seed, disorder_s, traps)
 
 
 def run_scenario(
@@ -224,11 +290,33 @@ def run_scenario(
     customers: int = 10,
     seed: int = 0,
     disorder_s: float = 0.0,
+    variety: bool = False,
+    traps: bool = False,
 ) -> Simulation:
     """Profiles + scenario + simulation in one call (what ``tollguard simulate`` runs).
 
     ``start`` defaults to Tuesday 2025-03-11 00:00 UTC.
+
+    With ``variety`` the customers are drawn from the wide ranges of
+    :data:`~tollguard.simulate.variety.PROFILE_RANGES` and each episode's customer, window, time
+    of day and parameters from :data:`~tollguard.simulate.variety.EPISODE_RANGES` (seeded); off
+    (the default) gives the classic episodes of the built-in example. With ``traps`` one honest
+    trap of each kind (:mod:`tollguard.simulate.traps`) is put on customers without an episode.
+    The scenario ``"varied"`` is ``"all"`` with both; ``"traps"`` is ``"benign"`` with traps.
     """
     start = start or datetime(2025, 3, 11, tzinfo=UTC)
-    profiles = default_profiles(customers, seed)
-    return simulate(start, minutes, profiles, scenario(name, profiles, minutes), seed, disorder_s)
+    if name == "varied":
+        name, variety, traps = "all", True, True
+    elif name == "traps":
+        name, traps = "benign", True
+    profiles = default_profiles(customers, seed, variety=variety)
+    episodes = scenario(name, profiles, minutes, variety=variety, seed=seed, start=start)
+    trap_list: list[Trap] = []
+    if traps:
+        from .traps import honest_traps
+
+        profiles, trap_list = honest_traps(
+            profiles, start, minutes, random.Random(f"{seed}:traps"),
+            exclude={e.customer_id for e in episodes}, variety=variety,
+        )
+    return simulate(start, minutes, profiles, episodes, seed, disorder_s, trap_list)

@@ -102,16 +102,36 @@ def customers_rules(profiles: Iterable[CustomerProfile], timezone: str | None = 
     -------
     dict
         ``{"customers": {customer_id: {"country": ..., "dids": {did: {}, ...}}}}``
-        (plus ``{"ingest": {"timezone": ...}}``), ready for ``yaml.safe_dump``; a valid
+        (plus ``{"ingest": {"timezone": ...}}``, ``"allow": {"detectors": [...]}`` for a
+        profile with :attr:`~CustomerProfile.allow_detectors` and ``{did: {"capacity": n}}`` with
+        :attr:`~CustomerProfile.bought_capacity`), ready for ``yaml.safe_dump``; a valid
         rules file (``tollguard rules check``), the other settings at their defaults.
     """
     rules: dict[str, Any] = {}
     if timezone and timezone not in ("UTC", "Etc/UTC", "Z"):
         rules["ingest"] = {"timezone": timezone}
-    rules["customers"] = {
-        p.customer_id: {"country": p.country, "dids": {did: {} for did in p.dids}} for p in profiles
-    }
+    customers: dict[str, Any] = {}
+    for p in profiles:
+        did_rules = {"capacity": p.bought_capacity} if p.bought_capacity else {}
+        section: dict[str, Any] = {"country": p.country, "dids": {did: dict(did_rules) for did in p.dids}}
+        if p.allow_detectors:
+            section["allow"] = {"detectors": list(p.allow_detectors)}
+        customers[p.customer_id] = section
+    rules["customers"] = customers
     return rules
+
+
+def extension_globs(profiles: Iterable[CustomerProfile]) -> list[str]:
+    """``ingest.extensions`` globs covering the simulated PBXs' extensions (``200`` .. ``200 + n - 1``).
+
+    Simulated extension plans overlap national short codes (GB 202, 222, 248, 313, 333; FR 224),
+    which the switch-format readers take for outbound calls unless the rules name the extensions.
+    """
+    hundreds: set[str] = set()
+    for p in profiles:
+        last = 200 + max(2, p.extensions) - 1
+        hundreds.update(str(h) for h in range(2, last // 100 + 1))
+    return [f"{h}??" for h in sorted(hundreds, key=int)]
 
 
 def write_rules(
@@ -123,12 +143,16 @@ def write_rules(
     """Write :func:`customers_rules` as a rules YAML file (``"-"`` = stdout); returns the customer count."""
     import yaml  # lazy: only this output needs it
 
-    rules = {"version": version, **customers_rules(profiles, timezone)}
+    profiles = list(profiles)
+    sections = customers_rules(profiles, timezone)
+    ingest = {**sections.pop("ingest", {}), "extensions": extension_globs(profiles)}
+    rules = {"version": version, "ingest": ingest, **sections}
     out, close = _open(path)
     try:
         out.write(
             "# Rules for replaying simulated CDRs (tollguard simulate --rules-out): each customer's\n"
-            "# country and DIDs, so the CSV formats' national numbers normalise to the right E.164.\n"
+            "# country and DIDs, so the CSV formats' national numbers normalise to the right E.164,\n"
+            "# and the PBXs' extension numbers, which overlap some countries' short codes.\n"
         )
         yaml.safe_dump(rules, out, sort_keys=False, allow_unicode=True)
     finally:
