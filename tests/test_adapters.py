@@ -833,8 +833,8 @@ def test_produce_dead_letters_an_overlong_line(kafka_bootstrap: str, tmp_path: P
     got = read_topics(kafka_bootstrap, [cdrs, dead], idle_s=1.0)
     assert [r.value.decode() for r in got[cdrs]] == [good, good]
     assert [json.loads(r.value) for r in got[dead]] == [
-        {"raw": "z" * 200 + "...", "reason": f"line longer than {MAX_DOC_BYTES} bytes",
-         "source": f"{path}:2", "offset": None}
+        {"kind": "cdr", "raw": "z" * 200 + "...", "reason": f"line longer than {MAX_DOC_BYTES} bytes",
+         "source": str(path), "position": 2}
     ]  # fmt: skip
 
 

@@ -71,7 +71,7 @@ EXAMPLE_RATES: dict[str, Rate] = {
 
 
 class RateTable(BaseModel):
-    """Rate table (DESIGN §6): cost by E.164 prefix in one currency, the longest prefix wins; operators load their carrier's rates.
+    """Rate table (DESIGN §6): cost by E.164 prefix in one currency, longest prefix wins; load your carrier's.
 
     E.164 prefix → :class:`Rate`.
 
