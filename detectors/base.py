@@ -16,24 +16,31 @@ Times inside states are UTC epoch seconds (floats).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast, get_args, get_origin
 
-from tollguard.cdr import CallDetailRecord
+from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.context import CustomerContext, DetectorParams, epoch, from_epoch, iso
 from tollguard.events import EventType, ScopeKind
 
 __all__ = [
+    "AlertLevel",
     "CustomerContext",
     "Decision",
     "Detector",
     "DetectorParams",
     "Level",
+    "customer_number",
     "epoch",
     "from_epoch",
     "iso",
+    "level_decision",
 ]
 
 Level = Literal["warning", "critical", "notice", "billing"]
+#: The two levels of a fraud check: ``warning`` → alert, ``critical`` → suspension.
+AlertLevel = Literal["warning", "critical"]
+
+P = TypeVar("P", bound=DetectorParams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +87,90 @@ class Decision:
     check: str = ""
 
 
-class Detector:
+def level_decision(
+    level: AlertLevel,
+    scope_kind: ScopeKind,
+    scope_value: str,
+    *,
+    episode: str,
+    occurred_at_s: float,
+    reason: str,
+    evidence: dict[str, Any],
+    clause: str | None = None,
+) -> Decision:
+    """The decision of a fraud check that reached ``level``: critical → suspension, warning → alert.
+
+    ``check`` is ``evidence["check"]`` (empty when the evidence names no check), so the
+    engine's episode key and the evidence always agree.
+
+    >>> d = level_decision("critical", ScopeKind.CLI, "+390212345678", episode="2026-01-05T09:00:00Z",
+    ...                    occurred_at_s=0.0, reason="...", evidence={"check": "reward"})
+    >>> str(d.type), d.level, d.check
+    ('suspension', 'critical', 'reward')
+    """
+    return Decision(
+        type=EventType.SUSPENSION if level == "critical" else EventType.ALERT,
+        level=level,
+        scope_kind=scope_kind,
+        scope_value=scope_value,
+        episode=episode,
+        occurred_at_s=occurred_at_s,
+        reason=reason,
+        evidence=evidence,
+        clause=clause,
+        check=evidence.get("check", ""),
+    )
+
+
+def customer_number(cdr: CallDetailRecord) -> str:
+    """The customer's own number in a call: the presented CLI of an outbound call, the DID of an inbound one.
+
+    ``cdr.did`` where the adapter set it (DESIGN §3), else the caller of an outbound call
+    and the callee of any other. Detectors key per-CLI and per-DID evidence on it.
+
+    >>> from tollguard.testing import make_cdr
+    >>> customer_number(make_cdr(direction="outbound", caller="+390212345678", did=None))
+    '+390212345678'
+    >>> customer_number(make_cdr(direction="inbound", callee="+390298765432", did=None))
+    '+390298765432'
+    """
+    if cdr.did:
+        return cdr.did
+    return cdr.caller if cdr.direction is Direction.OUTBOUND else cdr.callee
+
+
+class Detector(Generic[P]):
     """Base class: name, default clause, thresholds model, and the two pure steps.
 
-    Subclasses set ``name``, ``clause`` and ``params_model`` and implement
-    :meth:`update` (and :meth:`advance` when decisions depend on event time
-    passing, not only on arriving CDRs).
+    Subclasses name their thresholds model twice, as the type parameter (for
+    :meth:`params`' type) and as ``params_model`` (for the rules schema), e.g.
+    ``class XDetector(Detector[XParams])`` with ``params_model = XParams``; the two are
+    checked to agree. They set ``name`` and ``clause`` and implement :meth:`update`
+    (and :meth:`advance` when decisions depend on event time passing, not only on
+    arriving CDRs).
     """
 
     name: ClassVar[str]
     clause: ClassVar[str]
     params_model: ClassVar[type[DetectorParams]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("params_model")
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Detector:
+                (arg,) = get_args(base)
+                if isinstance(arg, type) and model is not None and not issubclass(model, arg):
+                    raise TypeError(
+                        f"{cls.__name__}.params_model {model.__name__} is not its type parameter {arg.__name__}"
+                    )
+
+    def params(self, ctx: CustomerContext) -> P:
+        """This detector's thresholds for ``ctx``'s customer (customer overrides applied).
+
+        The rules build ``ctx.params[name]`` from ``params_model``, the model checked against ``P``.
+        """
+        return cast(P, ctx.params[self.name])
 
     def initial_state(self) -> dict[str, Any]:
         """A fresh, empty, JSON-serialisable state for one customer."""

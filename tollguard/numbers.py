@@ -74,6 +74,7 @@ __all__ = [
     "PrefixIndex",
     "classify",
     "compile_prefixes",
+    "counted_destination",
     "matches_prefix",
     "normalize",
     "short_number",
@@ -794,6 +795,45 @@ def matches_prefix(e164: str | None, prefixes: Iterable[str] | PrefixIndex) -> s
             if listed is not None:
                 return listed
     return None
+
+
+def counted_destination(info: NumberInfo, dialled: str, allow: tuple[str, ...] = ()) -> str | None:
+    """The destination a fraud check counts a call under, or None when the call never counts.
+
+    Emergency numbers never count (they are always allowed), nor toll-free ones (free to
+    the caller), nor numbers on the customer's allowlist: an E.164 number under one of the ``allow``
+    prefixes, or a short number written exactly as listed.
+
+    Parameters
+    ----------
+    info : NumberInfo
+        ``classify(dialled, country)``.
+    dialled : str
+        The callee as in the CDR (a short number has no E.164 form and counts as written).
+    allow : tuple of str
+        The customer's authorised destinations: E.164 prefixes or short numbers.
+
+    Returns
+    -------
+    str or None
+        ``info.e164``, else ``dialled`` stripped of surrounding blanks; None for
+        emergency, toll-free and allowlisted destinations.
+
+    Examples
+    --------
+    >>> counted_destination(classify("+39899123456", "IT"), "+39899123456")
+    '+39899123456'
+    >>> counted_destination(classify("112", "IT"), "112") is None
+    True
+    >>> counted_destination(classify("+39899123456", "IT"), "+39899123456", allow=("+39899",)) is None
+    True
+    """
+    if info.is_emergency or info.number_type is NumberType.TOLL_FREE:
+        return None
+    dest = info.e164 or dialled.strip()
+    if allow and (matches_prefix(dest, allow) is not None if dest.startswith("+") else dest in allow):
+        return None
+    return dest
 
 
 def check_region(region: str | None) -> str | None:
