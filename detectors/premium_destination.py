@@ -20,7 +20,7 @@ count. Warning → ``alert`` (level ``warning``); critical → ``suspension`` (l
    ``range_national_digits`` national digits, e.g. ``+39899``; a short number is its own
    prefix);
 2. else ``outbound_international`` (value: the customer id) when every call is international;
-3. else ``cli`` when one CLI (``cdr.did``, else ``cdr.caller``) placed every call;
+3. else ``cli`` when one CLI (:func:`detectors.base.customer_number`) placed every call;
 4. else ``account`` (value: the customer id).
 """
 
@@ -30,13 +30,32 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
+from detectors.base import (
+    AlertLevel,
+    CustomerContext,
+    Decision,
+    Detector,
+    DetectorParams,
+    customer_number,
+    iso,
+    level_decision,
+)
+from detectors.window import Window, entry_cap, sample_ids
 from tollguard.cdr import CallDetailRecord, Direction
-from tollguard.events import EventType, ScopeKind
-from tollguard.numbers import NumberInfo, NumberType, classify, matches_prefix
+from tollguard.events import ScopeKind
+from tollguard.numbers import NumberInfo, NumberType, classify, counted_destination, matches_prefix
 
 #: Entry fields of ``state["calls"]`` (one list per call, JSON-serialisable).
 _END, _ID, _DEST, _PREFIX, _INTL, _CLI, _BILLSEC = range(7)
+
+#: The window of counted calls: the detector's state is this window.
+CALLS = Window(
+    "calls",
+    time=_END,
+    sums={"billsec": _BILLSEC, "answered": lambda c, _s: c[_BILLSEC] > 0, "intl": _INTL},
+    counts={"by_prefix": _PREFIX, "by_cli": _CLI},
+    on_empty={"billsec": 0.0, "ep": None},
+)
 
 
 class PremiumDestinationParams(DetectorParams):
@@ -81,15 +100,6 @@ class PremiumDestinationParams(DetectorParams):
     )
 
 
-def _allowed(dest: str, allow: tuple[str, ...]) -> bool:
-    """True when ``dest`` (E.164 or a short number) is on the customer's allowlist."""
-    if not allow:
-        return False
-    if dest.startswith("+"):
-        return matches_prefix(dest, allow) is not None
-    return dest in allow
-
-
 def premium_prefix(
     info: NumberInfo, callee: str, ctx: CustomerContext, params: PremiumDestinationParams
 ) -> str | None:
@@ -108,26 +118,30 @@ def premium_prefix(
         The matching high-risk prefix (``"+881"``), ``+`` country code + the first
         ``range_national_digits`` national digits of a premium / shared-cost / personal
         number (``"+39899"``), the short number itself (``"48280"``), or None for
-        emergency, toll-free, allowlisted and ordinary numbers.
+        emergency, toll-free, allowlisted (:func:`tollguard.numbers.counted_destination`)
+        and ordinary numbers.
     """
-    if info.is_emergency or info.number_type is NumberType.TOLL_FREE:
-        return None
+    dest = counted_destination(info, callee, ctx.allow_destinations)
+    return None if dest is None else _premium_range(info, dest, ctx, params)
+
+
+def _premium_range(
+    info: NumberInfo, dest: str, ctx: CustomerContext, params: PremiumDestinationParams
+) -> str | None:
+    """:func:`premium_prefix` of a counted destination ``dest``."""
     e164 = info.e164
     prefix = matches_prefix(e164, ctx.high_risk_prefixes) if ctx.high_risk_prefixes else None
-    if prefix is None:
-        if info.number_type in params.premium_types and e164 and info.country_code:
-            cc = str(info.country_code)
-            prefix = "+" + cc + e164[1 + len(cc) : 1 + len(cc) + params.range_national_digits]
-        elif params.short_premium and info.short_cost == "premium_rate" and info.e164 is None:
-            prefix = callee.strip()
-        else:
-            return None
-    if _allowed(e164 or callee.strip(), ctx.allow_destinations):
-        return None
-    return prefix
+    if prefix is not None:
+        return prefix
+    if info.number_type in params.premium_types and e164 and info.country_code:
+        cc = str(info.country_code)
+        return "+" + cc + e164[1 + len(cc) : 1 + len(cc) + params.range_national_digits]
+    if params.short_premium and info.short_cost == "premium_rate" and e164 is None:
+        return dest  # a short number: its own range
+    return None
 
 
-class PremiumDestinationDetector(Detector):
+class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
     """Premium / high-risk destination calls per customer in a sliding window → alert, then suspension.
 
     Attempts count every outbound call to a counted destination (answered or not);
@@ -142,7 +156,9 @@ class PremiumDestinationDetector(Detector):
 
     State: ``{"calls": [[end_s, call_id, dest, prefix, international, cli, billsec_s],
     ...], "billsec": float, "answered": n, "by_prefix": {prefix: n}, "by_cli": {cli: n}, "intl": n,
-    "last_end_s": float, "ep": str | None}``, calls in end order, bounded by the window.
+    "last_end_s": float, "ep": str | None}``, calls in end order, bounded by the window
+    (:data:`CALLS`, at most :func:`detectors.window.entry_cap` calls; ``"calls_capped"``
+    appears when that cap dropped some).
 
     Examples
     --------
@@ -170,23 +186,20 @@ class PremiumDestinationDetector(Detector):
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         if cdr.direction is not Direction.OUTBOUND:
             return []
-        params: PremiumDestinationParams = ctx.params[self.name]  # type: ignore[assignment]
+        params = self.params(ctx)
         info = classify(cdr.callee, ctx.country)
-        prefix = premium_prefix(info, cdr.callee, ctx, params)
-        if prefix is None:
+        dest = counted_destination(info, cdr.callee, ctx.allow_destinations)
+        if dest is None or (prefix := _premium_range(info, dest, ctx, params)) is None:
             return []
         now_s = max(cdr.end.timestamp(), state["last_end_s"])
         state["last_end_s"] = now_s
-        self._prune(state, now_s - params.window_s)
-        cli = cdr.did or cdr.caller
-        dest = info.e164 or cdr.callee.strip()
-        self._add(state, [now_s, cdr.call_id, dest, prefix, int(info.international), cli, cdr.billsec_s])
+        CALLS.expire(state, now_s=now_s, window_s=params.window_s)
+        call = [now_s, cdr.call_id, dest, prefix, int(info.international), customer_number(cdr), cdr.billsec_s]
+        CALLS.add(state, call, max_entries=entry_cap(params.critical_attempts))
         return self._decide(state, now_s, ctx, params)
 
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
-        params: PremiumDestinationParams = ctx.params[self.name]  # type: ignore[assignment]
-        if state["calls"] and state["calls"][0][_END] <= now_s - params.window_s:
-            self._prune(state, now_s - params.window_s)
+        CALLS.expire(state, now_s=now_s, window_s=self.params(ctx).window_s)
         return []
 
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
@@ -203,52 +216,18 @@ class PremiumDestinationDetector(Detector):
         state.clear()
         state.update(self.initial_state(), last_end_s=last)
         for c in keep:
-            self._add(state, c)
-
-    # ------------------------------------------------------------------ internals
-
-    @staticmethod
-    def _add(state: dict[str, Any], c: list[Any]) -> None:
-        state["calls"].append(c)
-        state["billsec"] += c[_BILLSEC]
-        state["answered"] += c[_BILLSEC] > 0
-        state["by_prefix"][c[_PREFIX]] = state["by_prefix"].get(c[_PREFIX], 0) + 1
-        state["by_cli"][c[_CLI]] = state["by_cli"].get(c[_CLI], 0) + 1
-        state["intl"] += c[_INTL]
-
-    @staticmethod
-    def _prune(state: dict[str, Any], cutoff_s: float) -> None:
-        """Drop calls that ended at or before ``cutoff_s``; O(expired) plus one slice."""
-        calls = state["calls"]
-        k = 0
-        while k < len(calls) and calls[k][_END] <= cutoff_s:
-            c = calls[k]
-            state["billsec"] -= c[_BILLSEC]
-            state["answered"] -= c[_BILLSEC] > 0
-            for key, value in (("by_prefix", c[_PREFIX]), ("by_cli", c[_CLI])):
-                left = state[key][value] - 1
-                if left:
-                    state[key][value] = left
-                else:
-                    del state[key][value]
-            state["intl"] -= c[_INTL]
-            k += 1
-        if k:
-            del calls[:k]
-            if not calls:
-                state["billsec"], state["ep"] = 0.0, None
+            CALLS.add(state, c, max_entries=len(keep))  # all of them: they were within the cap
 
     def _decide(
         self, state: dict[str, Any], now_s: float, ctx: CustomerContext, params: PremiumDestinationParams
     ) -> list[Decision]:
         calls = state["calls"]
         attempts, minutes = len(calls), state["billsec"] / 60.0
+        level: AlertLevel
         if attempts >= params.critical_attempts or minutes >= params.critical_minutes:
-            etype, level = EventType.SUSPENSION, "critical"
-            what = (params.critical_attempts, params.critical_minutes)
+            level, what = "critical", (params.critical_attempts, params.critical_minutes)
         elif attempts >= params.warn_attempts or minutes >= params.warn_minutes:
-            etype, level = EventType.ALERT, "warning"
-            what = (params.warn_attempts, params.warn_minutes)
+            level, what = "warning", (params.warn_attempts, params.warn_minutes)
         else:
             state["ep"] = None
             return []
@@ -270,7 +249,7 @@ class PremiumDestinationDetector(Detector):
             f"premium/high-risk numbers ({ranges}) in the last {params.window_s / 60:.0f} min, latest "
             f"{latest[_DEST]}; the {level} threshold is {what[0]} calls or {what[1]:g} min (clause 8.2), "
             f"so {kind} {value} is "
-            + ("suspended." if etype is EventType.SUSPENSION else "flagged for review.")
+            + ("suspended." if level == "critical" else "flagged for review.")
         )
         evidence = {
             "attempts": attempts,
@@ -287,17 +266,12 @@ class PremiumDestinationDetector(Detector):
                 "critical_attempts": params.critical_attempts,
                 "critical_minutes": params.critical_minutes,
             },
-            "sample_call_ids": [c[_ID] for c in calls[len(calls) - params.sample_call_ids :]],
+            "sample_call_ids": sample_ids(calls, params.sample_call_ids, _ID),
         }
+        if CALLS.capped(state):
+            evidence["capped_calls"] = CALLS.capped(state)
         return [
-            Decision(
-                type=etype,
-                level=level,  # type: ignore[arg-type]
-                scope_kind=kind,
-                scope_value=value,
-                episode=state["ep"],
-                occurred_at_s=now_s,
-                reason=reason,
-                evidence=evidence,
+            level_decision(
+                level, kind, value, episode=state["ep"], occurred_at_s=now_s, reason=reason, evidence=evidence
             )
         ]
