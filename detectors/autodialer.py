@@ -4,7 +4,8 @@ Clause 8.2 forbids automatically generated outbound call campaigns (and clause 8
 call-centre activity against regulations; a customer authorised to run a call centre
 is allowlisted in the rules file, which disables this detector for it).
 
-Per dialling CLI (the outbound call's ``did``, else its ``caller``) the detector keeps
+Per dialling CLI (:func:`detectors.base.customer_number`: the outbound call's ``did``, else
+its ``caller``) the detector keeps
 the attempts that *started* in the last ``window_s`` seconds of event time and, once
 there are ``min_attempts`` of them, measures
 
@@ -45,12 +46,25 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
+from detectors.base import (
+    AlertLevel,
+    CustomerContext,
+    Decision,
+    Detector,
+    DetectorParams,
+    customer_number,
+    iso,
+    level_decision,
+)
+from detectors.window import Window, entry_cap, sample_ids
 from tollguard.cdr import CallDetailRecord, Direction, Disposition
-from tollguard.events import EventType, ScopeKind
+from tollguard.events import ScopeKind
 
 _START, _KEY, _ANS, _BILL, _RING1, _ID = range(6)
-_LEVELS = {None: 0, "warning": 1, "critical": 2}
+_LEVELS: dict[AlertLevel | None, int] = {None: 0, "warning": 1, "critical": 2}
+
+#: One CLI's window of attempts, by start; the gap sums and the neighbour counts are kept beside it.
+ATTEMPTS = Window("att", time=_START, sums={"ans": _ANS, "bill": _BILL, "ring1": _RING1}, on_empty={"bill": 0.0})
 _SIGNS = ("distinct", "sequential", "low_asr", "short_acd", "regular_gaps")
 
 
@@ -157,6 +171,11 @@ def _new_cli(start_s: float) -> dict[str, Any]:
 _start = itemgetter(_START)
 
 
+def _cap(p: AutodialerParams) -> int:
+    """Attempts one CLI's window keeps at most: never below what a threshold counts."""
+    return entry_cap(p.min_attempts, p.wangiri_critical_calls, p.critical_attempts_per_min * p.window_s / 60)
+
+
 def _neighbours(key: str, step: int) -> list[str]:
     """Digit strings within ±1..±step of ``key`` (same width, zero-padded)."""
     if not key.isdigit():
@@ -182,7 +201,7 @@ def _near(key: str, step: int, dst: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
-class AutodialerDetector(Detector):
+class AutodialerDetector(Detector[AutodialerParams]):
     """Per-CLI attempt rate, five dialer signs and one-ring counts over a sliding window.
 
     State: ``{"clis": {cli: {"att": [[start_s, callee_key, answered 0/1, billsec_s,
@@ -190,7 +209,8 @@ class AutodialerDetector(Detector):
     "bill": float, "ring1": int, "sq": float (sum of squared start gaps), "dst":
     {callee_key: [attempts, neighbour_keys]}, "seq": int (attempts with a neighbour),
     "ep": {"dialer": level | None, "wangiri": level | None}}}, "due_s": float | None}``.
-    Times are UTC epoch seconds; ``callee_key`` is the callee's digits.
+    Times are UTC epoch seconds; ``callee_key`` is the callee's digits. The attempts are
+    the window :data:`ATTEMPTS` (``"att_capped"`` appears when its cap dropped some).
 
     Examples
     --------
@@ -218,8 +238,8 @@ class AutodialerDetector(Detector):
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         if cdr.direction is not Direction.OUTBOUND:
             return []
-        p: AutodialerParams = ctx.params[self.name]  # type: ignore[assignment]
-        cli = cdr.did or cdr.caller
+        p = self.params(ctx)
+        cli = customer_number(cdr)
         start_s = cdr.start.timestamp()
         entry = state["clis"].get(cli)
         if entry is None:
@@ -229,7 +249,7 @@ class AutodialerDetector(Detector):
         entry["newest_s"] = max(entry["newest_s"], start_s)
         due = entry["newest_s"] + p.window_s
         state["due_s"] = due if state["due_s"] is None else min(state["due_s"], due)
-        self._evict(entry, entry["newest_s"] - p.window_s, p)
+        self._evict(entry, p)
         answered = cdr.answered
         one_ring = (
             not answered and cdr.disposition is Disposition.NO_ANSWER and cdr.duration_s <= p.one_ring_max_s
@@ -251,7 +271,7 @@ class AutodialerDetector(Detector):
         due = state["due_s"]
         if due is None or now_s < due:
             return []
-        p: AutodialerParams = ctx.params[self.name]  # type: ignore[assignment]
+        p = self.params(ctx)
         clis = state["clis"]
         for cli in [c for c, e in clis.items() if e["newest_s"] + p.window_s <= now_s]:
             del clis[cli]  # idle for a whole window: nothing left in it can be evidence
@@ -276,10 +296,7 @@ class AutodialerDetector(Detector):
             entry["sq"] += (t - prev) ** 2
         if nxt is not None:
             entry["sq"] += (nxt - t) ** 2
-        att.insert(i, attempt)
-        entry["ans"] += attempt[_ANS]
-        entry["bill"] += attempt[_BILL]
-        entry["ring1"] += attempt[_RING1]
+        dropped = ATTEMPTS.add(entry, attempt, max_entries=_cap(p))
         dst, key = entry["dst"], attempt[_KEY]
         slot = dst.get(key)
         if slot is None:
@@ -293,21 +310,23 @@ class AutodialerDetector(Detector):
         slot[0] += 1
         if slot[1]:
             entry["seq"] += 1
+        if dropped:
+            AutodialerDetector._forget(entry, dropped, p)
 
     @staticmethod
-    def _evict(entry: dict[str, Any], cut_s: float, p: AutodialerParams) -> None:
-        att = entry["att"]
-        cut = bisect.bisect_right(att, cut_s, key=_start)
-        if not cut:
-            return
-        dst = entry["dst"]
-        for i in range(cut):
-            old = att[i]
-            if i + 1 < len(att):
-                entry["sq"] -= (att[i + 1][_START] - old[_START]) ** 2
-            entry["ans"] -= old[_ANS]
-            entry["bill"] -= old[_BILL]
-            entry["ring1"] -= old[_RING1]
+    def _evict(entry: dict[str, Any], p: AutodialerParams) -> None:
+        gone = ATTEMPTS.expire(entry, now_s=entry["newest_s"], window_s=p.window_s)
+        if gone:
+            AutodialerDetector._forget(entry, gone, p)
+
+    @staticmethod
+    def _forget(entry: dict[str, Any], gone: list[list[Any]], p: AutodialerParams) -> None:
+        """Take the oldest attempts ``gone`` (already out of ``att``) out of the gap sum and the neighbours."""
+        att, dst = entry["att"], entry["dst"]
+        for i, old in enumerate(gone):
+            nxt = gone[i + 1] if i + 1 < len(gone) else (att[0] if att else None)
+            if nxt is not None:
+                entry["sq"] -= (nxt[_START] - old[_START]) ** 2
             slot = dst[old[_KEY]]
             slot[0] -= 1
             if slot[1]:
@@ -319,11 +338,8 @@ class AutodialerDetector(Detector):
                     other[1] -= 1
                     if other[1] == 0:
                         entry["seq"] -= other[0]
-        del att[:cut]
         if len(att) < 2:
             entry["sq"] = 0.0  # no gap left: drop accumulated rounding
-        if not att:
-            entry["bill"] = 0.0
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -367,7 +383,7 @@ class AutodialerDetector(Detector):
         if n >= p.min_attempts:
             m = self._metrics(entry, p)
             score, rate = sum(m["signs"].values()), m["attempts_per_min"]
-            level = None
+            level: AlertLevel | None = None
             if rate >= p.critical_attempts_per_min and score >= p.critical_signs:
                 level = "critical"
             elif rate >= p.warn_attempts_per_min and score >= p.warn_signs:
@@ -376,7 +392,7 @@ class AutodialerDetector(Detector):
                 ep["dialer"] = level
                 decisions.append(self._dialer_decision(cli, entry, m, score, level, p, end_s, start_s))
         ring1 = entry["ring1"]
-        ring_level = None
+        ring_level: AlertLevel | None = None
         if ring1 >= p.wangiri_critical_calls and ring1 / n >= p.wangiri_min_share:
             ring_level = "critical"
         elif ring1 >= p.wangiri_warn_calls:
@@ -389,14 +405,16 @@ class AutodialerDetector(Detector):
     @staticmethod
     def _common(entry: dict[str, Any], p: AutodialerParams) -> dict[str, Any]:
         att = entry["att"]
-        samples = att[len(att) - p.sample_call_ids :] if p.sample_call_ids else []
-        return {
+        common = {
             "attempts": len(att),
             "window_s": p.window_s,
             "window_first_start": iso(att[0][_START]),
             "window_last_start": iso(att[-1][_START]),
-            "sample_call_ids": [a[_ID] for a in samples],
+            "sample_call_ids": sample_ids(att, p.sample_call_ids, _ID),
         }
+        if ATTEMPTS.capped(entry):
+            common["capped_calls"] = ATTEMPTS.capped(entry)
+        return common
 
     def _dialer_decision(
         self,
@@ -404,7 +422,7 @@ class AutodialerDetector(Detector):
         entry: dict[str, Any],
         m: dict[str, Any],
         score: int,
-        level: str,
+        level: AlertLevel,
         p: AutodialerParams,
         end_s: float,
         start_s: float,
@@ -453,11 +471,10 @@ class AutodialerDetector(Detector):
                 "max_gap_cv": p.max_gap_cv,
             },
         }
-        return Decision(
-            type=EventType.SUSPENSION if critical else EventType.ALERT,
-            level=level,  # type: ignore[arg-type]
-            scope_kind=ScopeKind.CLI,
-            scope_value=cli,
+        return level_decision(
+            level,
+            ScopeKind.CLI,
+            cli,
             episode=f"autodialer@{iso(start_s)}",
             occurred_at_s=end_s,
             reason=reason,
@@ -466,7 +483,7 @@ class AutodialerDetector(Detector):
         )
 
     def _wangiri_decision(
-        self, cli: str, entry: dict[str, Any], level: str, p: AutodialerParams, end_s: float, start_s: float
+        self, cli: str, entry: dict[str, Any], level: AlertLevel, p: AutodialerParams, end_s: float, start_s: float
     ) -> Decision:
         n, ring1 = len(entry["att"]), entry["ring1"]
         critical = level == "critical"
@@ -489,11 +506,10 @@ class AutodialerDetector(Detector):
                 "wangiri_min_share": p.wangiri_min_share,
             },
         }
-        return Decision(
-            type=EventType.SUSPENSION if critical else EventType.ALERT,
-            level=level,  # type: ignore[arg-type]
-            scope_kind=ScopeKind.CLI,
-            scope_value=cli,
+        return level_decision(
+            level,
+            ScopeKind.CLI,
+            cli,
             episode=f"wangiri@{iso(start_s)}",
             occurred_at_s=end_s,
             reason=reason,
