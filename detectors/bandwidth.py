@@ -40,10 +40,15 @@ from pydantic import Field
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from detectors.codecs import IP_UDP_OVERHEAD_BYTES, lookup
 from detectors.concurrency import add_call, prune_calls
+from detectors.window import Window, entry_cap
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import EventType, ScopeKind
 
 _END, _KBPS, _NEED, _CODEC, _ID, _LOSS, _MOS = range(7)
+
+#: Check a's two windows of judged calls (by end): the fine ones (their end times) and the bad ones.
+OK_CALLS = Window("ok", time=None)
+BAD_CALLS = Window("bad", time=_END, on_empty={"ep": None})
 
 
 class BandwidthParams(DetectorParams):
@@ -188,11 +193,7 @@ def _is_bad(m: dict[str, Any], p: BandwidthParams) -> bool:
     return slow and impaired
 
 
-def _end(item: list[Any]) -> float:
-    return item[_END]
-
-
-class BandwidthDetector(Detector):
+class BandwidthDetector(Detector[BandwidthParams]):
     """Clause 3.1 compliance from RTP counters and from the declared link, notices only.
 
     State: ``{"ok": [end_s, ...] (judged calls that were fine, in the window),
@@ -200,7 +201,9 @@ class BandwidthDetector(Detector):
     "calls": [[media_from_s, end_s], ...] sorted by end (only with ``link_kbps``),
     "ids": [[end_s, media_from_s, call_id], ...] (the latest ``4 * sample_call_ids``
     calls, for evidence), "link": {"ep": iso, "last_s": float,
-    "peak": int} | None}``. Times are UTC epoch seconds.
+    "peak": int} | None}``. Times are UTC epoch seconds. ``ok`` and ``bad`` are the windows
+    :data:`OK_CALLS` and :data:`BAD_CALLS` (``"ok_capped"`` / ``"bad_capped"`` appear when
+    their cap dropped calls).
 
     Examples
     --------
@@ -225,7 +228,7 @@ class BandwidthDetector(Detector):
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         if cdr.rtp_in_bytes is None and cdr.rtp_out_bytes is None and ctx.link_kbps is None:
             return []
-        p: BandwidthParams = ctx.params[self.name]  # type: ignore[assignment]
+        p = self.params(ctx)
         end_s = cdr.end.timestamp()
         decisions: list[Decision] = []
         if ctx.link_kbps is not None:
@@ -234,22 +237,21 @@ class BandwidthDetector(Detector):
                 decisions.append(decision)
         m = measure(cdr, p)
         if m is not None:
-            self._prune(state, end_s - p.window_s)
+            self._expire(state, end_s, p)
             if _is_bad(m, p):
-                state["bad"].append(
-                    [end_s, m["kbps"], m["need_kbps"], m["codec"], cdr.call_id, m["loss"], m["mos"]]
-                )
+                bad_call = [end_s, m["kbps"], m["need_kbps"], m["codec"], cdr.call_id, m["loss"], m["mos"]]
+                BAD_CALLS.add(state, bad_call, max_entries=entry_cap(p.min_bad_calls))
                 bad, judged = len(state["bad"]), len(state["bad"]) + len(state["ok"])
                 if state["ep"] is None and bad >= p.min_bad_calls and bad / judged >= p.min_bad_share:
                     state["ep"] = iso(state["bad"][0][_END])
                     decisions.append(self._calls_decision(state, ctx, p, end_s))
             else:
-                state["ok"].append(end_s)
+                OK_CALLS.add(state, end_s, max_entries=entry_cap())
         return decisions
 
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
-        p: BandwidthParams = ctx.params[self.name]  # type: ignore[assignment]
-        self._prune(state, now_s - p.window_s)
+        p = self.params(ctx)
+        self._expire(state, now_s, p)
         if state["calls"] and state["calls"][0][1] < now_s - p.max_call_s:
             self._prune_calls(state, now_s - p.max_call_s)
         link = state["link"]
@@ -264,14 +266,9 @@ class BandwidthDetector(Detector):
     # -- check a: measured calls -----------------------------------------------------------
 
     @staticmethod
-    def _prune(state: dict[str, Any], cut_s: float) -> None:
-        ok, bad = state["ok"], state["bad"]
-        if ok and ok[0] <= cut_s:
-            del ok[: bisect.bisect_right(ok, cut_s)]
-        if bad and bad[0][_END] <= cut_s:
-            del bad[: bisect.bisect_right(bad, cut_s, key=_end)]
-            if not bad:
-                state["ep"] = None
+    def _expire(state: dict[str, Any], now_s: float, p: BandwidthParams) -> None:
+        OK_CALLS.expire(state, now_s=now_s, window_s=p.window_s)
+        BAD_CALLS.expire(state, now_s=now_s, window_s=p.window_s)
 
     @staticmethod
     def _calls_decision(
@@ -285,6 +282,7 @@ class BandwidthDetector(Detector):
         need = of_codec[0][_NEED]
         losses = [b[_LOSS] for b in bad if b[_LOSS] is not None]
         moses = [b[_MOS] for b in bad if b[_MOS] is not None]
+        capped = OK_CALLS.capped(state) + BAD_CALLS.capped(state)
         reason = (
             f"Customer {ctx.customer_id}: {n_bad} of {judged} calls with media in the last "
             f"{p.window_s / 60:g} min got a median {median:.1f} kbps per direction on {codec}, which needs "
@@ -322,6 +320,7 @@ class BandwidthDetector(Detector):
                     "min_bad_share": p.min_bad_share,
                 },
                 "sample_call_ids": [b[_ID] for b in bad[-p.sample_call_ids :]] if p.sample_call_ids else [],
+                **({"capped_calls": capped} if capped else {}),
             },
         )
 

@@ -43,7 +43,7 @@ class DidConcurrencyParams(DetectorParams):
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="call ids kept as evidence")
 
 
-class DidConcurrencyDetector(Detector):
+class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
     """Exact peak concurrency per DID, one ``capacity_increase`` per DID and capacity level.
 
     State: ``{"dids": {did: {"calls": [[start_s, end_s], ...], "cap": int | None,
@@ -69,7 +69,7 @@ class DidConcurrencyDetector(Detector):
         return {"dids": {}, "last_end_s": 0.0, "due_s": 0.0}
 
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
-        params: DidConcurrencyParams = ctx.params[self.name]  # type: ignore[assignment]
+        params = self.params(ctx)
         end_s = cdr.end.timestamp()
         state["last_end_s"] = max(state["last_end_s"], end_s)
         if cdr.did is None or not (params.count_unanswered or cdr.answered):
@@ -97,7 +97,7 @@ class DidConcurrencyDetector(Detector):
         return []
 
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
-        params: DidConcurrencyParams = ctx.params[self.name]  # type: ignore[assignment]
+        params = self.params(ctx)
         if now_s < state["due_s"]:
             return []
         decisions: list[Decision] = []
@@ -128,7 +128,7 @@ class DidConcurrencyDetector(Detector):
         window), ``capacity`` the bought or contract capacity (clause 6.1), and
         ``proposed_capacity`` the capacity proposed by the last ``capacity_increase`` (or None).
         """
-        params: DidConcurrencyParams = ctx.params[self.name]  # type: ignore[assignment]
+        params = self.params(ctx)
         return [
             {
                 "did": did,
