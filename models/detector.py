@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
+from detectors.base import AlertLevel, CustomerContext, Decision, Detector, DetectorParams, iso, level_decision
 from models.features import (
     FeatureSettings,
     add_cdr,
@@ -42,7 +42,7 @@ from models.features import (
     window_start_of,
 )
 from tollguard.cdr import CallDetailRecord
-from tollguard.events import EventType, ScopeKind
+from tollguard.events import ScopeKind
 
 if TYPE_CHECKING:
     from models.model import AnomalyModel
@@ -116,7 +116,7 @@ class AnomalyParams(DetectorParams):
         )
 
 
-class AnomalyDetector(Detector):
+class AnomalyDetector(Detector[AnomalyParams]):
     """Scores each closed window of a customer's traffic with the trained model.
 
     Parameters
@@ -144,11 +144,20 @@ class AnomalyDetector(Detector):
     Examples
     --------
     >>> from tollguard.testing import make_cdr
-    >>> det = AnomalyDetector()            # no model: enabled, but no decisions
-    >>> ctx = CustomerContext("c1", params={"anomaly": AnomalyParams()})
+    >>> class Fixed:  # stands in for a trained models.model.AnomalyModel: every window scores 0.65
+    ...     settings, baselines, model_id = FeatureSettings(), {}, "demo"
+    ...     def score_one(self, features): return 0.65
+    ...     def contributions(self, features): return []
+    >>> det, ctx = AnomalyDetector(Fixed()), CustomerContext("c1", params={"anomaly": AnomalyParams()})
     >>> state = det.initial_state()
-    >>> det.update(state, make_cdr(), ctx), det.advance(state, float("inf"), ctx)
-    ([], [])
+    >>> for i in range(3):
+    ...     _ = det.update(state, make_cdr(call_id=f"a{i}", direction="outbound", callee="+2399901234",
+    ...                                    start_s=60 * i, end_s=60 * i + 30), ctx)
+    >>> # 0.65 >= warn_score 0.62; no history yet, so at most an alert (the window closes at end of input)
+    >>> [(str(d.type), d.level, str(d.scope_kind), d.evidence["score"]) for d in det.advance(state, float("inf"), ctx)]
+    [('alert', 'warning', 'outbound_international', 0.65)]
+    >>> AnomalyDetector().update(state, make_cdr(), ctx)  # no model: enabled, but no decisions
+    []
     """
 
     name = "anomaly"
@@ -181,7 +190,7 @@ class AnomalyDetector(Detector):
                 seed = self.model.baselines.get(ctx.customer_id)
                 if seed is not None:  # warm start: the customer's history at the end of training
                     state["hist"] = {**new_history(), **json_copy(seed)}
-        params: AnomalyParams = ctx.params[self.name]  # type: ignore[assignment]
+        params = self.params(ctx)
         start_s = window_start_of(cdr.end.timestamp(), self.settings.window_s)
         decisions: list[Decision] = []
         win = state["win"]
@@ -213,11 +222,11 @@ class AnomalyDetector(Detector):
         state["win"] = None
         if win["n_ext"] == 0:
             return []  # internal calls only: nothing to score, nothing to learn
-        params: AnomalyParams = ctx.params[self.name]  # type: ignore[assignment]
+        params = self.params(ctx)
         feats = finish_window(win, hist, self.settings)
         decisions: list[Decision] = []
         score: float | None = None
-        level: str | None = None
+        level: AlertLevel | None = None
         if self.model is not None:
             score = self.model.score_one(feats)
             if score >= params.warn_score:
@@ -239,7 +248,7 @@ class AnomalyDetector(Detector):
         hist: dict[str, Any],
         feats: dict[str, float],
         score: float,
-        level: str,
+        level: AlertLevel,
         cold: bool,
         params: AnomalyParams,
         ctx: CustomerContext,
@@ -292,11 +301,10 @@ class AnomalyDetector(Detector):
             "sample_call_ids": list(win["ids"]),
             "model_id": self.model.model_id,
         }
-        return Decision(
-            type=EventType.SUSPENSION if critical else EventType.ALERT,
-            level="critical" if critical else "warning",
-            scope_kind=scope_kind,
-            scope_value=ctx.customer_id,
+        return level_decision(
+            level,
+            scope_kind,
+            ctx.customer_id,
             episode=iso(start_s),
             occurred_at_s=win["last_end_s"],
             reason=reason,
