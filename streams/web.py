@@ -11,17 +11,38 @@ Endpoints
 ``GET /api/concurrency``    per DID: peak of the retained calls, capacity
 ``POST /api/verdicts``      ``{"suspension_event_id", "verdict", "by", "note"?}`` → ``verifications`` topic
 ``GET /metrics``            Prometheus text format
+``GET /v1/authorize``       ``?customer=…&caller=…&callee=…&did=…[&direction=…]``: may the switch route this
+                            call? ``{"allow": true}`` or ``{"allow": false, "suspension_event_id", "scope",
+                            "reason"}`` (DESIGN §4b, :mod:`engine.enforcement`)
+``GET /v1/calls``           ``?customer=…``: the customer's calls in progress (from call events)
+
+Access
+------
+With ``TOLLGUARD_API_TOKEN`` set (at least 16 characters), every endpoint, Faust's own pages
+included, asks for it: ``Authorization: Bearer <token>`` (switches, Prometheus), or HTTP basic
+authentication with the token as the password and any user name (a browser on the NOC page);
+the server then binds to ``TOLLGUARD_WEB_BIND`` (default ``0.0.0.0``). Without a token nothing
+is asked, and the server binds to ``127.0.0.1`` (``TOLLGUARD_WEB_BIND`` may name another
+loopback address; any other address without a token stops the worker with the reason): only
+processes of the host reach it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import ipaddress
+import os
+import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -29,9 +50,110 @@ from pydantic import ValidationError
 
 from detectors.base import iso
 from engine.core import CustomerState, Engine
-from tollguard.events import Event, Verdict
+from engine.enforcement import DIRECTIONS, Authorizer, Direction, NotReady
+from tollguard.events import Event, EventType, Verdict
 
 NOC_HTML = (Path(__file__).with_name("noc.html")).read_text(encoding="utf-8")
+
+#: Environment: the web API's token (unset or empty: no token, loopback only) and bind address.
+TOKEN_ENV = "TOLLGUARD_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+BIND_ENV = "TOLLGUARD_WEB_BIND"
+#: Shortest token accepted (characters).
+MIN_TOKEN_CHARS = 16
+#: The enforcement index is rebuilt at least this often (s), whatever the change signals say.
+AUTHORIZE_INDEX_MAX_AGE_S = 5.0
+#: Longest value of an authorize / calls query parameter (characters).
+MAX_PARAM_CHARS = 256
+#: What ``/v1/calls`` says until call events (DESIGN §3b) feed calls in progress.
+NO_CALL_EVENTS_NOTE = (
+    "calls in progress come from call events (DESIGN §3b: the call-events topic); this worker has no "
+    "call-event input yet, so it knows calls only from their CDRs, once they have ended"
+)
+
+#: A customer's calls in progress (rows for ``/v1/calls``), given by the call-events input when there is one.
+CallsInProgress = Callable[[str], list[dict[str, Any]]]
+
+
+class WebAccessError(ValueError):
+    """The web server's access settings are unsafe or invalid (the worker does not start)."""
+
+
+def web_access(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """``(bind address, token or None)`` from ``TOLLGUARD_API_TOKEN`` and ``TOLLGUARD_WEB_BIND``.
+
+    Raises
+    ------
+    WebAccessError
+        A token shorter than MIN_TOKEN_CHARS, or a non-loopback bind address without a token.
+
+    >>> web_access({}), web_access({"TOLLGUARD_API_TOKEN": "s3cret-s3cret-s3cret"})
+    (('127.0.0.1', None), ('0.0.0.0', 's3cret-s3cret-s3cret'))
+    """
+    env = os.environ if environ is None else environ
+    token = (env.get(TOKEN_ENV) or "").strip() or None
+    bind = (env.get(BIND_ENV) or "").strip()
+    if token is not None:
+        if len(token) < MIN_TOKEN_CHARS:
+            raise WebAccessError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN_CHARS} characters")
+        return bind or "0.0.0.0", token  # noqa: S104 - reachable from the network, every request authenticated
+    bind = bind or "127.0.0.1"
+    if not _loopback(bind):
+        raise WebAccessError(
+            f"{BIND_ENV}={bind} without {TOKEN_ENV}: the web API (verdicts, call authorization) would be open "
+            f"to the network; set {TOKEN_ENV} or bind to 127.0.0.1"
+        )
+    return bind, None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` (Bearer, or Basic with it as the password).
+
+    >>> token_matches("Bearer abc", "abc"), token_matches("Basic " + base64.b64encode(b"noc:abc").decode(), "abc")
+    (True, True)
+    >>> token_matches("Bearer abd", "abc"), token_matches(None, "abc")
+    (False, False)
+    """
+    if not header:
+        return False
+    scheme, _, credentials = header.strip().partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if scheme == "basic":
+        try:
+            credentials = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme != "bearer":
+        return False
+    return hmac.compare_digest(credentials.encode("utf-8"), token.encode("utf-8"))
+
+
+def auth_middleware(token: str) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
+    """aiohttp middleware refusing any request without ``token`` (401 with a JSON error)."""
+
+    @aioweb.middleware
+    async def authenticate(
+        request: aioweb.Request, handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
+    ) -> aioweb.StreamResponse:
+        if token_matches(request.headers.get("Authorization"), token):
+            return await handler(request)
+        # machines get a Bearer challenge; the pages a Basic one, so a browser asks for the token
+        machine = request.path.startswith("/v1/") or request.path == "/metrics"
+        challenge = 'Bearer realm="tollguard"' if machine else 'Basic realm="tollguard", charset="UTF-8"'
+        return aioweb.json_response(
+            {"error": f"authentication required: Authorization: Bearer <{TOKEN_ENV}>"},
+            status=401, headers={"WWW-Authenticate": challenge},
+        )
+
+    return authenticate
 
 
 class Metrics:
@@ -67,6 +189,16 @@ class Metrics:
             "tollguard_consumer_lag", "messages not yet read, per topic partition", ["topic", "partition"],
             registry=self.registry,
         )
+        self.authorize = Counter(
+            "tollguard_authorize_total", "call authorizations answered (GET /v1/authorize)", ["result"],
+            registry=self.registry,
+        )
+        self.authorize_latency = Histogram(
+            "tollguard_authorize_seconds", "in-process decision time of one call authorization",
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05), registry=self.registry,
+        )
+        #: Suspensions and reactivations emitted by this worker: the enforcement index is rebuilt when it moves.
+        self.scope_changes = 0
 
 
 def register_views(
@@ -76,11 +208,53 @@ def register_views(
     recent: deque[dict[str, Any]],
     metrics: Metrics,
     send_verdict: Callable[[Verdict, str], Any],
-) -> None:
-    """Add the NOC page, JSON endpoints and ``/metrics`` to a Faust app."""
+    calls_in_progress: CallsInProgress | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Authorizer:
+    """Add the NOC page, JSON endpoints, the call-setup API and ``/metrics`` to a Faust app.
 
-    def json_response(view: View, data: Any, status: int = 200) -> Response:
-        return view.bytes(orjson.dumps(data), content_type="application/json", status=status)
+    Sets the web server's bind address and, with a token, its authentication (see *Access*
+    in the module docstring; ``environ`` defaults to ``os.environ``). Returns the
+    :class:`engine.enforcement.Authorizer` behind ``/v1/authorize``.
+
+    Raises
+    ------
+    WebAccessError
+        Unsafe or invalid access settings.
+    """
+    bind, token = web_access(environ)
+    app.conf.web_bind = bind
+    if token is not None:
+        web_app = getattr(app.web, "web_app", None)
+        if web_app is None:  # a web driver other than aiohttp: refuse rather than serve unauthenticated
+            raise WebAccessError(f"{TOKEN_ENV} needs Faust's aiohttp web driver")
+        web_app.middlewares.append(auth_middleware(token))
+
+    def json_response(view: View, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return view.bytes(orjson.dumps(data), content_type="application/json", status=status, headers=headers)
+
+    def suspensions() -> Iterable[dict[str, Any]]:
+        for state in local_states():
+            yield from engine.active_suspensions(state)
+
+    def ready() -> bool:
+        """The states may be read: not rebalancing, tables recovered (reading them earlier would
+        index the table store before recovery)."""
+        if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
+            return False
+        recovery = getattr(getattr(app, "tables", None), "recovery", None)
+        completed = getattr(recovery, "completed", None)
+        return completed is None or bool(completed.is_set())
+
+    authorizer = Authorizer(
+        engine.rules,
+        suspensions,
+        version=lambda: (metrics.scope_changes, getattr(app, "rebalancing_count", 0)),
+        ready=ready,
+        max_age_s=AUTHORIZE_INDEX_MAX_AGE_S,
+    )
+    allowed, refused = metrics.authorize.labels("allow"), metrics.authorize.labels("refuse")
+    bad, unready = metrics.authorize.labels("bad_request"), metrics.authorize.labels("not_ready")
 
     @app.page("/noc/")
     class NocPage(View):
@@ -138,6 +312,74 @@ def register_views(
             update_lag(app, metrics)
             return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    @app.page("/v1/authorize")
+    class Authorize(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                q = query_params(request, required=("customer", "callee"),
+                                 optional=("caller", "did", "direction"))
+                if q["direction"] and q["direction"] not in DIRECTIONS:
+                    raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+                direction = cast(Direction | None, q["direction"] or None)
+            except ValueError as exc:
+                bad.inc()
+                return json_response(self, {"error": str(exc)}, status=400)
+            started = time.perf_counter()
+            try:
+                answer = authorizer.authorize(q["customer"], q["caller"], q["callee"], q["did"], direction)
+            except NotReady as exc:
+                unready.inc()
+                return json_response(self, {"error": str(exc)}, status=503, headers={"Retry-After": "1"})
+            metrics.authorize_latency.observe(time.perf_counter() - started)
+            (allowed if answer.allow else refused).inc()
+            return json_response(self, answer.to_json_dict())
+
+    @app.page("/v1/calls")
+    class Calls(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                customer = query_params(request, required=("customer",))["customer"]
+            except ValueError as exc:
+                return json_response(self, {"error": str(exc)}, status=400)
+            if calls_in_progress is None:
+                return json_response(self, {"customer": customer, "calls": [], "note": NO_CALL_EVENTS_NOTE})
+            return json_response(self, {"customer": customer, "calls": calls_in_progress(customer)})
+
+    return authorizer
+
+
+def query_params(request: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
+    """The query parameters of ``request``, checked: each known, given once, not too long, required ones not empty.
+
+    A leading space in a value is a ``+`` the client did not percent-encode (``caller=+3902…`` reads
+    as ``" 3902…"``): it is read back as ``+``.
+
+    Raises
+    ------
+    ValueError
+        The first problem, in a sentence.
+    """
+    query = request.query
+    known = required + optional
+    unknown = sorted(set(query) - set(known))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    out: dict[str, str] = {}
+    for name in known:
+        values = query.getall(name, [])
+        if len(values) > 1:
+            raise ValueError(f"parameter {name} given {len(values)} times")
+        value = values[0] if values else ""
+        if len(value) > MAX_PARAM_CHARS:
+            raise ValueError(f"parameter {name} is longer than {MAX_PARAM_CHARS} characters")
+        if value[:1] == " " and value.strip()[:1].isdigit():
+            value = "+" + value.strip()
+        value = value.strip()
+        if not value and name in required:
+            raise ValueError(f"parameter {name} is required")
+        out[name] = value
+    return out
+
 
 def update_lag(app: Any, metrics: Metrics) -> None:
     """Set the lag gauge from the consumer's high-water marks and read positions."""
@@ -154,6 +396,9 @@ def update_lag(app: Any, metrics: Metrics) -> None:
 
 
 def remember(recent: deque[dict[str, Any]], metrics: Metrics, event: Event) -> None:
-    """Keep an emitted event for the page and count it."""
+    """Keep an emitted event for the page and count it (a suspension or reactivation moves the
+    enforcement index's version)."""
     recent.append(event.to_json_dict())
     metrics.events.labels(str(event.type), event.detector).inc()
+    if event.type in (EventType.SUSPENSION, EventType.REACTIVATION):
+        metrics.scope_changes += 1
