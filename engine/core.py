@@ -305,6 +305,15 @@ class Engine:
                     held["evidence"], held["reason"] = dec.evidence, dec.reason
                     held["updates"] += 1
                     continue
+            if dec.type in (EventType.SUSPENSION, EventType.ALERT):
+                cover = _covering_suspension(state, dec)
+                if cover is not None:  # the scope is already suspended: corroborate, do not suspend it twice
+                    cover["last_s"] = max(cover["last_s"], dec.occurred_at_s)
+                    if dec.type is EventType.SUSPENSION:
+                        cover.setdefault("corroborated_by", {})[det.name] = {
+                            "at": iso(dec.occurred_at_s), "reason": dec.reason}
+                        cover["updates"] += 1
+                    continue
             event = self._event(det, dec, ctx)
             if event.event_id in state.emitted:
                 continue  # the detector still reports an episode already emitted: never the same id twice
@@ -497,3 +506,14 @@ class Engine:
             rules_version=self.rules.version,
             **dec.extra,
         )
+
+
+def _covering_suspension(state: CustomerState, dec: Decision) -> dict[str, Any] | None:
+    """A suspension in force (any detector) whose scope covers ``dec``'s: the account, or the same scope."""
+    for entry in state.open.values():
+        if entry["type"] == EventType.SUSPENSION and (
+            entry["scope_kind"] == ScopeKind.ACCOUNT
+            or (entry["scope_kind"] == dec.scope_kind and entry["scope_value"] == dec.scope_value)
+        ):
+            return entry
+    return None

@@ -17,6 +17,7 @@ from detectors.bandwidth import BandwidthDetector
 from detectors.base import Detector
 from detectors.did_concurrency import DidConcurrencyDetector
 from detectors.premium_destination import PremiumDestinationDetector
+from detectors.spend import SpendDetector
 from models.detector import AnomalyDetector
 from tollguard import rules as _rules
 
@@ -27,6 +28,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     AutodialerDetector,
     DidConcurrencyDetector,
     BandwidthDetector,
+    SpendDetector,
     AnomalyDetector,
 )
 

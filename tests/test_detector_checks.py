@@ -114,6 +114,17 @@ CASES: dict[str, Case] = {
         },
         customer={"link_kbps": 512},
     ),
+    # the premium calls (EUR 1.50-5/min in the example rate table; from several DIDs: account scope, with
+    # national premium numbers in it) and the high-cost minutes (all international) of the days above
+    "spend": Case(
+        ("premium_destination", "arbitrage_high_cost"),
+        {
+            ("alert", "warning", "spend", "account"): 28,
+            ("suspension", "critical", "spend", "account"): 48,
+            ("alert", "warning", "spend", "outbound_international"): 18,
+            ("suspension", "critical", "spend", "outbound_international"): 8,
+        },
+    ),
     # outbound calls at 5x the customer's peak rate to +62 / +63 / +84 mobiles at night (01:00-03:00),
     # scored by a model trained on three benign days of its traffic (conftest.small_anomaly_model)
     "anomaly": Case(
