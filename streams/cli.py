@@ -204,7 +204,8 @@ def simulate_cmd(
         int, typer.Option(min=1, max=60 * 24 * 31, help="length of the simulated traffic")
     ] = 1440,
     customers: Annotated[int, typer.Option(min=0, max=100_000, help="number of customers")] = 10,
-    scenario: Annotated[str, typer.Option(help="benign, all, or one episode kind")] = "all",
+    scenario: Annotated[str, typer.Option(help=(
+        "benign, all, one episode kind, varied (all, with --variety and --traps) or traps (benign with traps)"))] = "all",
     seed: Annotated[int, typer.Option(help="random seed (same seed, same traffic)")] = 0,
     fmt: Annotated[str, typer.Option("--format", help=(
         "jsonl, asterisk-csv, freeswitch-csv, freeswitch-json; the CSV formats carry no RTP counters, "
@@ -221,6 +222,13 @@ def simulate_cmd(
     disorder_s: Annotated[
         float, typer.Option(help="arrival disorder, seconds (CDRs out of end order)")
     ] = 0.0,
+    variety: Annotated[bool, typer.Option(help=(
+        "draw customers and each episode's pace, duration, destinations, call lengths, answer ratio and time "
+        "of day from wide field ranges (seeded); off: the classic episodes of the built-in example"))] = False,
+    traps: Annotated[bool, typer.Option(help=(
+        "add honest traps (a hotline at exactly 20 calls, a heavy toll-free caller, a firm calling 40 "
+        "countries, a G.729 customer, CDRs delivered twice, emergency calls, ...); labelled with no "
+        "required level"))] = False,
 ) -> None:
     """Write labelled simulated traffic: benign customers plus injected fraud episodes.
 
@@ -241,16 +249,18 @@ def simulate_cmd(
         if begin is not None and begin.tzinfo is None:
             raise ValueError("start needs a time zone, e.g. 2025-03-11T00:00Z")
         sim = simulate.run_scenario(
-            scenario, start=begin, minutes=minutes, customers=customers, seed=seed, disorder_s=disorder_s
+            scenario, start=begin, minutes=minutes, customers=customers, seed=seed, disorder_s=disorder_s,
+            variety=variety, traps=traps,
         )
     except ValueError as exc:
         raise _usage(str(exc)) from None
     count = simulate.write(sim.records(), fmt, out, timezone=timezone)
     if labels:
-        simulate.write_labels(sim.labels, labels)
+        simulate.write_labels(sim.labels + sim.trap_labels, labels)
     if rules_out:
         simulate.write_rules(sim.profiles, rules_out, timezone, version=f"simulated-{scenario}-seed{seed}")
     err.print(f"{count:,} CDRs written ({fmt}) to {out}; {len(sim.labels)} episode(s)" +
+              (f", {len(sim.trap_labels)} honest trap(s)" if sim.trap_labels else "") +
               (f", labels in {labels}" if labels else "") + (f", rules in {rules_out}" if rules_out else ""))
     if fmt in ("asterisk-csv", "freeswitch-csv") and any(lab.kind == "bandwidth" for lab in sim.labels):
         err.print(f"note: {fmt} carries no RTP counters: the bandwidth episode gives no notice in this format")
