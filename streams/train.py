@@ -182,6 +182,8 @@ def evaluate(
         by_customer.setdefault(w.customer_id, []).append(w)
     per_kind: dict[str, dict[str, Any]] = {}
     episode_windows: set[tuple[str, float]] = set()
+    # honest traps (simulate --traps) are labelled with no required level: benign traffic, not episodes
+    labels = [lab for lab in labels if not ("required_level" in lab and lab["required_level"] is None)]
     for lab in labels:
         cid = lab["customer_id"]
         hit = [
