@@ -85,18 +85,13 @@ def entry_cap(*counts: float) -> int:
 
 
 def sample_ids(entries: list[Any], n: int, index: int) -> list[Any]:
-    """Item ``index`` (a call id) of the newest entries, oldest first, as evidence; none for ``n = 0``.
-
-    The slice is ``entries[len(entries) - n:]``, as the detectors have always taken it: the
-    newest ``n`` when there are at least ``n`` entries, all of them up to ``n / 2``
-    entries, but only the newest ``n - len`` in between (a negative start counts from the
-    end). Kept so that events stay the same; ``entries[-n:]`` is what was meant.
+    """Item ``index`` (a call id) of the newest ``n`` entries, oldest first, as evidence; none for ``n = 0``.
 
     >>> calls = [[0.0, "a"], [1.0, "b"], [2.0, "c"]]
     >>> sample_ids(calls, 2, 1), sample_ids(calls, 6, 1), sample_ids(calls, 4, 1), sample_ids(calls, 0, 1)
-    (['b', 'c'], ['a', 'b', 'c'], ['c'], [])
+    (['b', 'c'], ['a', 'b', 'c'], ['a', 'b', 'c'], [])
     """
-    return [e[index] for e in entries[len(entries) - n :]] if n else []
+    return [e[index] for e in entries[-n:]] if n > 0 else []
 
 
 class Window:
