@@ -66,3 +66,20 @@ def small_anomaly_model(tmp_path_factory):
     rules = Rules(version="test", **simulate.customers_rules(history.profiles))
     model, _ = train([path], rules, n_estimators=50)
     return model
+
+
+@pytest.fixture(autouse=True)
+def _no_replay_repeats_an_event_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every in-process replay of the suite is checked: an event id is never emitted twice (issue 9)."""
+    from streams.replay import Replay
+
+    original = Replay._write  # noqa: SLF001  (wrapped, not changed: the check runs around it)
+
+    def checked(self: Replay, outcome) -> None:  # type: ignore[no-untyped-def]
+        seen = self.__dict__.setdefault("_test_event_ids", set())
+        for event in outcome.events:
+            assert event.event_id not in seen, f"event id {event.event_id} emitted twice ({event.reason})"
+            seen.add(event.event_id)
+        original(self, outcome)
+
+    monkeypatch.setattr(Replay, "_write", checked)

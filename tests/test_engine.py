@@ -256,3 +256,21 @@ def test_a_replay_with_windows_longer_than_the_episode_gap_repeats_no_event_id(t
         replay_files([day], parse_rules(text), out, io.StringIO())
         ids = [json.loads(line)["event_id"] for line in out.getvalue().splitlines()]
         assert len(ids) >= 12 and len(ids) == len(set(ids)), text
+
+
+def test_the_suites_guard_refuses_a_repeated_event_id():
+    """conftest wraps every Replay's output: the same event id twice fails the test that replays."""
+    import io
+
+    import pytest
+
+    from engine.runner import Outcome
+    from streams.replay import Replay
+
+    rules = Rules(version="t")
+    _, _, events = feed(Engine(rules, [OrderProbe()]), [make_cdr(call_id="x", callee="+979123456", caller="+3906")])
+    assert len(events) == 1
+    run = Replay(rules, io.StringIO(), io.StringIO())
+    run._write(Outcome(events=events))
+    with pytest.raises(AssertionError, match="emitted twice"):
+        run._write(Outcome(events=events))
