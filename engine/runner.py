@@ -24,6 +24,7 @@ both modes write the same bytes for the same input.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ from tollguard.errors import VerdictError
 from tollguard.events import Event, EventType, Verdict
 
 RejectKind = Literal["cdr", "verdict"]
+
+#: Longest raw text a reject carries (characters): 64 Ki characters are at most 384 KiB of JSON.
+MAX_RAW_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +71,21 @@ class Reject:
     kind: RejectKind = "cdr"
 
     def to_json_dict(self) -> dict[str, Any]:
-        """``{"kind", "source", "position", "raw", "reason"}``."""
-        return {"kind": self.kind, "source": self.source, "position": self.position, "raw": self.raw,
-                "reason": self.reason}
+        """``{"kind", "source", "position", "raw", "reason"}``, plus ``raw_bytes`` and ``raw_sha256`` when cut.
+
+        A raw text longer than :data:`MAX_RAW_CHARS` characters is cut to that many (so the
+        record stays far below the broker's 1 MB message limit even when every character is
+        a 6-byte JSON escape), and the record then gives the original size in UTF-8 bytes
+        and its SHA-256, so the input is still accounted for and recognisable.
+        """
+        data: dict[str, Any] = {"kind": self.kind, "source": self.source, "position": self.position,
+                                "raw": self.raw, "reason": self.reason}
+        if len(self.raw) > MAX_RAW_CHARS:
+            whole = self.raw.encode("utf-8", "surrogateescape")
+            data["raw"] = self.raw[:MAX_RAW_CHARS]
+            data["raw_bytes"] = len(whole)
+            data["raw_sha256"] = hashlib.sha256(whole).hexdigest()
+        return data
 
     def to_json_bytes(self) -> bytes:
         """One JSON object (UTF-8, no newline)."""
