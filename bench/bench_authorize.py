@@ -340,7 +340,7 @@ def http(args: argparse.Namespace, work: list[tuple[str, str, str, str]]) -> dic
     argv = [sys.executable, __file__, "--serve", "--port", str(port), "--customers", str(args.customers),
             "--suspended", str(args.suspended), "--seed", str(args.seed)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # noqa: S603
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = server.stdout.readline() if server.stdout else ""
         if line.strip() != "ready":

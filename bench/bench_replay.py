@@ -62,7 +62,7 @@ def _source_hash() -> str:
     import tollguard.simulate as simulate
 
     h = hashlib.sha256()
-    files = sorted(Path(simulate.__file__ or "").parent.glob("*.py")) + [Path(writers.__file__ or "")]
+    files = [*sorted(Path(simulate.__file__ or "").parent.glob("*.py")), Path(writers.__file__ or "")]
     for file in files:  # every module of the simulator package, and the writers
         h.update(file.read_bytes())
     return h.hexdigest()[:10]

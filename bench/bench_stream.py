@@ -62,6 +62,7 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -277,7 +278,7 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
             if shutil.which("py-spy") is None:
                 print("--profile: py-spy not found, skipping the profile", file=sys.stderr)
             else:
-                spy = subprocess.Popen(  # noqa: S603
+                spy = subprocess.Popen(
                     ["py-spy", "record", "--gil", "-p", str(worker.proc.pid), "-f", "raw", "-r", "100", "-o",
                      str(work / "worker-profile.txt")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -313,90 +314,23 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
 def run_latency(
     bootstrap: str, rate: float, seconds: float, every: int, work: Path, warmup: float = 0.0
 ) -> dict[str, float]:
-    from kafka import KafkaConsumer, TopicPartition
-
     n = int(rate * seconds)
     data = work / "latency.csv"
     n_probes = with_probes(data, n, every, seed=5)
     prefix, app_id = unique_names("bench-lat")
     worker = WorkerProcess(bootstrap, prefix, app_id, work / "worker-lat")
-    received: dict[str, float] = {}
-    stamped: dict[str, float] = {}  # CreateTime of the dead letter (the worker's send time)
-    stop = threading.Event()
-    dead = f"{prefix}cdrs-dead-letter"
-
-    def consume() -> None:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                 fetch_max_wait_ms=5, client_id="bench-latency")
-        try:
-            tps = [TopicPartition(dead, p) for p in range(PARTITIONS)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            while not stop.is_set():
-                for recs in consumer.poll(timeout_ms=50).values():
-                    now = time.time()
-                    for r in recs:
-                        raw = json.loads(r.value).get("raw", "")
-                        if '"call_id":"probe-' in raw:
-                            call_id = json.loads(raw)["call_id"]
-                            received[call_id] = now
-                            stamped[call_id] = r.timestamp / 1000
-        finally:
-            consumer.close()
-
+    probes = ProbeReader(bootstrap, f"{prefix}cdrs-dead-letter")
     with ExitStack() as stack:
         stack.callback(worker.stop)
         worker.start()
-        reader = threading.Thread(target=consume, daemon=True)
-        reader.start()
-        stack.callback(stop.set)
+        probes.start()
+        stack.callback(probes.stop)
         time.sleep(1.0)
-        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PYTHONPATH=str(REPO))
-        subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "streams.cli", "produce", str(data), "--topic", f"{prefix}cdrs",
-             "--rate", str(rate), "-q"],
-            cwd=REPO, env=env, check=True,
-        )
-        wait_for_lag_zero(bootstrap, app_id, [f"{prefix}cdrs", f"{prefix}cdrs-by-customer"], timeout=3600,
-                          worker=worker)
-        deadline = time.monotonic() + 10
-        while len(received) < n_probes and time.monotonic() < deadline:
-            time.sleep(0.2)
-        lag = sum(group_lag(bootstrap, app_id, [f"{prefix}cdrs"]).values())
-        if os.environ.get("BENCH_DEBUG"):
-            Path(os.environ["BENCH_DEBUG"]).write_text(worker.log())
-            for line in worker.log().splitlines():
-                if "WARN" in line or "ERROR" in line:
-                    print("  worker:", line[:200], file=sys.stderr)
-
-    # the probes' send times: CreateTime of their records on cdrs
-    sent: dict[str, float] = {}
-    first_ts = last_ts = None
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(f"{prefix}cdrs", p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for recs in consumer.poll(timeout_ms=500, max_records=5000).values():
-                for r in recs:
-                    ts = r.timestamp / 1000
-                    first_ts = ts if first_ts is None else min(first_ts, ts)
-                    last_ts = ts if last_ts is None else max(last_ts, ts)
-                    if b'"probe-' in r.value:
-                        call_id = next(csv.reader(io.StringIO(r.value.decode())))[COL_UNIQUEID]
-                        if call_id.startswith("probe-") and not call_id.startswith("probe-first"):
-                            sent[call_id] = ts
-    finally:
-        consumer.close()
-    timeline = sorted((sent[c], received[c] - sent[c], c) for c in sent if c in received)
+        lag = offer(bootstrap, prefix, app_id, worker, data, rate, probes, n_probes)
+    sent, first_ts, last_ts = probe_send_times(bootstrap, f"{prefix}cdrs")
+    timeline = sorted((sent[c], probes.received[c] - sent[c], c) for c in sent if c in probes.received)
     if os.environ.get("BENCH_DEBUG"):
-        for i in range(0, len(timeline), max(1, len(timeline) // 20)):
-            t0, c = timeline[0][0], timeline[i]
-            worker_ms = 1000 * (stamped[c[2]] - sent[c[2]])
-            print(f"  t+{c[0] - t0:6.1f}s latency {1000 * c[1]:7.0f} ms (worker send {worker_ms:7.0f} ms)",
-                  file=sys.stderr)
+        print_timeline(timeline, probes.stamped, sent)
     lat = sorted(x for t, x, _ in timeline if t >= timeline[0][0] + warmup)
     if not lat:
         raise RuntimeError("no probe came back")
@@ -419,6 +353,115 @@ def run_latency(
         "lag_end": lag,
     }
 
+
+class ProbeReader:
+    """A thread reading the dead letters of the probes as they come back (fetch wait 5 ms).
+
+    ``received``: probe call id -> wall-clock time it was read; ``stamped``: -> CreateTime of
+    the dead letter (the worker's send time).
+    """
+
+    def __init__(self, bootstrap: str, dead_letter_topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = dead_letter_topic
+        self.received: dict[str, float] = {}
+        self.stamped: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._consume, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _consume(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 fetch_max_wait_ms=5, client_id="bench-latency")
+        try:
+            tps = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            while not self._stop.is_set():
+                for recs in consumer.poll(timeout_ms=50).values():
+                    now = time.time()
+                    for r in recs:
+                        self._take(r, now)
+        finally:
+            consumer.close()
+
+    def _take(self, record: Any, now: float) -> None:
+        raw = json.loads(record.value).get("raw", "")
+        if '"call_id":"probe-' in raw:
+            call_id = json.loads(raw)["call_id"]
+            self.received[call_id] = now
+            self.stamped[call_id] = record.timestamp / 1000
+
+
+def offer(
+    bootstrap: str, prefix: str, app_id: str, worker: WorkerProcess, data: Path, rate: float,
+    probes: ProbeReader, n_probes: int,
+) -> int:
+    """Produce ``data`` at ``rate`` into the running worker, wait until it is through; the lag left on ``cdrs``."""
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PYTHONPATH=str(REPO))
+    subprocess.run(
+        [sys.executable, "-m", "streams.cli", "produce", str(data), "--topic", f"{prefix}cdrs",
+         "--rate", str(rate), "-q"],
+        cwd=REPO, env=env, check=True,
+    )
+    wait_for_lag_zero(bootstrap, app_id, [f"{prefix}cdrs", f"{prefix}cdrs-by-customer"], timeout=3600,
+                      worker=worker)
+    deadline = time.monotonic() + 10
+    while len(probes.received) < n_probes and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lag = sum(group_lag(bootstrap, app_id, [f"{prefix}cdrs"]).values())
+    if os.environ.get("BENCH_DEBUG"):
+        Path(os.environ["BENCH_DEBUG"]).write_text(worker.log())
+        for line in worker.log().splitlines():
+            if "WARN" in line or "ERROR" in line:
+                print("  worker:", line[:200], file=sys.stderr)
+    return lag
+
+
+def probe_send_times(bootstrap: str, topic: str) -> tuple[dict[str, float], float | None, float | None]:
+    """(probe call id -> CreateTime of its record on ``topic``, first and last CreateTime of the topic)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    sent: dict[str, float] = {}
+    first_ts: float | None = None
+    last_ts: float | None = None
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for recs in consumer.poll(timeout_ms=500, max_records=5000).values():
+                for r in recs:
+                    ts = r.timestamp / 1000
+                    first_ts = ts if first_ts is None else min(first_ts, ts)
+                    last_ts = ts if last_ts is None else max(last_ts, ts)
+                    if b'"probe-' in r.value:
+                        call_id = next(csv.reader(io.StringIO(r.value.decode())))[COL_UNIQUEID]
+                        if call_id.startswith("probe-") and not call_id.startswith("probe-first"):
+                            sent[call_id] = ts
+    finally:
+        consumer.close()
+    return sent, first_ts, last_ts
+
+
+def print_timeline(
+    timeline: list[tuple[float, float, str]], stamped: dict[str, float], sent: dict[str, float]
+) -> None:
+    """Latency over time (about twenty lines), for BENCH_DEBUG."""
+    for i in range(0, len(timeline), max(1, len(timeline) // 20)):
+        t0, c = timeline[0][0], timeline[i]
+        worker_ms = 1000 * (stamped[c[2]] - sent[c[2]])
+        print(f"  t+{c[0] - t0:6.1f}s latency {1000 * c[1]:7.0f} ms (worker send {worker_ms:7.0f} ms)",
+              file=sys.stderr)
 
 # --------------------------------------------------------------------------- main
 

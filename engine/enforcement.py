@@ -112,6 +112,34 @@ class CustomerBlocks:
     prefixes: dict[str, Authorization] = field(default_factory=dict)
     prefix_lengths: tuple[int, ...] = ()
 
+    def inbound(self, did_n: str, callee_n: str) -> Authorization | None:
+        """The suspension of the DID an inbound call reaches (its ``did``, else its callee), or None."""
+        for number in (did_n, callee_n):
+            hit = self.dids.get(number) if number and self.dids else None
+            if hit is not None:
+                return hit
+        return None
+
+    def presented(self, did_n: str, caller_n: str) -> Authorization | None:
+        """The suspension of the number an outbound call presents, as a DID or a CLI, or None."""
+        for table in (self.dids, self.clis):
+            for number in (did_n, caller_n):
+                hit = table.get(number) if number and table else None
+                if hit is not None:
+                    return hit
+        return None
+
+    def prefix(self, callee_n: str) -> Authorization | None:
+        """The suspension of the longest suspended destination prefix the callee starts with, or None."""
+        if self.prefix_lengths and callee_n:
+            prefixes, n = self.prefixes, len(callee_n)
+            for length in self.prefix_lengths:
+                if length <= n:
+                    hit = prefixes.get(callee_n[:length])
+                    if hit is not None:
+                        return hit
+        return None
+
 
 class SuspensionIndex:
     """Suspended scopes per customer, built from :meth:`engine.core.Engine.active_suspensions` rows.
@@ -212,28 +240,15 @@ class SuspensionIndex:
         if direction is None:
             direction = _direction(caller_n, callee_n, did_n, blocks.home_dids)
         if direction == "inbound":
-            for number in (did_n, callee_n):
-                hit = blocks.dids.get(number) if number and blocks.dids else None
-                if hit is not None:
-                    return hit
-            return ALLOW
+            return blocks.inbound(did_n, callee_n) or ALLOW
         # outbound (or internal): the number presented, as DID or CLI
-        for table in (blocks.dids, blocks.clis):
-            for number in (did_n, caller_n):
-                hit = table.get(number) if number and table else None
-                if hit is not None:
-                    return hit
+        hit = blocks.presented(did_n, caller_n)
+        if hit is not None:
+            return hit
         if blocks.international is not None and direction == "outbound" and dialled is not None \
                 and dialled.international:
             return blocks.international
-        if blocks.prefix_lengths and callee_n:
-            prefixes, n = blocks.prefixes, len(callee_n)
-            for length in blocks.prefix_lengths:
-                if length <= n:
-                    hit = prefixes.get(callee_n[:length])
-                    if hit is not None:
-                        return hit
-        return ALLOW
+        return blocks.prefix(callee_n) or ALLOW
 
 
 def _direction(caller_n: str, callee_n: str, did_n: str, home_dids: frozenset[str]) -> Direction:

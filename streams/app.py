@@ -142,7 +142,7 @@ def _limit_fetch_wait(max_wait_ms: int) -> None:
     from faust.transport.drivers import aiokafka as driver
 
     thread_cls = driver.AIOKafkaConsumerThread
-    current = thread_cls._create_worker_consumer
+    current = thread_cls._create_worker_consumer  # noqa: SLF001 (faust has no setting for it)
     if getattr(current, "tollguard_fetch_wait", None) == max_wait_ms:
         return
     original = getattr(current, "__wrapped__", current)
@@ -151,11 +151,11 @@ def _limit_fetch_wait(max_wait_ms: int) -> None:
     def create(self: Any, transport: Any) -> Any:
         consumer = original(self, transport)
         if hasattr(consumer, "_fetch_max_wait_ms"):  # read by AIOKafkaConsumer.start()
-            consumer._fetch_max_wait_ms = max_wait_ms
+            consumer._fetch_max_wait_ms = max_wait_ms  # noqa: SLF001 (aiokafka: only a constructor argument)
         return consumer
 
     create.tollguard_fetch_wait = max_wait_ms  # type: ignore[attr-defined]
-    thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
+    thread_cls._create_worker_consumer = create  # type: ignore[method-assign]  # noqa: SLF001
 
 
 #: Separates the customer from the piece path in a state-table key: ``customer \x1e path``.

@@ -205,7 +205,8 @@ def simulate_cmd(
     ] = 1440,
     customers: Annotated[int, typer.Option(min=0, max=100_000, help="number of customers")] = 10,
     scenario: Annotated[str, typer.Option(help=(
-        "benign, all, one episode kind, varied (all, with --variety and --traps) or traps (benign with traps)"))] = "all",
+        "benign, all, one episode kind, varied (all, with --variety and --traps) "
+        "or traps (benign with traps)"))] = "all",
     seed: Annotated[int, typer.Option(help="random seed (same seed, same traffic)")] = 0,
     fmt: Annotated[str, typer.Option("--format", help=(
         "jsonl, asterisk-csv, freeswitch-csv, freeswitch-json; the CSV formats carry no RTP counters, "

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 from aiohttp import web as aioweb
@@ -222,6 +222,15 @@ def register_views(
     WebAccessError
         Unsafe or invalid access settings.
     """
+    _secure(app, environ)
+    api = WebApi(app, engine, local_states, recent, metrics, send_verdict, calls_in_progress)
+    _register_noc_views(app, api)
+    _register_call_setup_views(app, api)
+    return api.authorizer
+
+
+def _secure(app: Any, environ: Mapping[str, str] | None) -> None:
+    """Set the web server's bind address and, with a token, add the authentication middleware."""
     bind, token = web_access(environ)
     app.conf.web_bind = bind
     if token is not None:
@@ -230,31 +239,156 @@ def register_views(
             raise WebAccessError(f"{TOKEN_ENV} needs Faust's aiohttp web driver")
         web_app.middlewares.append(auth_middleware(token))
 
-    def json_response(view: View, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return view.bytes(orjson.dumps(data), content_type="application/json", status=status, headers=headers)
 
-    def suspensions() -> Iterable[dict[str, Any]]:
-        for state in local_states():
-            yield from engine.active_suspensions(state)
+class Reply(NamedTuple):
+    """A JSON answer of an endpoint."""
 
-    def ready() -> bool:
+    data: Any
+    status: int = 200
+    headers: dict[str, str] | None = None
+
+
+def _json(view: View, reply: Reply) -> Response:
+    return view.bytes(
+        orjson.dumps(reply.data), content_type="application/json", status=reply.status, headers=reply.headers
+    )
+
+
+class WebApi:
+    """What the worker's endpoints answer, over the customer states of this worker (the views only route here).
+
+    Parameters are those of :func:`register_views`; :attr:`authorizer` answers ``/v1/authorize``.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        engine: Engine,
+        local_states: Callable[[], Iterable[CustomerState]],
+        recent: deque[dict[str, Any]],
+        metrics: Metrics,
+        send_verdict: Callable[[Verdict, str], Any],
+        calls_in_progress: CallsInProgress | None = None,
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.local_states = local_states
+        self.recent = recent
+        self.metrics = metrics
+        self.send_verdict = send_verdict
+        self.calls_in_progress = calls_in_progress
+        self.authorizer = Authorizer(
+            engine.rules,
+            self.suspensions,
+            version=self.version,
+            ready=self.ready,
+            max_age_s=AUTHORIZE_INDEX_MAX_AGE_S,
+        )
+        self.allowed, self.refused = metrics.authorize.labels("allow"), metrics.authorize.labels("refuse")
+        self.bad, self.unready = metrics.authorize.labels("bad_request"), metrics.authorize.labels("not_ready")
+
+    def suspensions(self) -> Iterable[dict[str, Any]]:
+        """The suspension rows in force of every local state."""
+        for state in self.local_states():
+            yield from self.engine.active_suspensions(state)
+
+    def version(self) -> tuple[int, int]:
+        """Moves when this worker emits a suspension or reactivation, or goes through a rebalance."""
+        return self.metrics.scope_changes, getattr(self.app, "rebalancing_count", 0)
+
+    def ready(self) -> bool:
         """The states may be read: not rebalancing, tables recovered (reading them earlier would
         index the table store before recovery)."""
+        app = self.app
         if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
             return False
         recovery = getattr(getattr(app, "tables", None), "recovery", None)
         completed = getattr(recovery, "completed", None)
         return completed is None or bool(completed.is_set())
 
-    authorizer = Authorizer(
-        engine.rules,
-        suspensions,
-        version=lambda: (metrics.scope_changes, getattr(app, "rebalancing_count", 0)),
-        ready=ready,
-        max_age_s=AUTHORIZE_INDEX_MAX_AGE_S,
-    )
-    allowed, refused = metrics.authorize.labels("allow"), metrics.authorize.labels("refuse")
-    bad, unready = metrics.authorize.labels("bad_request"), metrics.authorize.labels("not_ready")
+    # ------------------------------------------------------------------ the NOC page's endpoints
+
+    def suspension_rows(self) -> list[dict[str, Any]]:
+        """``GET /api/suspensions``: newest first, each with ``since`` (ISO time of ``first_s``)."""
+        rows = []
+        for state in self.local_states():
+            for entry in self.engine.active_suspensions(state):
+                rows.append(dict(entry, since=iso(entry["first_s"])))
+        rows.sort(key=lambda r: r["first_s"], reverse=True)
+        return rows
+
+    def recent_events(self) -> list[dict[str, Any]]:
+        """``GET /api/events``: newest first."""
+        return list(reversed(self.recent))
+
+    def concurrency_rows(self) -> list[dict[str, Any]]:
+        """``GET /api/concurrency``: per DID, highest peak first."""
+        rows: list[dict[str, Any]] = []
+        for state in self.local_states():
+            rows += [
+                dict(row, customer_id=state.customer_id) for row in self.engine.report(state, "did_concurrency")
+            ]
+        rows.sort(key=lambda r: (-r["peak"], r["did"]))
+        return rows
+
+    async def post_verdict(self, request: Request) -> Reply:
+        """``POST /api/verdicts``: 202 once sent to the ``verifications`` topic; 400 bad body, 404 not here."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            verdict = Verdict.model_validate({"at": datetime.now(UTC).isoformat(), **body})
+        except (ValueError, ValidationError) as exc:
+            return Reply({"error": f"bad verdict: {exc}"}, status=400)
+        owner = {
+            e["event_id"]: s.customer_id
+            for s in self.local_states() for e in self.engine.active_suspensions(s) if e["status"] == "active"
+        }
+        if verdict.suspension_event_id not in owner:
+            return Reply({"error": f"no active suspension {verdict.suspension_event_id} on this worker"}, status=404)
+        await self.send_verdict(verdict, owner[verdict.suspension_event_id])
+        return Reply({"sent": verdict.model_dump(mode="json")}, status=202)
+
+    def metrics_text(self) -> bytes:
+        """``GET /metrics`` (the lag gauge updated first)."""
+        update_lag(self.app, self.metrics)
+        return generate_latest(self.metrics.registry)
+
+    # ------------------------------------------------------------------ the call-setup API
+
+    def authorize(self, request: Request) -> Reply:
+        """``GET /v1/authorize``: 400 bad query, 503 until the states may be read."""
+        try:
+            q = query_params(request, required=("customer", "callee"), optional=("caller", "did", "direction"))
+            if q["direction"] and q["direction"] not in DIRECTIONS:
+                raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+            direction = cast(Direction | None, q["direction"] or None)
+        except ValueError as exc:
+            self.bad.inc()
+            return Reply({"error": str(exc)}, status=400)
+        started = time.perf_counter()
+        try:
+            answer = self.authorizer.authorize(q["customer"], q["caller"], q["callee"], q["did"], direction)
+        except NotReady as exc:
+            self.unready.inc()
+            return Reply({"error": str(exc)}, status=503, headers={"Retry-After": "1"})
+        self.metrics.authorize_latency.observe(time.perf_counter() - started)
+        (self.allowed if answer.allow else self.refused).inc()
+        return Reply(answer.to_json_dict())
+
+    def calls(self, request: Request) -> Reply:
+        """``GET /v1/calls``: the customer's calls in progress (a note while there is no call-event input)."""
+        try:
+            customer = query_params(request, required=("customer",))["customer"]
+        except ValueError as exc:
+            return Reply({"error": str(exc)}, status=400)
+        if self.calls_in_progress is None:
+            return Reply({"customer": customer, "calls": [], "note": NO_CALL_EVENTS_NOTE})
+        return Reply({"customer": customer, "calls": self.calls_in_progress(customer)})
+
+
+def _register_noc_views(app: Any, api: WebApi) -> None:
+    """The NOC page, its JSON endpoints and ``/metrics``."""
 
     @app.page("/noc/")
     class NocPage(View):
@@ -264,89 +398,41 @@ def register_views(
     @app.page("/api/suspensions")
     class Suspensions(View):
         async def get(self, request: Request) -> Response:
-            rows = []
-            for state in local_states():
-                for entry in engine.active_suspensions(state):
-                    rows.append(dict(entry, since=iso(entry["first_s"])))
-            rows.sort(key=lambda r: r["first_s"], reverse=True)
-            return json_response(self, rows)
+            return _json(self, Reply(api.suspension_rows()))
 
     @app.page("/api/events")
     class Events(View):
         async def get(self, request: Request) -> Response:
-            return json_response(self, list(reversed(recent)))
+            return _json(self, Reply(api.recent_events()))
 
     @app.page("/api/concurrency")
     class Concurrency(View):
         async def get(self, request: Request) -> Response:
-            rows = []
-            for state in local_states():
-                rows += [dict(row, customer_id=state.customer_id) for row in engine.report(state, "did_concurrency")]
-            rows.sort(key=lambda r: (-r["peak"], r["did"]))
-            return json_response(self, rows)
+            return _json(self, Reply(api.concurrency_rows()))
 
     @app.page("/api/verdicts")
     class Verdicts(View):
         async def post(self, request: Request) -> Response:
-            try:
-                body = await request.json()
-                if not isinstance(body, dict):
-                    raise ValueError("the body must be a JSON object")
-                verdict = Verdict.model_validate({"at": datetime.now(UTC).isoformat(), **body})
-            except (ValueError, ValidationError) as exc:
-                return json_response(self, {"error": f"bad verdict: {exc}"}, status=400)
-            owner = {
-                e["event_id"]: s.customer_id
-                for s in local_states() for e in engine.active_suspensions(s) if e["status"] == "active"
-            }
-            if verdict.suspension_event_id not in owner:
-                return json_response(
-                    self, {"error": f"no active suspension {verdict.suspension_event_id} on this worker"}, status=404
-                )
-            await send_verdict(verdict, owner[verdict.suspension_event_id])
-            return json_response(self, {"sent": verdict.model_dump(mode="json")}, status=202)
+            return _json(self, await api.post_verdict(request))
 
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            update_lag(app, metrics)
-            return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+            return self.bytes(api.metrics_text(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def _register_call_setup_views(app: Any, api: WebApi) -> None:
+    """The switches' API: ``/v1/authorize`` and ``/v1/calls``."""
 
     @app.page("/v1/authorize")
     class Authorize(View):
         async def get(self, request: Request) -> Response:
-            try:
-                q = query_params(request, required=("customer", "callee"),
-                                 optional=("caller", "did", "direction"))
-                if q["direction"] and q["direction"] not in DIRECTIONS:
-                    raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
-                direction = cast(Direction | None, q["direction"] or None)
-            except ValueError as exc:
-                bad.inc()
-                return json_response(self, {"error": str(exc)}, status=400)
-            started = time.perf_counter()
-            try:
-                answer = authorizer.authorize(q["customer"], q["caller"], q["callee"], q["did"], direction)
-            except NotReady as exc:
-                unready.inc()
-                return json_response(self, {"error": str(exc)}, status=503, headers={"Retry-After": "1"})
-            metrics.authorize_latency.observe(time.perf_counter() - started)
-            (allowed if answer.allow else refused).inc()
-            return json_response(self, answer.to_json_dict())
+            return _json(self, api.authorize(request))
 
     @app.page("/v1/calls")
     class Calls(View):
         async def get(self, request: Request) -> Response:
-            try:
-                customer = query_params(request, required=("customer",))["customer"]
-            except ValueError as exc:
-                return json_response(self, {"error": str(exc)}, status=400)
-            if calls_in_progress is None:
-                return json_response(self, {"customer": customer, "calls": [], "note": NO_CALL_EVENTS_NOTE})
-            return json_response(self, {"customer": customer, "calls": calls_in_progress(customer)})
-
-    return authorizer
-
+            return _json(self, api.calls(request))
 
 def query_params(request: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
     """The query parameters of ``request``, checked: each known, given once, not too long, required ones not empty.

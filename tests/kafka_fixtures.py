@@ -216,7 +216,7 @@ class WorkerProcess:
             *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 argv,
                 cwd=REPO,
                 env=cli_env(self.bootstrap),

@@ -978,7 +978,7 @@ EXTRA_FIELDS = {
         "rtp_out_packets",
         "rtp_lost_packets",
         "mos",
-    ),  # fmt: skip
+    ),
     "jsonl": tuple(CallDetailRecord.model_fields),
 }
 

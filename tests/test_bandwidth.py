@@ -328,7 +328,7 @@ def test_link_peak_counts_media_time_only():
 def test_advance_to_end_clears_the_state():
     det, context = BandwidthDetector(), ctx(link_kbps=1000)
     state = det.initial_state()
-    for c in overlapping(20) + [media_call(50, 40.0, loss=0.05, start_s=700)]:
+    for c in [*overlapping(20), media_call(50, 40.0, loss=0.05, start_s=700)]:
         det.update(state, c, context)
     det.advance(state, math.inf, context)
     assert state == det.initial_state()

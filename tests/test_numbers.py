@@ -641,7 +641,7 @@ def test_matches_prefix_with_classify() -> None:
 
 
 def test_matches_prefix_many_prefixes() -> None:
-    prefixes = tuple(f"+{n}" for n in range(2000, 2400)) + ("+8823", "+88", "+881")
+    prefixes = (*(f"+{n}" for n in range(2000, 2400)), "+8823", "+88", "+881")
     index = compile_prefixes(prefixes)
     assert isinstance(index, PrefixIndex)
     assert index.lengths == (5, 4, 3)

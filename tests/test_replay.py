@@ -82,7 +82,7 @@ def test_events_do_not_depend_on_arrival_order_within_lateness(tmp_path, day):
     shuffled = tmp_path / "shuffled.jsonl"
     simulate.write(records, "jsonl", shuffled)
     _, ordered_events, _ = _replay([path])
-    summary, disordered_events, rejects = _replay([shuffled])
+    _, disordered_events, rejects = _replay([shuffled])
     assert rejects == []
 
     def strip(events):
@@ -103,7 +103,7 @@ def test_a_benign_week_of_traffic_raises_nothing(tmp_path):
 def test_switch_formats_give_the_same_rule_events(tmp_path, fmt):
     path, _ = _write_day(tmp_path, name="autodialer", seed=2, customers=3, fmt=fmt)
     jsonl, _ = _write_day(tmp_path, name="autodialer", seed=2, customers=3)
-    _, events, rejects = _replay([path])
+    _, events, _ = _replay([path])
     _, reference, _ = _replay([jsonl])
     key = [(e["type"], e["detector"], e["customer_id"], e["scope"]["value"]) for e in reference]
     assert [(e["type"], e["detector"], e["customer_id"], e["scope"]["value"]) for e in events] == key
@@ -128,7 +128,7 @@ GOOD_LINE = ('"acme","0612345678","0298765432","from-trunk","","SIP/x","","Dial"
 def test_bad_lines_are_rejected_with_reasons_and_counted(tmp_path):
     path = tmp_path / "Master.csv"
     path.write_text("\n".join([GOOD_LINE, *BAD_LINES, GOOD_LINE]) + "\n")
-    summary, events, rejects = _replay([path])
+    summary, _, rejects = _replay([path])
     assert (summary.lines_read, summary.accepted, summary.rejected, summary.duplicates) == (7, 2, 5, 1)
     assert summary.lines_read == summary.accepted + summary.rejected
     reasons = [r["reason"] for r in rejects]
@@ -159,7 +159,7 @@ def test_real_samples_replay(samples):
         "freeswitch_json_cdr_4.txt": (1, 0),
     }
     for name, (accepted, rejected) in cases.items():
-        summary, events, rejects = _replay([samples / name])
+        summary, events, _ = _replay([samples / name])
         assert (summary.accepted, summary.rejected) == (accepted, rejected), name
         assert events == []
 

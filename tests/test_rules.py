@@ -77,7 +77,7 @@ def test_an_alert_expiry_shorter_than_the_detectors_window_is_refused_with_the_r
         parse_rules(text, "r.yaml")
     assert "alert_expiry_s.premium_destination (600 s) is shorter than detectors.premium_destination.window_s" in str(
         exc.value)
-    with pytest.raises(RulesError, match="alert_expiry_s.nosuch: unknown detector"):
+    with pytest.raises(RulesError, match=r"alert_expiry_s\.nosuch: unknown detector"):
         parse_rules("engine:\n  alert_expiry_s:\n    nosuch: 7200\n", "r.yaml")
     assert parse_rules("engine:\n  alert_expiry_s:\n    premium_destination: 7200\n").engine.alert_expiry_s == {
         "premium_destination": 7200}

@@ -82,11 +82,11 @@ def test_states_written_in_pieces_read_back_equal_and_small_changes_rewrite_litt
     assert fresh.get("trunk-1").to_json_dict() == store.cache["trunk-1"].to_json_dict()
 
     before = dict(table)
-    metrics = store.metrics.state_pieces
-    written = metrics._value.get()
+    registry = store.metrics.registry
+    written = registry.get_sample_value("tollguard_state_pieces_written_total")
     runner.take_record(cdrs[-1], "t", None, "")
     store.checkpoint()
-    rewritten = metrics._value.get() - written
+    rewritten = registry.get_sample_value("tollguard_state_pieces_written_total") - written
     assert 0 < rewritten < len(before) / 2, (rewritten, len(before))
 
 

@@ -90,7 +90,7 @@ def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
 
 def render_rules_yaml(rules: Rules) -> str:
     """The rules as commented YAML (``Rules()`` of the registry's schema gives the built-in defaults)."""
-    lines = _HEADER.splitlines() + ["", 'version: "default-1"']
+    lines = [*_HEADER.splitlines(), "", 'version: "default-1"']
     body: list[str] = []
     _render(rules, 0, body)
     lines += [line for line in body if not line.startswith("version:")]

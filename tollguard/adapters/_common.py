@@ -126,7 +126,7 @@ def local_ts(value: str, column: str, zone: tzinfo, fmt: str) -> datetime | None
     elif len(value) >= 12 and value[4:5] == "/":
         for pattern in _SLASH_FORMATS:
             try:
-                dt = datetime.strptime(value, pattern)  # noqa: DTZ007 (zone attached below)
+                dt = datetime.strptime(value, pattern)  # naive: the zone is attached below
                 break
             except ValueError:
                 continue

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
@@ -187,7 +187,7 @@ def sniff(text: str) -> str:
         if len(row) == 13 and looks_like_ts(row[4]) and looks_like_ts(row[6]):
             return freeswitch.CSV_FMT
         n = len(row)
-        reason = f"auto: unknown layout: SQL INSERT with {n} values"  # noqa: S608 (a message, not a query)
+        reason = f"auto: unknown layout: SQL INSERT with {n} values"
         raise RejectError(
             f"{reason} (only the FreeSWITCH mod_cdr_csv 'sql' template, 13 values, is supported)"
         )
@@ -302,7 +302,7 @@ def json_depth(text: str) -> int:
 class _Doc:
     """A JSON document being accumulated over several lines."""
 
-    __slots__ = ("line", "parts", "depth", "size", "bad")
+    __slots__ = ("bad", "depth", "line", "parts", "size")
 
     def __init__(self, line: int, text: str, size: int) -> None:
         self.line = line
@@ -486,109 +486,132 @@ def _decode(b: bytes, utf16: bool = False) -> tuple[str, str | None]:
 def _read(
     stream: IO[bytes], source: str, fmt: str, settings: IngestSettings, country_of: CountryOf | None
 ) -> Iterator[Parsed]:
-    ctx = ctx_for(settings)
-    cof = country_of or ctx.default_country_of
-    fixed: str | None = None if fmt == "auto" else fmt
-    text_stream, gz, utf16, broken = _unwrap(stream)
-    doc: _Doc | None = None
-    lineno = 0
-    if gz:
-        gz_readline = partial(text_stream.readline, MAX_DOC_BYTES + 1)
+    # a generator, so nothing is read before the first next()
+    yield from _Reader(stream, source, fmt, settings, country_of).outcomes()
 
-        def readline() -> bytes:
-            nonlocal broken
-            if broken is not None:
-                return b""
-            try:
-                return gz_readline()  # type: ignore[no-any-return]
-            except _GZIP_ERRORS as exc:
-                broken = exc
-                return b""
 
-    else:
-        readline = partial(text_stream.readline, MAX_DOC_BYTES + 1)
+class _Reader:
+    """One pass of :func:`_read` over a stream: the format once fixed, the line count, a gzip error."""
 
-    def finish(d: _Doc) -> Parsed:
-        nonlocal fixed
-        text = "\n".join(d.parts)
-        if d.bad:
-            return Parsed(source, d.line, text, None, d.bad, exact=False)
-        if d.depth > 0:
-            return Parsed(source, d.line, text, None, "unterminated JSON document")
+    def __init__(
+        self, stream: IO[bytes], source: str, fmt: str, settings: IngestSettings, country_of: CountryOf | None
+    ) -> None:
+        self.source = source
+        self.ctx = ctx_for(settings)
+        self.cof = country_of or self.ctx.default_country_of
+        self.fixed: str | None = None if fmt == "auto" else fmt
+        text_stream, gz, self.utf16, self.broken = _unwrap(stream)
+        self._readline: Callable[[], bytes] = partial(text_stream.readline, MAX_DOC_BYTES + 1)
+        self.readline = self._gz_readline if gz else self._readline
+        self.lineno = 0
+
+    def _gz_readline(self) -> bytes:
+        """The next line of a gzip stream; b"" from the first decompression error on (kept in ``broken``)."""
+        if self.broken is not None:
+            return b""
         try:
-            obj = _load(fixed or "auto", text)
-            used = fixed or _sniff_obj(obj)
-            fixed = used
-            record = _parse_obj(used, obj, ctx, cof)
-        except RejectError as exc:
-            return Parsed(source, d.line, text, None, exc.reason)
-        return Parsed(source, d.line, text, record, None)
+            return self._readline()
+        except _GZIP_ERRORS as exc:
+            self.broken = exc
+            return b""
 
-    for b in iter(readline, b""):
-        lineno += 1
+    def outcomes(self) -> Iterator[Parsed]:
+        doc: _Doc | None = None
+        for b in iter(self.readline, b""):
+            self.lineno += 1
+            text, bad = self._line_text(b)
+            if doc is not None:
+                if not text.startswith("{"):
+                    doc.add(text, len(b), bad)
+                    if doc.depth <= 0:
+                        yield self._finish(doc)
+                        doc = None
+                    continue
+                yield self._finish(doc)  # an unindented '{' opens the next document: resync
+                doc = None
+            if bad:
+                yield Parsed(self.source, self.lineno, text, None, bad, exact=False)
+                continue
+            outcome = self._parse_line(text, len(b))
+            if isinstance(outcome, _Doc):
+                doc = outcome
+            else:
+                yield outcome
+        if doc is not None:
+            yield self._finish(doc)
+        if self.broken is not None:
+            yield self._gzip_reject()
+
+    def _line_text(self, b: bytes) -> tuple[str, str | None]:
+        """(text of a physical line, reject reason or None); an overlong line is cut and its rest dropped."""
         overlong = len(b) > MAX_DOC_BYTES and not b.endswith(b"\n")
         if overlong:  # drop the rest of this physical line
             while True:
-                more = readline()
+                more = self.readline()
                 if not more or more.endswith(b"\n"):
                     break
-        text, bad = _decode(b, utf16)
-        if lineno == 1 and text.startswith("\ufeff"):
+        text, bad = _decode(b, self.utf16)
+        if self.lineno == 1 and text.startswith("\ufeff"):
             text = text[1:]
         if overlong:
             bad = f"line longer than {MAX_DOC_BYTES} bytes"
             text = text[:200] + "..."
-        if doc is not None:
-            if text.startswith("{"):  # an unindented '{' opens the next document: resync
-                yield finish(doc)
-                doc = None
-            else:
-                doc.add(text, len(b), bad)
-                if doc.depth <= 0:
-                    yield finish(doc)
-                    doc = None
-                continue
-        if bad:
-            yield Parsed(source, lineno, text, None, bad, exact=False)
-            continue
+        return text, bad
+
+    def _parse_line(self, text: str, size: int) -> Parsed | _Doc:
+        """The outcome of one decoded line outside a document, or the document it opens."""
         stripped = text.strip()
         if not stripped or stripped[0] == "#":
-            yield Parsed(source, lineno, text, None, None, True)
-            continue
-        if stripped[0] == "{" and (fixed is None or fixed in JSON_FORMATS):
-            try:
-                obj = _loads(text)
-            except ValueError as exc:
-                if json_depth(text) > 0:
-                    doc = _Doc(lineno, text, len(b))
-                    continue
-                reason = f"{fixed or 'auto'}: invalid JSON: {str(exc).splitlines()[0][:120]}"
-                yield Parsed(source, lineno, text, None, reason)
-                continue
-            try:
-                used = fixed or _sniff_obj(obj)
-                fixed = used
-                record = _parse_obj(used, obj, ctx, cof)
-            except RejectError as exc:
-                yield Parsed(source, lineno, text, None, exc.reason)
-                continue
-            yield Parsed(source, lineno, text, record, None)
-            continue
+            return Parsed(self.source, self.lineno, text, None, None, True)
+        if stripped[0] == "{" and (self.fixed is None or self.fixed in JSON_FORMATS):
+            return self._parse_json_line(text, size)
         try:
-            if fixed is None:
-                fixed = sniff(text)
-            record = _parse_text(fixed, text, ctx, cof)[1]
+            if self.fixed is None:
+                self.fixed = sniff(text)
+            record = _parse_text(self.fixed, text, self.ctx, self.cof)[1]
         except RejectError as exc:
             # checked only once a line failed: costs nothing on the CDR lines
-            header = fixed not in JSON_FORMATS and stripped[0] != "{" and is_header_row(text)
-            yield Parsed(source, lineno, text, None, None if header else exc.reason, header)
-            continue
-        yield Parsed(source, lineno, text, record, None)
-    if doc is not None:
-        yield finish(doc)
-    if broken is not None:
+            header = self.fixed not in JSON_FORMATS and stripped[0] != "{" and is_header_row(text)
+            return Parsed(self.source, self.lineno, text, None, None if header else exc.reason, header)
+        return Parsed(self.source, self.lineno, text, record, None)
+
+    def _parse_json_line(self, text: str, size: int) -> Parsed | _Doc:
+        try:
+            obj = _loads(text)
+        except ValueError as exc:
+            if json_depth(text) > 0:
+                return _Doc(self.lineno, text, size)
+            reason = f"{self.fixed or 'auto'}: invalid JSON: {str(exc).splitlines()[0][:120]}"
+            return Parsed(self.source, self.lineno, text, None, reason)
+        return self._record_of(self.lineno, text, obj)
+
+    def _record_of(self, line: int, text: str, obj: Any) -> Parsed:
+        """A decoded JSON document; the first one fixes the format when it is "auto"."""
+        try:
+            used = self.fixed or _sniff_obj(obj)
+            self.fixed = used
+            record = _parse_obj(used, obj, self.ctx, self.cof)
+        except RejectError as exc:
+            return Parsed(self.source, line, text, None, exc.reason)
+        return Parsed(self.source, line, text, record, None)
+
+    def _finish(self, d: _Doc) -> Parsed:
+        """The outcome of a document accumulated over several lines."""
+        text = "\n".join(d.parts)
+        if d.bad:
+            return Parsed(self.source, d.line, text, None, d.bad, exact=False)
+        if d.depth > 0:
+            return Parsed(self.source, d.line, text, None, "unterminated JSON document")
+        try:
+            obj = _load(self.fixed or "auto", text)
+        except RejectError as exc:
+            return Parsed(self.source, d.line, text, None, exc.reason)
+        return self._record_of(d.line, text, obj)
+
+    def _gzip_reject(self) -> Parsed:
+        broken, lineno = self.broken, self.lineno
         if isinstance(broken, EOFError):
             reason = f"truncated gzip stream after line {lineno}"
         else:
             reason = f"corrupt gzip stream after line {lineno} ({str(broken)[:80] or type(broken).__name__})"
-        yield Parsed(source, lineno + 1, "", None, reason, exact=False)
+        return Parsed(self.source, lineno + 1, "", None, reason, exact=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import unquote
 
@@ -142,6 +143,91 @@ def _us_time(value: Any) -> datetime | None:
     return EPOCH + timedelta(microseconds=us)
 
 
+class _Variables:
+    """The ``variables`` of a mod_json_cdr document as text, with the ``callStats`` fallbacks of the media."""
+
+    __slots__ = ("stats", "var")
+
+    def __init__(self, var: dict[str, Any], doc: dict[str, Any]) -> None:
+        self.var = var
+        audio = _obj(_obj(doc.get("callStats")).get("audio"))
+        self.stats = {"inbound": _obj(audio.get("inbound")), "outbound": _obj(audio.get("outbound"))}
+
+    def get(self, key: str) -> str | None:
+        return _s(self.var.get(key))
+
+    def media(self, var_key: str, side: str, stats_key: str) -> float | None:
+        """A media counter: the variable, else ``callStats.audio.<side>.<stats_key>``."""
+        text = self.get(var_key)
+        if text is None:
+            text = _s(self.stats[side].get(stats_key))
+        return opt_number(text, var_key, JSON_FMT)
+
+
+def _callflows(flows_raw: Any) -> list[dict[str, Any]]:
+    if isinstance(flows_raw, list):
+        return [f for f in flows_raw if isinstance(f, dict)]
+    if isinstance(flows_raw, dict):
+        return [flows_raw]
+    return []
+
+
+def _earliest(flows: list[dict[str, Any]], key: str) -> datetime | None:
+    """The earliest callflow ``times`` entry ``key`` set (> 0), or None."""
+    earliest = None
+    for flow in flows:
+        t = _us_time(_obj(flow.get("times")).get(key))
+        if t is not None and (earliest is None or t < earliest):
+            earliest = t
+    return earliest
+
+
+def _json_times(v: Callable[[str], str | None], zone: tzinfo) -> tuple[datetime, datetime | None, datetime]:
+    """(start, answer, end): ``*_uepoch`` (µs since epoch, UTC; "0" = none), else the local ``*_stamp``."""
+    start = epoch_us(v("start_uepoch") or "", "start_uepoch", JSON_FMT) or local_ts(
+        v("start_stamp") or "", "start_stamp", zone, JSON_FMT
+    )
+    end = epoch_us(v("end_uepoch") or "", "end_uepoch", JSON_FMT) or local_ts(
+        v("end_stamp") or "", "end_stamp", zone, JSON_FMT
+    )
+    answer_us = v("answer_uepoch")
+    if answer_us:
+        answer = epoch_us(answer_us, "answer_uepoch", JSON_FMT)
+    else:
+        answer = local_ts(v("answer_stamp") or "", "answer_stamp", zone, JSON_FMT)
+    if start is None:
+        raise RejectError(f"{JSON_FMT}: no start time (variables start_uepoch / start_stamp)")
+    if end is None:
+        raise RejectError(f"{JSON_FMT}: no end time (variables end_uepoch / end_stamp)")
+    return start, answer, end
+
+
+def _json_durations(v: Callable[[str], str | None]) -> tuple[float, float]:
+    """(duration, billsec) in seconds: ``mduration`` / ``billmsec`` (ms), else ``duration`` / ``billsec``."""
+    mduration = v("mduration")
+    duration = (
+        number(mduration, "mduration", JSON_FMT) / 1000
+        if mduration
+        else number(v("duration") or "", "duration", JSON_FMT)
+    )
+    billmsec = v("billmsec")
+    billsec = (
+        number(billmsec, "billmsec", JSON_FMT) / 1000
+        if billmsec
+        else number(v("billsec") or "0", "billsec", JSON_FMT)
+    )
+    return duration, billsec
+
+
+def _json_cause(v: Callable[[str], str | None]) -> tuple[str | None, int | None]:
+    """(hangup cause name, Q.850 code): ``hangup_cause_q850`` when given overrides the name's code."""
+    q850_text = v("hangup_cause_q850")
+    name, cause = fs_cause(v("hangup_cause") or "", "hangup_cause", JSON_FMT)
+    if q850_text:
+        _, cause = fs_cause(q850_text, "hangup_cause_q850", JSON_FMT)
+    return name, cause
+
+
 def parse_json_doc(doc: Any, ctx: Ctx, country_of: CountryOf) -> CallDetailRecord:
     """One mod_json_cdr document (already decoded from JSON) -> record.
 
@@ -165,75 +251,22 @@ def parse_json_doc(doc: Any, ctx: Ctx, country_of: CountryOf) -> CallDetailRecor
     var = doc.get("variables")
     if not isinstance(var, dict):
         raise RejectError(f"{JSON_FMT}: no 'variables' object (not a mod_json_cdr document)")
-    flows_raw = doc.get("callflow")
-    if isinstance(flows_raw, list):
-        flows = [f for f in flows_raw if isinstance(f, dict)]
-    elif isinstance(flows_raw, dict):
-        flows = [flows_raw]
-    else:
-        flows = []
+    flows = _callflows(doc.get("callflow"))
     # FreeSWITCH lists callflows newest first: the oldest holds the original dial (context, DID).
     profile = _obj(flows[-1].get("caller_profile")) if flows else {}
-
-    def v(key: str) -> str | None:
-        return _s(var.get(key))
-
-    zone = ctx.zone
-    start = epoch_us(v("start_uepoch") or "", "start_uepoch", JSON_FMT) or local_ts(
-        v("start_stamp") or "", "start_stamp", zone, JSON_FMT
-    )
-    end = epoch_us(v("end_uepoch") or "", "end_uepoch", JSON_FMT) or local_ts(
-        v("end_stamp") or "", "end_stamp", zone, JSON_FMT
-    )
-    answer_us = v("answer_uepoch")
-    if answer_us:
-        answer = epoch_us(answer_us, "answer_uepoch", JSON_FMT)
-    else:
-        answer = local_ts(v("answer_stamp") or "", "answer_stamp", zone, JSON_FMT)
-    if start is None:
-        raise RejectError(f"{JSON_FMT}: no start time (variables start_uepoch / start_stamp)")
-    if end is None:
-        raise RejectError(f"{JSON_FMT}: no end time (variables end_uepoch / end_stamp)")
-    mduration = v("mduration")
-    duration = (
-        number(mduration, "mduration", JSON_FMT) / 1000
-        if mduration
-        else number(v("duration") or "", "duration", JSON_FMT)
-    )
-    billmsec = v("billmsec")
-    billsec = (
-        number(billmsec, "billmsec", JSON_FMT) / 1000
-        if billmsec
-        else number(v("billsec") or "0", "billsec", JSON_FMT)
-    )
-    q850_text = v("hangup_cause_q850")
-    name, cause = fs_cause(v("hangup_cause") or "", "hangup_cause", JSON_FMT)
-    if q850_text:
-        _, cause = fs_cause(q850_text, "hangup_cause_q850", JSON_FMT)
+    fields = _Variables(var, doc)
+    v = fields.get
+    start, answer, end = _json_times(v, ctx.zone)
+    duration, billsec = _json_durations(v)
+    name, cause = _json_cause(v)
     check_times(start, answer, end, JSON_FMT)
-
-    stats = _obj(_obj(doc.get("callStats")).get("audio"))
-    inbound_stats, outbound_stats = _obj(stats.get("inbound")), _obj(stats.get("outbound"))
-
-    def media(var_key: str, stats_obj: dict[str, Any], stats_key: str) -> float | None:
-        text = v(var_key)
-        if text is None:
-            text = _s(stats_obj.get(stats_key))
-        return opt_number(text, var_key, JSON_FMT)
-
-    mos = media("rtp_audio_in_mos", inbound_stats, "mos")
+    media = fields.media
+    mos = media("rtp_audio_in_mos", "inbound", "mos")
     if mos is not None and not 1 <= mos <= 5:
         mos = None
-    media_start = None
-    for flow in flows:
-        t = _us_time(_obj(flow.get("times")).get("progress_media_time"))
-        if t is not None and (media_start is None or t < media_start):
-            media_start = t
+    media_start = _earliest(flows, "progress_media_time")
     if media_start is None:
-        for flow in flows:
-            t = _us_time(_obj(flow.get("times")).get("answered_time"))
-            if t is not None and (media_start is None or t < media_start):
-                media_start = t
+        media_start = _earliest(flows, "answered_time")
 
     caller_raw = _s(profile.get("caller_id_number")) or v("sip_from_user") or v("caller_id_number") or ""
     callee_raw = _s(profile.get("destination_number")) or v("sip_req_user") or v("destination_number") or ""
@@ -266,11 +299,11 @@ def parse_json_doc(doc: Any, ctx: Ctx, country_of: CountryOf) -> CallDetailRecor
         source_ip=v("sip_network_ip"),
         user_agent=v("sip_user_agent"),
         codec=v("read_codec"),
-        rtp_in_bytes=media("rtp_audio_in_raw_bytes", inbound_stats, "raw_bytes"),
-        rtp_out_bytes=media("rtp_audio_out_raw_bytes", outbound_stats, "raw_bytes"),
-        rtp_in_packets=media("rtp_audio_in_packet_count", inbound_stats, "packet_count"),
-        rtp_out_packets=media("rtp_audio_out_packet_count", outbound_stats, "packet_count"),
-        rtp_lost_packets=media("rtp_audio_in_skip_packet_count", inbound_stats, "skip_packet_count"),
+        rtp_in_bytes=media("rtp_audio_in_raw_bytes", "inbound", "raw_bytes"),
+        rtp_out_bytes=media("rtp_audio_out_raw_bytes", "outbound", "raw_bytes"),
+        rtp_in_packets=media("rtp_audio_in_packet_count", "inbound", "packet_count"),
+        rtp_out_packets=media("rtp_audio_out_packet_count", "outbound", "packet_count"),
+        rtp_lost_packets=media("rtp_audio_in_skip_packet_count", "inbound", "skip_packet_count"),
         mos=mos,
         media_start=media_start,
     )

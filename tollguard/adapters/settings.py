@@ -116,5 +116,5 @@ class IngestSettings(BaseModel):
     @classmethod
     def _upper_country(cls, value: str) -> str:
         region = check_region(value.upper())
-        assert region is not None  # noqa: S101 (a str in, a str out)
+        assert region is not None  # a str in, a str out
         return region

@@ -64,7 +64,7 @@ def _q(value: Any) -> str:
 
 
 def _int(x: float) -> str:
-    return str(int(round(x)))
+    return str(round(x))
 
 
 def _cause_name(record: CallDetailRecord) -> str:

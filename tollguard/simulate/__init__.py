@@ -60,20 +60,20 @@ from .variety import EPISODE_RANGES
 from .writers import customers_rules, write, write_labels, write_rules
 
 __all__ = [
-    "EPISODE_KINDS",
     "EPISODE_DEFAULTS",
+    "EPISODE_KINDS",
+    "EPISODE_RANGES",
     "HIGH_COST_PREFIXES",
     "HIGH_RISK_PREFIXES",
     "NEW_COUNTRY_PREFIXES",
-    "EPISODE_RANGES",
     "REQUIRED_LEVEL",
     "SCENARIOS",
     "TRAP_KINDS",
-    "Trap",
     "CustomerProfile",
     "Episode",
     "EpisodeLabel",
     "Simulation",
+    "Trap",
     "customers_rules",
     "default_profiles",
     "honest_traps",

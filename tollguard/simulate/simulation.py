@@ -159,88 +159,104 @@ class Simulation:
         for lab in labels:
             lab.call_ids.clear()
         rng = random.Random(f"{self.seed}:benign")
-        jitter_rng = random.Random(f"{self.seed}:disorder")
-        disorder_ms = self.disorder_s * 1000
-        prefix = f"sim-{self.seed}-"
+        queue = _Arrivals(self.seed, self.disorder_s, self._duplicates, labels)
         groups = self._groups()
-        suppress = self._suppress
         pending = self._episode_calls
         pi = 0
-        heap: list[tuple[float, int, _Call]] = []
-        seq = 0
-        n_out = 0
-        push = heapq.heappush
-        pop = heapq.heappop
-        expo = rng.expovariate
-        rnd = rng.random
-        # duplicate deliveries: the second copy of a call gets the first one's id
-        dups = self._duplicates
-        dup_rng = random.Random(f"{self.seed}:duplicates")
-        twin_of: dict[int, int] = {}  # seq of a first copy -> seq of its second copy
-        twin_id: dict[int, str] = {}  # seq of a second copy -> the call id given to the first
-
-        def emit(item: tuple[float, int, _Call]) -> CallDetailRecord:
-            nonlocal n_out
-            _, s, call = item
-            if s in twin_id:
-                return _build(twin_id.pop(s), call)
-            n_out += 1
-            cid = f"{prefix}{n_out:08d}"
-            if s in twin_of:
-                twin_id[twin_of.pop(s)] = cid
-            if call[16] >= 0:
-                labels[call[16]].call_ids.append(cid)
-            return _build(cid, call)
-
-        def push_twin(key: float, first: int, call: _Call) -> None:
-            nonlocal seq
-            twin_of[first] = seq
-            push(heap, (key + 1 + dup_rng.random() * dups[call[3]], seq, call))
-            seq += 1
-
         for m in range(self.minutes):
             t_ms = self._start_ms + m * 60_000
             # everything that ends (plus jitter) by now is final: later calls start at or after t_ms
-            while heap and heap[0][0] <= t_ms:
-                yield emit(pop(heap))
+            yield from queue.pop_until(t_ms)
             minute_end = t_ms + 60_000
             while pi < len(pending) and pending[pi][0] < minute_end:
                 call = pending[pi]
                 pi += 1
-                key = call[2] + (jitter_rng.random() * disorder_ms if disorder_ms else 0)
-                push(heap, (key, seq, call))
-                seq += 1
-                if dups and call[3] in dups:
-                    push_twin(key, seq - 1, call)
-            if not groups:
-                continue
-            utc = _dt(t_ms)
-            for off, sh, eh, custs, cum, total in groups:
-                rate_per_s = total * _activity(_local(utc, off), sh, eh) / 3600.0
-                if rate_per_s <= 0:
-                    continue
-                s = expo(rate_per_s)
-                while s < 60.0:
-                    c = custs[_pick(cum, rnd())]
-                    call = _benign_call(rng, c, t_ms + int(s * 1000))
-                    s += expo(rate_per_s)
-                    if suppress and c.cid in suppress and any(a <= call[0] < b for a, b in suppress[c.cid]):
-                        continue
-                    key = call[2] + (jitter_rng.random() * disorder_ms if disorder_ms else 0)
-                    push(heap, (key, seq, call))
-                    seq += 1
-                    if dups and c.cid in dups:
-                        push_twin(key, seq - 1, call)
+                queue.push(queue.arrival(call), call)
+            if groups:
+                self._benign_minute(queue, groups, rng, t_ms)
         while pi < len(pending):  # episode calls are already clipped to the run; defensive
             call = pending[pi]
             pi += 1
-            push(heap, (call[2], seq, call))
-            seq += 1
-            if dups and call[3] in dups:
-                push_twin(call[2], seq - 1, call)
-        while heap:
+            queue.push(call[2], call)
+        yield from queue.pop_until(None)
+
+    def _benign_minute(
+        self,
+        queue: _Arrivals,
+        groups: list[tuple[int, int, int, list[_Cust], list[float], float]],
+        rng: random.Random,
+        t_ms: int,
+    ) -> None:
+        """Draw the benign calls starting in the minute from ``t_ms`` (Poisson arrivals per group)."""
+        suppress = self._suppress
+        expo = rng.expovariate
+        rnd = rng.random
+        utc = _dt(t_ms)
+        for off, sh, eh, custs, cum, total in groups:
+            rate_per_s = total * _activity(_local(utc, off), sh, eh) / 3600.0
+            if rate_per_s <= 0:
+                continue
+            s = expo(rate_per_s)
+            while s < 60.0:
+                c = custs[_pick(cum, rnd())]
+                call = _benign_call(rng, c, t_ms + int(s * 1000))
+                s += expo(rate_per_s)
+                if suppress and c.cid in suppress and any(a <= call[0] < b for a, b in suppress[c.cid]):
+                    continue
+                queue.push(queue.arrival(call), call)
+
+
+class _Arrivals:
+    """The calls of a :meth:`Simulation.records` run waiting to arrive, by arrival time, and the call ids.
+
+    A call of a customer with a ``duplicate_cdrs`` trap is pushed twice: the second copy up to
+    ``max_delay_s`` later, with the first one's call id.
+    """
+
+    def __init__(self, seed: int, disorder_s: float, duplicates: dict[str, float], labels: list[EpisodeLabel]) -> None:
+        self.labels = labels
+        self.prefix = f"sim-{seed}-"
+        self.heap: list[tuple[float, int, _Call]] = []
+        self.seq = 0
+        self.n_out = 0
+        self.jitter_rng = random.Random(f"{seed}:disorder")
+        self.disorder_ms = disorder_s * 1000
+        self.dups = duplicates  # customer id -> largest delay of the second copy (ms)
+        self.dup_rng = random.Random(f"{seed}:duplicates")
+        self.twin_of: dict[int, int] = {}  # seq of a first copy -> seq of its second copy
+        self.twin_id: dict[int, str] = {}  # seq of a second copy -> the call id given to the first
+
+    def arrival(self, call: _Call) -> float:
+        """When ``call`` arrives: its end, plus up to ``disorder_s`` of jitter."""
+        end: float = call[2]
+        return end + (self.jitter_rng.random() * self.disorder_ms if self.disorder_ms else 0)
+
+    def push(self, key: float, call: _Call) -> None:
+        heapq.heappush(self.heap, (key, self.seq, call))
+        self.seq += 1
+        dups = self.dups
+        if dups and call[3] in dups:  # the second copy
+            self.twin_of[self.seq - 1] = self.seq
+            heapq.heappush(self.heap, (key + 1 + self.dup_rng.random() * dups[call[3]], self.seq, call))
+            self.seq += 1
+
+    def pop_until(self, t_ms: float | None) -> Iterator[CallDetailRecord]:
+        """The records of the calls arriving by ``t_ms`` (None: all of them), in arrival order."""
+        heap, pop, emit = self.heap, heapq.heappop, self._emit
+        while heap and (t_ms is None or heap[0][0] <= t_ms):
             yield emit(pop(heap))
 
+    def _emit(self, item: tuple[float, int, _Call]) -> CallDetailRecord:
+        _, s, call = item
+        if s in self.twin_id:
+            return _build(self.twin_id.pop(s), call)
+        self.n_out += 1
+        cid = f"{self.prefix}{self.n_out:08d}"
+        if s in self.twin_of:
+            self.twin_id[self.twin_of.pop(s)] = cid
+        if call[16] >= 0:
+            self.labels[call[16]].call_ids.append(cid)
+        return _build(cid, call)
 
 def simulate(
     start: datetime,

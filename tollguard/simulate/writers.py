@@ -21,7 +21,7 @@ def _open(path: str | Path | IO[str]) -> tuple[IO[str], bool]:
         return path, False  # type: ignore[return-value]
     if str(path) == "-":
         return sys.stdout, False
-    return open(path, "w", encoding="utf-8", newline=""), True  # noqa: SIM115
+    return open(path, "w", encoding="utf-8", newline=""), True
 
 
 def write(
