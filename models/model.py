@@ -403,7 +403,7 @@ class AnomalyModel:
         file = Path(path)
         try:
             untrusted = sio.get_untrusted_types(file=file)
-        except Exception as exc:  # noqa: BLE001 - any failure reading the archive
+        except Exception as exc:
             raise ModelError(f"{file}: not a readable skops model file ({exc})") from None
         refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if refused:
@@ -413,7 +413,7 @@ class AnomalyModel:
             )
         try:
             data = sio.load(file, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelError(f"{file}: cannot load the model ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
             raise ModelError(f"{file}: not a tollguard anomaly model (expected format {MODEL_FORMAT})")

@@ -316,7 +316,7 @@ def main() -> int:
         t0 = time.monotonic()
         try:
             detail = fn(args.bootstrap)
-        except Exception as exc:  # noqa: BLE001 - report every failure and go on
+        except Exception as exc:
             failed += 1
             print(f"FAIL {name} ({time.monotonic() - t0:.1f}s): {type(exc).__name__}: {exc}", flush=True)
             traceback.print_exc()
