@@ -22,12 +22,13 @@ Topology (topic names without the configurable prefix, DESIGN §4)::
 * Events are keyed by customer: a consumer sees one customer's events in order.
   Delivery is at-least-once; event ids are deterministic, so consumers de-duplicate.
 
-A control message ``{"control": "flush", "id", "source", "sources"}`` sent to every
+A control message ``{"control": "flush", "id", "source", "sources"}`` with the header
+``tollguard-control: flush``, sent to every
 partition of ``cdrs`` (``tollguard produce --flush``) is copied to every partition of
 ``cdrs-by-customer``; once a partition has it from all ``sources`` (so every CDR before
 it was parsed), its customers are closed as replay does at end of input (backfills, tests).
-Any other message on ``cdrs`` that looks like a control message is dead-lettered: nothing
-from the data path acts as a command.
+A line that merely looks like a control message is parsed as data (and dead-lettered as
+replay rejects it): nothing from the data path acts as a command.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ FETCH_MAX_WAIT_MS = 50
 
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
+
+#: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
+CONTROL_HEADER = "tollguard-control"
 
 
 @dataclass(frozen=True)
@@ -382,12 +386,14 @@ class StreamJob:
             value: bytes = event.value or b""
             message = event.message
             source = f"{message.topic}[{message.partition}]"
-            if value.startswith(CONTROL_PREFIX):
-                flush = _flush_control(value)
-                if flush is None:
+            control = _header(message.headers, CONTROL_HEADER)
+            if control is not None:
+                # Only a flush, marked by the header tollguard produce sets, is taken. Control-looking
+                # data (a line starting {"control") has no header: it is parsed, and refused, as data.
+                if control != "flush" or _flush_control(value) is None:
                     await self.send(self.runner.take_unparsable(
                         source, message.offset, value.decode("utf-8", "replace"),
-                        "not a CDR: a control message on the data path is refused (only produce --flush is taken)",
+                        "not a CDR: control messages are taken only as tollguard produce --flush sends them",
                     ))
                     continue
                 for partition in range(self.settings.partitions):

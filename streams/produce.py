@@ -195,7 +195,8 @@ def produce_files(
             partitions = sorted(producer.partitions_for(topic) or {0})
             flush_id = str(uuid.uuid4())
             for p in partitions:
-                producer.send(topic, value=flush_message(p, len(partitions), flush_id), partition=p)
+                producer.send(topic, value=flush_message(p, len(partitions), flush_id), partition=p,
+                              headers=[("tollguard-control", b"flush")])
         producer.flush()
     finally:
         producer.close()
