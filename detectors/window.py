@@ -141,7 +141,8 @@ class Window:
         Usually ``[]``; else the dropped entries, oldest first, already taken out of the
         aggregates and counted in ``state[entries + "_capped"]``.
         """
-        entries, t = state[self.entries], self.time
+        entries: list[Any] = state[self.entries]
+        t = self.time
         if not entries or (entries[-1] <= entry if t is None else entries[-1][t] <= entry[t]):
             entries.append(entry)
         else:
@@ -166,7 +167,8 @@ class Window:
 
     def expire(self, state: dict[str, Any], *, now_s: float, window_s: float) -> list[Any]:
         """Drop the entries at or before ``now_s - window_s`` and take out their terms; return them."""
-        entries, t = state[self.entries], self.time
+        entries: list[Any] = state[self.entries]
+        t = self.time
         cutoff_s = now_s - window_s
         if not entries or (entries[0] if t is None else entries[0][t]) > cutoff_s:
             return []
