@@ -38,7 +38,7 @@ _CUSTOMERS_EXAMPLE = """\
 #       detectors: [autodialer]             # authorised to run outbound campaigns
 #       destinations: ["+39899123456"]      # an agreed premium number
 #     overrides:
-#       arbitrage: {reward_min_calls: 60}      # a threshold for this customer only
+#       arbitrage: {reward_critical_calls: 60} # a threshold for this customer only
 """
 
 

@@ -5,16 +5,22 @@ credit by sending or receiving calls. Three independent checks, one module each,
 over a sliding event-time window of ``window_s`` and each with its own thresholds and scope:
 
 a. **reward / auto top-up** (outbound, :mod:`detectors.arbitrage.reward`): many answered
-   calls to a few destination numbers with near-constant talk time. Per destination
-   number: ``calls >= reward_min_calls`` and coefficient of variation of ``billsec_s``
-   ``<= reward_max_duration_cv``. Scope: ``destination_prefix`` = the number itself;
-   ``cli`` when 2 to ``reward_max_destinations`` numbers qualify together and one CLI
-   dials them all; when more numbers qualify than that the pattern is no longer "a few
-   numbers" and the scope widens to ``cli`` (one CLI) or ``account``.
-b. **inbound traffic pumping** to a DID (:mod:`detectors.arbitrage.pumping`):
-   ``calls >= pumping_min_calls`` inbound calls to one DID from at most
-   ``pumping_max_origin_ranges`` caller ranges (the first ``pumping_prefix_digits``
-   digits of the caller) with a mean answered duration ``>= pumping_min_acd_s``. Scope: ``did``.
+   calls of near-constant talk time to a few numbers, judged over the **set** of numbers
+   the customer feeds: the numbers with ``>= reward_min_number_calls`` calls of coefficient
+   of variation of ``billsec_s`` ``<= reward_max_duration_cv`` whose calls share that
+   length (pooled CV within the same limit, mean ``>= reward_min_billsec_s``: alarm panels'
+   short test calls stay out), their calls counted together against ``reward_min_calls``
+   / ``reward_critical_calls``. Scope: ``destination_prefix`` = the called number when the
+   set is that number, or a few numbers (``<= reward_max_destinations``) dialled from
+   several CLIs; ``cli`` when one CLI feeds several numbers; ``account`` when several CLIs
+   feed more than a few.
+b. **inbound traffic pumping** to a DID (:mod:`detectors.arbitrage.pumping`): the DID's
+   inbound calls are **concentrated**: its top ``pumping_max_origin_ranges`` caller ranges
+   (the first ``pumping_prefix_digits`` digits of the caller) carry ``>=
+   pumping_min_top_share`` of its calls, ``>= pumping_baseline_factor`` times its usual
+   load, with a mean answered duration ``>= pumping_min_acd_s``; their calls against
+   ``pumping_min_calls`` / ``pumping_critical_calls`` (other ranges may add calls: a busy
+   DID's own callers do not hide an attack). Scope: ``did``.
 c. **high-cost minutes far above the customer's history** (outbound, IRSF,
    :mod:`detectors.arbitrage.high_cost`): answered minutes to international numbers of
    ``high_cost_country_codes`` in the window ``>= high_cost_min_minutes`` and
@@ -26,7 +32,9 @@ Warning → ``alert`` (level ``warning``); critical → ``suspension`` (level ``
 each decision's ``check`` (``reward``, ``pumping``, ``high_cost``) keeps the checks'
 episodes apart. Emergency, toll-free and allowlisted (``ctx.allow_destinations``)
 destinations never count in (a) or (c) (:func:`tollguard.numbers.counted_destination`).
-All thresholds are inclusive (``>=`` / ``<=`` fire).
+The reward and pumping decisions' evidence carries ``estimated_cost`` and ``currency`` (the
+rules' rate table; None with a ``cost_note`` where it prices nothing; pumping prices the calls
+by their origin). All thresholds are inclusive (``>=`` / ``<=`` fire).
 """
 
 from detectors.arbitrage.detector import ArbitrageDetector

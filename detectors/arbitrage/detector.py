@@ -24,7 +24,8 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
     State::
 
         {"last_end_s": float, "sweep_s": float, "hot": [number, ...],
-         "reward": {number: reward group}, "pump": {did: pumping group}, "hc": high-cost state}
+         "reward": {number: reward group}, "pump": {did: pumping group},
+         "pump_base": {did: usual load}, "hc": high-cost state}
 
     The groups are described in :mod:`detectors.arbitrage.reward` and
     :mod:`detectors.arbitrage.pumping`, the high-cost state in
@@ -36,11 +37,11 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
     >>> det = ArbitrageDetector()
     >>> ctx = CustomerContext("c1", country="IT", params={"arbitrage": ArbitrageParams()})
     >>> state = det.initial_state()
-    >>> out = [d for i in range(30) for d in det.update(state, make_cdr(
+    >>> out = [d for i in range(16) for d in det.update(state, make_cdr(
     ...     call_id=f"r{i}", direction="outbound", caller="+390298765432", callee="+393331234567",
     ...     start_s=100 * i, end_s=100 * i + 45), ctx)]
-    >>> [(str(d.type), d.level, str(d.scope_kind), d.scope_value, d.evidence["cv"]) for d in out]
-    [('alert', 'warning', 'destination_prefix', '+393331234567', 0.0)]
+    >>> [(str(d.type), str(d.scope_kind), d.scope_value, d.evidence["calls"]) for d in out][::5]
+    [('alert', 'destination_prefix', '+393331234567', 10), ('suspension', 'destination_prefix', '+393331234567', 15)]
     """
 
     name = "arbitrage"
@@ -48,7 +49,8 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
     params_model = ArbitrageParams
 
     def initial_state(self) -> dict[str, Any]:
-        return {"last_end_s": 0.0, "sweep_s": 0.0, "hot": [], "reward": {}, "pump": {}, "hc": high_cost.new_state()}
+        return {"last_end_s": 0.0, "sweep_s": 0.0, "hot": [], "reward": {}, "pump": {}, "pump_base": {},
+                "hc": high_cost.new_state()}
 
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         p = self.params(ctx)
@@ -58,7 +60,7 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
         if now_s >= state["sweep_s"]:
             self._sweep(state, now_s, p)
         if cdr.direction is Direction.INBOUND:
-            return pumping.check(state["pump"], cdr, now_s, p) if p.pumping_enabled else []
+            return pumping.check(state, cdr, now_s, ctx, p) if p.pumping_enabled else []
         if cdr.direction is not Direction.OUTBOUND or cdr.billsec_s <= 0:
             return []
         info = classify(cdr.callee, ctx.country)
@@ -102,5 +104,6 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
                 if not groups[name]["calls"]:
                     del groups[name]
         state["hot"] = [d for d in state["hot"] if d in state["reward"]]
+        pumping.forget(state.setdefault("pump_base", {}), now_s)
         high_cost.CALLS.expire(state["hc"], now_s=now_s, window_s=p.window_s)
         state["sweep_s"] = now_s + p.window_s
