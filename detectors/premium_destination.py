@@ -12,8 +12,14 @@ answered or not) and the answered minutes to:
   IRSF / revenue-share ranges such as ``+979``, ``+881``, ``+882``, ``+883``).
 
 Emergency numbers, toll-free numbers and the customer's ``allow_destinations`` never
-count. Warning → ``alert`` (level ``warning``); critical → ``suspension`` (level
-``critical``) with the narrowest scope the window's calls support:
+count. Calls placed in parallel are a critical sign on their own: a person makes one call at a
+time, a script or a hacked PBX opens several lines at once (six calls to 899 numbers placed one
+per second, all in parallel: issue 9). The window's parallel calls are its exact peak of
+simultaneous counted calls (each call's ``[start, end)``; calls are released in end order, so
+the peak inside each new call is final when it arrives).
+
+Warning → ``alert`` (level ``warning``); critical (attempts, answered minutes or parallel
+calls) → ``suspension`` (level ``critical``) with the narrowest scope the window's calls support:
 
 1. ``destination_prefix`` when every call of the window shares one prefix (the
    high-risk prefix that matched, or ``+`` country code + the first
@@ -26,6 +32,8 @@ count. Warning → ``alert`` (level ``warning``); critical → ``suspension`` (l
 
 from __future__ import annotations
 
+import bisect
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -45,17 +53,22 @@ from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.events import ScopeKind
 from tollguard.numbers import NumberInfo, NumberType, classify, counted_destination, matches_prefix
 
-#: Entry fields of ``state["calls"]`` (one list per call, JSON-serialisable).
-_END, _ID, _DEST, _PREFIX, _INTL, _CLI, _BILLSEC = range(7)
+#: Entry fields of ``state["calls"]`` (one list per call, JSON-serialisable): window time (the
+#: newest end seen when it arrived), call id, destination, premium prefix, international 0/1, CLI,
+#: billsec, the call's own start and end, its estimated cost, priced 0/1, and the peak of
+#: simultaneous counted calls inside it as text (a key of ``by_parallel``).
+_END, _ID, _DEST, _PREFIX, _INTL, _CLI, _BILLSEC, _START, _CALL_END, _COST, _PRICED, _PAR = range(12)
 
 #: The window of counted calls: the detector's state is this window.
 CALLS = Window(
     "calls",
     time=_END,
-    sums={"billsec": _BILLSEC, "answered": lambda c, _s: c[_BILLSEC] > 0, "intl": _INTL},
-    counts={"by_prefix": _PREFIX, "by_cli": _CLI},
-    on_empty={"billsec": 0.0, "ep": None},
-)
+    sums={"billsec": _BILLSEC, "answered": lambda c, _s: c[_BILLSEC] > 0, "intl": _INTL, "cost": _COST,
+          "priced": _PRICED},
+    counts={"by_prefix": _PREFIX, "by_cli": _CLI, "by_parallel": _PAR},
+    on_empty={"billsec": 0.0, "cost": 0.0, "ep": None},
+)  # fmt: skip
+_window_end = itemgetter(_END)
 
 
 class PremiumDestinationParams(DetectorParams):
@@ -67,6 +80,9 @@ class PremiumDestinationParams(DetectorParams):
     small: 3 / 10 attempts and 30 answered minutes per hour are tollguard's operator
     defaults; ``warn_minutes`` 10 is a third of ``critical_minutes``. The number types
     are the ones clause 8.2 names, as libphonenumber's metadata types them.
+    ``critical_parallel_calls`` 3: issue 9 saw six calls to Italian 899 numbers placed one a
+    second, all in parallel, from a hacked line; a fraudster at half that opens three lines
+    (OpenSIPS fraud_detection keeps a concurrent-calls counter per called prefix for this).
     """
 
     window_s: float = Field(
@@ -83,6 +99,12 @@ class PremiumDestinationParams(DetectorParams):
     )
     critical_minutes: float = Field(
         30, gt=0, le=100_000, description="answered premium minutes in the window → suspension (clause 8.2)"
+    )
+    critical_parallel_calls: int = Field(
+        3,
+        ge=2,
+        le=100_000,
+        description="simultaneous premium calls in the window → suspension (half the six-line attack of issue 9)",
     )
     premium_types: tuple[NumberType, ...] = Field(
         (NumberType.PREMIUM_RATE, NumberType.SHARED_COST, NumberType.PERSONAL_NUMBER),
@@ -141,6 +163,35 @@ def _premium_range(
     return None
 
 
+def _peak_within(calls: list[list[Any]], start_s: float, end_s: float) -> int:
+    """Peak of simultaneous calls inside ``[start_s, end_s)``: the new call and the window's ``calls``.
+
+    A zero-length call overlaps nothing (1 when it is the only one). Calls are half-open
+    intervals ``[start, end)``: one ending when another starts does not overlap it.
+
+    >>> calls = [[s + 60.0, "a", "", "", 0, "", 0, s, s + 60.0, 0.0, 0, "1"] for s in (0.0, 1.0, 2.0)]
+    >>> _peak_within(calls, 3.0, 63.0), _peak_within(calls, 60.0, 90.0), _peak_within(calls, 62.0, 90.0)
+    (4, 3, 1)
+    """
+    if end_s <= start_s:
+        return 1
+    first = bisect.bisect_right(calls, start_s, key=_window_end)  # window time >= the call's own end
+    changes = [(start_s, 1)]
+    for c in calls[first:]:
+        if c[_CALL_END] > start_s and c[_START] < end_s and c[_CALL_END] > c[_START]:
+            changes.append((max(c[_START], start_s), 1))
+            if c[_CALL_END] < end_s:
+                changes.append((c[_CALL_END], -1))
+    if len(changes) == 1:
+        return 1
+    changes.sort()  # at equal times -1 sorts before +1: an end and a start at t do not overlap
+    count = peak = 0
+    for _, delta in changes:
+        count += delta
+        peak = max(peak, count)
+    return peak
+
+
 class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
     """Premium / high-risk destination calls per customer in a sliding window → alert, then suspension.
 
@@ -154,9 +205,10 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
     first met a threshold; it ends when a counted call finds the window below every
     threshold, when the window empties, or on a reset.
 
-    State: ``{"calls": [[end_s, call_id, dest, prefix, international, cli, billsec_s],
-    ...], "billsec": float, "answered": n, "by_prefix": {prefix: n}, "by_cli": {cli: n}, "intl": n,
-    "last_end_s": float, "ep": str | None}``, calls in end order, bounded by the window
+    State: ``{"calls": [[end_s, call_id, dest, prefix, international, cli, billsec_s, start_s,
+    call_end_s, cost, priced, parallel], ...], "billsec": float, "answered": n, "by_prefix":
+    {prefix: n}, "by_cli": {cli: n}, "by_parallel": {"peak": n}, "intl": n, "cost": float,
+    "priced": n, "last_end_s": float, "ep": str | None}``, calls in end order, bounded by the window
     (:data:`CALLS`, at most :func:`detectors.window.entry_cap` calls; ``"calls_capped"``
     appears when that cap dropped some).
 
@@ -179,8 +231,8 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
 
     def initial_state(self) -> dict[str, Any]:
         return {
-            "calls": [], "billsec": 0.0, "answered": 0, "by_prefix": {}, "by_cli": {}, "intl": 0,
-            "last_end_s": 0.0, "ep": None,
+            "calls": [], "billsec": 0.0, "answered": 0, "by_prefix": {}, "by_cli": {}, "by_parallel": {}, "intl": 0,
+            "cost": 0.0, "priced": 0, "last_end_s": 0.0, "ep": None,
         }
 
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
@@ -191,10 +243,17 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
         dest = counted_destination(info, cdr.callee, ctx.allow_destinations)
         if dest is None or (prefix := _premium_range(info, dest, ctx, params)) is None:
             return []
-        now_s = max(cdr.end.timestamp(), state["last_end_s"])
+        if "by_parallel" not in state:  # a state from before parallel calls: start afresh
+            state.clear()
+            state.update(self.initial_state())
+        start_s, end_s = cdr.start.timestamp(), cdr.end.timestamp()
+        now_s = max(end_s, state["last_end_s"])
         state["last_end_s"] = now_s
         CALLS.expire(state, now_s=now_s, window_s=params.window_s)
-        call = [now_s, cdr.call_id, dest, prefix, int(info.international), customer_number(cdr), cdr.billsec_s]
+        cost = ctx.rates.cost(dest, cdr.billsec_s) if dest[:1] == "+" else None
+        parallel = _peak_within(state["calls"], start_s, end_s)
+        call = [now_s, cdr.call_id, dest, prefix, int(info.international), customer_number(cdr), cdr.billsec_s,
+                start_s, end_s, cost or 0.0, int(cost is not None), str(parallel)]  # fmt: skip
         CALLS.add(state, call, max_entries=entry_cap(params.critical_attempts))
         return self._decide(state, now_s, ctx, params)
 
@@ -215,7 +274,8 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
         last = state["last_end_s"]
         state.clear()
         state.update(self.initial_state(), last_end_s=last)
-        for c in keep:
+        for c in sorted(keep, key=lambda c: (c[_CALL_END], c[_END])):  # the peaks without the forgotten calls
+            c = [*c[:_PAR], str(_peak_within(state["calls"], c[_START], c[_CALL_END]))]
             CALLS.add(state, c, max_entries=len(keep))  # all of them: they were within the cap
 
     def _decide(
@@ -223,11 +283,20 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
     ) -> list[Decision]:
         calls = state["calls"]
         attempts, minutes = len(calls), state["billsec"] / 60.0
+        parallel = max(map(int, state["by_parallel"]), default=0)
         level: AlertLevel
-        if attempts >= params.critical_attempts or minutes >= params.critical_minutes:
-            level, what = "critical", (params.critical_attempts, params.critical_minutes)
+        if (
+            attempts >= params.critical_attempts
+            or minutes >= params.critical_minutes
+            or parallel >= params.critical_parallel_calls
+        ):
+            level = "critical"
+            what = (
+                f"{params.critical_attempts} calls, {params.critical_minutes:g} min or "
+                f"{params.critical_parallel_calls} simultaneous calls"
+            )
         elif attempts >= params.warn_attempts or minutes >= params.warn_minutes:
-            level, what = "warning", (params.warn_attempts, params.warn_minutes)
+            level, what = "warning", f"{params.warn_attempts} calls or {params.warn_minutes:g} min"
         else:
             state["ep"] = None
             return []
@@ -244,17 +313,20 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
             kind, value = ScopeKind.ACCOUNT, ctx.customer_id
         latest = calls[-1]
         ranges = ", ".join(sorted(by_prefix)[:5]) + (", ..." if len(by_prefix) > 5 else "")
+        at_once = f", up to {parallel} at once" if parallel > 1 else ""
         reason = (
-            f"Customer {ctx.customer_id} made {attempts} calls ({minutes:.1f} answered min) to "
+            f"Customer {ctx.customer_id} made {attempts} calls ({minutes:.1f} answered min{at_once}) to "
             f"premium/high-risk numbers ({ranges}) in the last {params.window_s / 60:.0f} min, latest "
-            f"{latest[_DEST]}; the {level} threshold is {what[0]} calls or {what[1]:g} min (clause 8.2), "
-            f"so {kind} {value} is "
+            f"{latest[_DEST]}; the {level} threshold is {what} (clause 8.2), so {kind} {value} is "
             + ("suspended." if level == "critical" else "flagged for review.")
         )
         evidence = {
             "attempts": attempts,
             "answered_calls": state["answered"],
             "answered_minutes": round(minutes, 3),
+            "parallel_calls": parallel,
+            "estimated_cost": round(state["cost"], 4) if state["priced"] else None,
+            "currency": ctx.rates.currency,
             "by_prefix": dict(sorted(by_prefix.items())),
             "international_calls": state["intl"],
             "clis": len(by_cli),
@@ -265,6 +337,7 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
                 "warn_minutes": params.warn_minutes,
                 "critical_attempts": params.critical_attempts,
                 "critical_minutes": params.critical_minutes,
+                "critical_parallel_calls": params.critical_parallel_calls,
             },
             "sample_call_ids": sample_ids(calls, params.sample_call_ids, _ID),
         }

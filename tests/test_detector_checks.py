@@ -65,13 +65,15 @@ class Case:
 
 CASES: dict[str, Case] = {
     # 40 calls to 6 premium / high-risk numbers (IT 899 and 848, GB 909 and 871, +881, +882, +979) from
-    # the customer's DIDs, 02:06-02:26 at night: alerts, then the account suspended from the 10th call
+    # the customer's DIDs, 02:06-02:26 at night: alerts, then the account suspended from the 6th call, when
+    # three of the calls (minutes long, placed under a minute apart) have run at once (critical_parallel_calls;
+    # before it, from the 10th call on attempts alone: 6 account alerts and 31 suspensions)
     "premium_destination": Case(
         ("premium_destination",),
         {
             ("alert", "warning", "", "outbound_international"): 1,
-            ("alert", "warning", "", "account"): 6,
-            ("suspension", "critical", "", "account"): 31,
+            ("alert", "warning", "", "account"): 2,
+            ("suspension", "critical", "", "account"): 35,
         },
     ),
     # reward: 150 answered 61 +- 1 s calls from one CLI to 2 mobile numbers (14:00-15:00), judged as one set of
@@ -93,8 +95,10 @@ CASES: dict[str, Case] = {
         },
     ),
     # wangiri: 300 one-ring calls to foreign mobiles from one CLI (04:00-04:20): a wangiri alert and
-    # suspension, and a dialer alert (15 attempts/min, distinct numbers, no answer; Poisson gaps);
-    # autodialer: 30 attempts a minute from another CLI to sequential fixed numbers, ASR 0.12 (10:00-10:20)
+    # suspension, and a dialer alert (12 attempts/min over the attempts' span, distinct numbers, no answer;
+    # Poisson gaps); autodialer: 30 attempts a minute from another CLI to sequential fixed numbers, ASR 0.12
+    # (10:00-10:20): an alert at its 32nd attempt (10/min: the span starts at an ordinary call of that DID a
+    # few minutes before), the suspension two minutes later (28/min). Counts as before the rates over the span.
     "autodialer": Case(
         ("wangiri", "autodialer"),
         {

@@ -1,4 +1,4 @@
-"""premium_destination: attempts / minutes thresholds, scope selection, exclusions, state bounds, reset."""
+"""premium_destination: attempts / minutes / parallel-call thresholds, scope, exclusions, cost, state bounds, reset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from detectors.base import CustomerContext
 from detectors.premium_destination import PremiumDestinationDetector, PremiumDestinationParams
 from tollguard.cdr import Direction, Disposition
 from tollguard.events import EventType, ScopeKind
+from tollguard.rates import EXAMPLE_RATES, RateTable
 from tollguard.testing import BASE_TIME, make_cdr
 
 HIGH_RISK = ("+979", "+881", "+882", "+883")
@@ -204,6 +205,9 @@ def test_evidence_reason_and_episode():
         "attempts": 10,
         "answered_calls": 10,
         "answered_minutes": 10.0,
+        "parallel_calls": 2,  # each call starts 5 s before the previous one ends
+        "estimated_cost": None,  # the context has no rate table
+        "currency": "EUR",
         "by_prefix": {"+39899": 10},
         "international_calls": 0,
         "clis": 1,
@@ -211,15 +215,18 @@ def test_evidence_reason_and_episode():
         "window_start": "2026-01-05T09:00:30Z",
         "thresholds": {
             "warn_attempts": 3, "warn_minutes": 10, "critical_attempts": 10, "critical_minutes": 30,
+            "critical_parallel_calls": 3,
         },
         "sample_call_ids": [f"p{i:03d}" for i in range(10)],
     }
     assert per_cdr[11][0].evidence["sample_call_ids"] == [f"p{i:03d}" for i in range(2, 12)]
     assert crit.reason == (
-        "Customer c1 made 10 calls (10.0 answered min) to premium/high-risk numbers (+39899) "
-        "in the last 60 min, latest +39899123456; the critical threshold is 10 calls or 30 min "
-        "(clause 8.2), so destination_prefix +39899 is suspended."
+        "Customer c1 made 10 calls (10.0 answered min, up to 2 at once) to premium/high-risk numbers (+39899) "
+        "in the last 60 min, latest +39899123456; the critical threshold is 10 calls, 30 min or 3 simultaneous "
+        "calls (clause 8.2), so destination_prefix +39899 is suspended."
     )
+    assert warn.reason.endswith("the warning threshold is 3 calls or 10 min (clause 8.2), so destination_prefix "
+                                "+39899 is flagged for review.")
 
 
 def test_new_episode_after_the_window_empties():
@@ -253,5 +260,96 @@ def test_reset_forgets_the_scope():
 
 def test_an_unknown_number_type_is_refused():
     # the ranges of the numeric thresholds and unknown keys: tests/test_detector_checks.py
-    with pytest.raises(ValidationError, match="premium_types.0"):
+    with pytest.raises(ValidationError, match=r"premium_types\.0"):
         PremiumDestinationParams(premium_types=["not_a_type"])
+
+
+# ---------------------------------------------------------------------------------------- parallel calls
+
+
+def parallel(n, callee=IT_PREMIUM, gap_s=1.0, talk_s=60.0, first=0, at_s=0.0):
+    """``n`` calls to ``callee`` placed ``gap_s`` apart from ``at_s``, each answered after 5 s, talking ``talk_s``."""
+    return [
+        make_cdr(call_id=f"q{first + i:03d}", direction=Direction.OUTBOUND, caller=CLI_A, did=CLI_A, callee=callee,
+                 start_s=at_s + i * gap_s, answer_s=at_s + i * gap_s + 5, end_s=at_s + i * gap_s + 5 + talk_s)
+        for i in range(n)
+    ]
+
+
+def test_six_parallel_premium_calls_are_critical():
+    # issue 9: six calls to Italian 899 numbers placed one per second, all in parallel, gave only an alert
+    per_cdr, state = run(parallel(6))
+    assert levels(per_cdr) == [None, None, "critical", "critical", "critical", "critical"]
+    last = per_cdr[-1][0]
+    assert (last.type, last.scope_kind, last.scope_value) == (EventType.SUSPENSION, ScopeKind.DESTINATION_PREFIX,
+                                                              "+39899")
+    assert last.evidence["parallel_calls"] == 6 and last.evidence["attempts"] == 6
+    assert "up to 6 at once" in last.reason and "or 3 simultaneous calls" in last.reason
+    assert state["by_parallel"] == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1, "6": 1}
+
+
+@pytest.mark.parametrize(
+    ("cdrs", "expected"),
+    [
+        # the same six calls one after another (each ends before the next starts): attempts alone, an alert
+        (parallel(6, gap_s=100), [None, None, "warning", "warning", "warning", "warning"]),
+        # two at a time, twice: below critical_parallel_calls (3)
+        (parallel(2) + parallel(2, first=2, at_s=600), [None, None, "warning", "warning"]),
+        # exactly three at once: inclusive
+        (parallel(3), [None, None, "critical"]),
+        # a call ending as the next starts does not overlap it (half-open intervals)
+        (parallel(3, gap_s=65), [None, None, "warning"]),
+    ],
+    ids=["sequential", "pairs", "three", "touching"],
+)
+def test_parallel_calls_threshold(cdrs, expected):
+    assert levels(run(cdrs)[0]) == expected
+
+
+def test_parallel_emergency_and_toll_free_calls_never_count():
+    # five calls to 112 and toll-free numbers in parallel with one premium call: one counted call, no parallel
+    callees = ["112", "113", "+39800123456", "112", "+39800000111"]
+    others = [c.model_copy(update={"callee": callee, "call_id": f"o{i}"})
+              for i, (c, callee) in enumerate(zip(parallel(5), callees, strict=True))]
+    cdrs = sorted(others + parallel(1, talk_s=70), key=lambda c: c.end)
+    per_cdr, state = run(cdrs)
+    assert levels(per_cdr) == [None] * 6
+    assert [c[1] for c in state["calls"]] == ["q000"] and state["by_parallel"] == {"1": 1}
+
+
+def test_parallel_calls_leave_with_the_window():
+    cdrs = [*parallel(3), call(200, IT_PREMIUM, at_s=3 * 3600)]  # three hours after the burst: alone again
+    per_cdr, state = run(cdrs)
+    assert levels(per_cdr) == [None, None, "critical", None]
+    assert state["by_parallel"] == {"1": 1}
+
+
+def test_evidence_carries_the_estimated_cost_in_the_rate_table_currency():
+    context = ctx(rates=RateTable(currency="EUR", prefixes=dict(EXAMPLE_RATES)))
+    per_cdr, _ = run([*parallel(3), call(50, SATELLITE, at_s=700)], context)
+    # three 1-minute +39899 calls at EUR 0.50 a call + 1.50/min; +881 is priced (5.00/min) but unanswered: free
+    ev = per_cdr[-1][0].evidence
+    assert (ev["estimated_cost"], ev["currency"]) == (6.0, "EUR")
+    unpriced = ctx(rates=RateTable(currency="GBP", prefixes={}))
+    ev = run(parallel(3), unpriced)[0][-1][0].evidence
+    assert (ev["estimated_cost"], ev["currency"]) == (None, "GBP")
+
+
+def test_a_state_written_before_parallel_calls_is_started_afresh():
+    det, context = PremiumDestinationDetector(), ctx()
+    state = {"calls": [[T0, "old", IT_PREMIUM, "+39899", 0, CLI_A, 0.0]], "billsec": 0.0, "answered": 0,
+             "by_prefix": {"+39899": 1}, "by_cli": {CLI_A: 1}, "intl": 0, "last_end_s": T0, "ep": None}
+    det.update(state, call(1, IT_PREMIUM), context)
+    assert [c[1] for c in state["calls"]] == ["p001"] and state["by_prefix"] == {"+39899": 1}
+
+
+def test_a_cleared_cli_takes_its_calls_out_of_the_parallel_peak():
+    # two lines of CLI_A and one of CLI_B at once: three parallel calls, suspended; the CLI_A scope is cleared
+    cdrs = parallel(2) + [c.model_copy(update={"caller": CLI_B, "did": CLI_B, "call_id": "b"}) for c in parallel(1)]
+    det, context = PremiumDestinationDetector(), ctx()
+    state = det.initial_state()
+    for c in sorted(cdrs, key=lambda c: c.end):
+        det.update(state, c, context)
+    assert state["by_parallel"] == {"1": 1, "2": 1, "3": 1}
+    det.reset(state, ScopeKind.CLI, CLI_A)
+    assert [c[1] for c in state["calls"]] == ["b"] and state["by_parallel"] == {"1": 1}
