@@ -25,6 +25,11 @@ b. **Declared link.** Where the rules give ``link_kbps``, the exact peak of the
    :mod:`detectors.concurrency`) is tracked; ``link_kbps / peak < min_kbps_per_call``
    → one notice per episode (it ends after ``window_s`` without an overload).
    Exactly 60 kbit/s per call complies.
+
+Outbound calls to emergency and toll-free numbers are judged by neither check
+(:mod:`detectors.never_evidence`): they are never evidence. A notice's ``estimated_cost``
+(``currency``) is what its outbound calls cost where the rules' rate table prices them (the
+bad calls; the calls in progress at the link's peak), null when none is priced.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ from pydantic import Field
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso
 from detectors.codecs import IP_UDP_OVERHEAD_BYTES, lookup
 from detectors.concurrency import add_call, prune_calls
+from detectors.never_evidence import never_evidence
 from detectors.window import Window, entry_cap
-from tollguard.cdr import CallDetailRecord
+from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.events import EventType, ScopeKind
+from tollguard.numbers import classify
 
-_END, _KBPS, _NEED, _CODEC, _ID, _LOSS, _MOS = range(7)
+_END, _KBPS, _NEED, _CODEC, _ID, _LOSS, _MOS, _COST = range(8)
 
 #: Check a's two windows of judged calls (by end): the fine ones (their end times) and the bad ones.
 OK_CALLS = Window("ok", time=None)
@@ -185,6 +192,20 @@ def measure(cdr: CallDetailRecord, p: BandwidthParams) -> dict[str, Any] | None:
     }
 
 
+def _cost(cdr: CallDetailRecord, ctx: CustomerContext) -> float | None:
+    """What an outbound call cost where the rate table prices its destination, else None."""
+    if cdr.direction is not Direction.OUTBOUND:
+        return None
+    number = classify(cdr.callee, ctx.country).e164
+    return ctx.rates.cost(number, cdr.billsec_s) if number else None
+
+
+def _total(costs: Any) -> float | None:
+    """The sum of the priced costs, None when none is priced."""
+    priced = [c for c in costs if c is not None]
+    return round(sum(priced), 2) if priced else None
+
+
 def _is_bad(m: dict[str, Any], p: BandwidthParams) -> bool:
     slow = m["kbps"] < m["need_kbps"] * p.min_codec_ratio and m["kbps"] < p.min_kbps_per_call
     impaired = (m["loss"] is not None and m["loss"] >= p.min_loss_ratio) or (
@@ -197,9 +218,9 @@ class BandwidthDetector(Detector[BandwidthParams]):
     """Clause 3.1 compliance from RTP counters and from the declared link, notices only.
 
     State: ``{"ok": [end_s, ...] (judged calls that were fine, in the window),
-    "bad": [[end_s, kbps, need_kbps, codec, call_id, loss, mos], ...], "ep": iso | None,
+    "bad": [[end_s, kbps, need_kbps, codec, call_id, loss, mos, cost], ...], "ep": iso | None,
     "calls": [[media_from_s, end_s], ...] sorted by end (only with ``link_kbps``),
-    "ids": [[end_s, media_from_s, call_id], ...] (the latest ``4 * sample_call_ids``
+    "ids": [[end_s, media_from_s, call_id, cost], ...] (the latest ``4 * sample_call_ids``
     calls, for evidence), "link": {"ep": iso, "last_s": float,
     "peak": int} | None}``. Times are UTC epoch seconds. ``ok`` and ``bad`` are the windows
     :data:`OK_CALLS` and :data:`BAD_CALLS` (``"ok_capped"`` / ``"bad_capped"`` appear when
@@ -228,18 +249,21 @@ class BandwidthDetector(Detector[BandwidthParams]):
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         if cdr.rtp_in_bytes is None and cdr.rtp_out_bytes is None and ctx.link_kbps is None:
             return []
+        if never_evidence(cdr, ctx.country):
+            return []
         p = self.params(ctx)
         end_s = cdr.end.timestamp()
         decisions: list[Decision] = []
         if ctx.link_kbps is not None:
-            decision = self._link(state, cdr, ctx.link_kbps, p, end_s)
+            decision = self._link(state, cdr, ctx, ctx.link_kbps, p, end_s)
             if decision is not None:
                 decisions.append(decision)
         m = measure(cdr, p)
         if m is not None:
             self._expire(state, end_s, p)
             if _is_bad(m, p):
-                bad_call = [end_s, m["kbps"], m["need_kbps"], m["codec"], cdr.call_id, m["loss"], m["mos"]]
+                bad_call = [end_s, m["kbps"], m["need_kbps"], m["codec"], cdr.call_id, m["loss"], m["mos"],
+                            _cost(cdr, ctx)]
                 BAD_CALLS.add(state, bad_call, max_entries=entry_cap(p.min_bad_calls))
                 bad, judged = len(state["bad"]), len(state["bad"]) + len(state["ok"])
                 if state["ep"] is None and bad >= p.min_bad_calls and bad / judged >= p.min_bad_share:
@@ -320,6 +344,8 @@ class BandwidthDetector(Detector[BandwidthParams]):
                     "min_bad_share": p.min_bad_share,
                 },
                 "sample_call_ids": [b[_ID] for b in bad[-p.sample_call_ids :]] if p.sample_call_ids else [],
+                "estimated_cost": _total(b[_COST] if len(b) > _COST else None for b in bad),
+                "currency": ctx.rates.currency,
                 **({"capped_calls": capped} if capped else {}),
             },
         )
@@ -334,7 +360,13 @@ class BandwidthDetector(Detector[BandwidthParams]):
             del ids[: bisect.bisect_left(ids, cut_s, key=lambda x: x[0])]
 
     def _link(
-        self, state: dict[str, Any], cdr: CallDetailRecord, link_kbps: float, p: BandwidthParams, end_s: float
+        self,
+        state: dict[str, Any],
+        cdr: CallDetailRecord,
+        ctx: CustomerContext,
+        link_kbps: float,
+        p: BandwidthParams,
+        end_s: float,
     ) -> Decision | None:
         if cdr.media_start is not None:
             media_from = cdr.media_start.timestamp()  # early media uses the link too
@@ -345,7 +377,7 @@ class BandwidthDetector(Detector[BandwidthParams]):
         self._prune_calls(state, end_s - p.max_call_s)
         profile = add_call(state["calls"], media_from, end_s)
         ids = state["ids"]
-        bisect.insort(ids, [end_s, media_from, cdr.call_id], key=lambda x: x[0])
+        bisect.insort(ids, [end_s, media_from, cdr.call_id, _cost(cdr, ctx)], key=lambda x: x[0])
         if len(ids) > 4 * p.sample_call_ids:
             del ids[: len(ids) - 4 * p.sample_call_ids]
         if not profile:
@@ -360,7 +392,8 @@ class BandwidthDetector(Detector[BandwidthParams]):
             link["peak"] = max(link["peak"], peak)
             return None
         state["link"] = {"ep": iso(peak_at), "last_s": peak_at, "peak": peak}
-        overlapping = [cid for e, s, cid in state["ids"] if s <= peak_at < e]
+        at_peak = [x for x in state["ids"] if x[1] <= peak_at < x[0]]
+        overlapping = [x[2] for x in at_peak]
         supported = math.floor(link_kbps / p.min_kbps_per_call)
         return Decision(
             type=EventType.COMPLIANCE_NOTICE,
@@ -385,5 +418,7 @@ class BandwidthDetector(Detector[BandwidthParams]):
                 "supported_calls": supported,
                 "max_call_s": p.max_call_s,
                 "sample_call_ids": overlapping[-p.sample_call_ids :] if p.sample_call_ids else [],
+                "estimated_cost": _total(x[3] if len(x) > 3 else None for x in at_peak),
+                "currency": ctx.rates.currency,
             },
         )

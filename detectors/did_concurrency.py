@@ -10,10 +10,28 @@ Because a CDR arrives when its call ends, the calls that overlap a moment ``t`` 
 known only once event time passed ``t + settle_s`` (calls longer than ``settle_s`` are
 counted, but could arrive after the event). So a breach is reported ``settle_s`` of event
 time after its peak, or at the end of a replay, with the real observed peak.
+
+Outbound calls to emergency and toll-free numbers occupy no capacity here
+(:mod:`detectors.never_evidence`): an incident's emergency calls are no need the customer pays
+for. Inbound calls count whatever caller id they present (it can be spoofed).
+
+**Capacity for fraud.** A DID can pass its capacity because it is being abused: a hacked PBX
+running 30 lines to premium or revenue-share ranges, a pumped DID receiving long calls from a
+few foreign ranges. Raising (and billing) that capacity would hand the fraudster more lines,
+yet the contract owes the raise within 30 days, and this detector cannot see the fraud
+checks' verdicts. So the event is still emitted, with the exact peak, but it says which of the
+calls at the peak are fraud signs: outbound calls to premium-type numbers or the rules'
+high-risk prefixes, outbound calls the rate table prices at ``suspect_min_per_min`` or more,
+and inbound calls from abroad when they come from at most ``suspect_max_origin_ranges``
+origin ranges (the pumping pattern). When the DID would have stayed within its capacity
+without them, the evidence is marked ``fraud_suspected`` and the reason asks billing to hold
+the raise until the fraud checks are verified (30 days leave ample time); ``estimated_cost``
+(``currency``) is what those priced calls at the peak cost.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import timedelta
 from typing import Any
@@ -22,8 +40,14 @@ from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, from_epoch, iso
 from detectors.concurrency import add_call, peak_of, prune_calls
-from tollguard.cdr import CallDetailRecord
+from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.events import EventType, ScopeKind
+from tollguard.numbers import NumberType, classify, matches_prefix
+
+#: Number types whose calls are premium evidence (``premium_destination``'s families).
+_PREMIUM_TYPES = frozenset({NumberType.PREMIUM_RATE, NumberType.SHARED_COST, NumberType.PERSONAL_NUMBER})
+# a suspect call: [start_s, end_s, class, cost or None]; class "premium", "rate" or "from:<origin range>"
+_S, _E, _CLS, _COST = range(4)
 
 
 class DidConcurrencyParams(DetectorParams):
@@ -40,6 +64,19 @@ class DidConcurrencyParams(DetectorParams):
         7200, ge=0, le=86_400, description="event time after a peak before it is final (longest call counted)"
     )
     count_unanswered: bool = Field(True, description="ringing, unanswered calls occupy a channel too")
+    suspect_min_per_min: float = Field(
+        0.25, ge=0, le=10_000,
+        description="an outbound call the rate table prices at or above this a minute is a fraud sign at the peak "
+        "(sip.us: default max $0.25/min a destination; port5060 blocks calls above 20p/min)",
+    )  # fmt: skip
+    suspect_max_origin_ranges: int = Field(
+        5, ge=0, le=1_000,
+        description="inbound calls from abroad at the peak from at most this many origin ranges are a pumping "
+        "sign (issue 9: pumping from 1-5 ranges); 0: never",
+    )  # fmt: skip
+    origin_prefix_digits: int = Field(
+        5, ge=1, le=15, description="caller digits after '+' naming an origin range (as arbitrage's pumping check)"
+    )
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="call ids kept as evidence")
 
 
@@ -47,8 +84,11 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
     """Exact peak concurrency per DID, one ``capacity_increase`` per DID and capacity level.
 
     State: ``{"dids": {did: {"calls": [[start_s, end_s], ...], "cap": int | None,
-    "pend": {...} | None}}, "last_end_s": float}``. ``cap`` is the capacity already
-    proposed (the level reached), so a DID fires again only above that.
+    "pend": {...} | None, "ids": [call_id, ...], "suspect": [[start_s, end_s, class, cost], ...]}},
+    "last_end_s": float, "due_s": float}``. ``cap`` is the capacity already proposed (the
+    level reached), so a DID fires again only above that; ``suspect`` holds the calls that are
+    fraud signs (class ``premium``, ``rate`` or ``from:<origin range>``), sorted by end, and
+    ``pend["sus"]`` what they add up to at the pending peak.
 
     Examples
     --------
@@ -74,11 +114,19 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
         state["last_end_s"] = max(state["last_end_s"], end_s)
         if cdr.did is None or not (params.count_unanswered or cdr.answered):
             return []
+        never, suspect = self._suspect(cdr, ctx, params)
+        if never:
+            return []  # an emergency or toll-free call: never evidence, occupies no paid capacity
         start_s = cdr.start.timestamp()
         entry = state["dids"].get(cdr.did)
         if entry is None:
-            entry = state["dids"][cdr.did] = {"calls": [], "cap": None, "pend": None, "ids": []}
+            entry = state["dids"][cdr.did] = {"calls": [], "cap": None, "pend": None, "ids": [], "suspect": []}
+        sus = entry.setdefault("suspect", [])
         prune_calls(entry["calls"], end_s - params.settle_s)
+        if sus and sus[0][_E] < end_s - params.settle_s:
+            del sus[: bisect.bisect_left(sus, end_s - params.settle_s, key=_sus_end)]
+        if suspect is not None:
+            bisect.insort(sus, [start_s, end_s, *suspect], key=_sus_end)
         profile = add_call(entry["calls"], start_s, end_s)
         capacity = max(ctx.capacity_of(cdr.did, params.default_capacity), entry["cap"] or 0)
         over = [(t, n) for t, n in profile if n > capacity]
@@ -91,10 +139,35 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
             pend["first"] = min(pend["first"], over[0][0])
             if peak > pend["peak"]:
                 pend["peak"], pend["peak_at"] = peak, peak_at
+                pend["sus"] = _at_peak(sus, peak_at, params)
             ids = entry["ids"]
             if len(ids) < params.sample_call_ids and cdr.call_id not in ids:
                 ids.append(cdr.call_id)
         return []
+
+    @staticmethod
+    def _suspect(
+        cdr: CallDetailRecord, ctx: CustomerContext, p: DidConcurrencyParams
+    ) -> tuple[bool, list[Any] | None]:
+        """(never evidence, ``[class, cost]`` for a fraud sign else None) of one call."""
+        if cdr.direction is Direction.INBOUND:
+            info = classify(cdr.caller, ctx.country)
+            if info.international and info.e164 and p.suspect_max_origin_ranges:
+                return False, [f"from:{info.e164[: p.origin_prefix_digits + 1]}", None]
+            return False, None
+        if cdr.direction is not Direction.OUTBOUND:
+            return False, None
+        info = classify(cdr.callee, ctx.country)
+        if info.is_emergency or info.number_type is NumberType.TOLL_FREE:
+            return True, None  # detectors.never_evidence
+        number = info.e164
+        found = ctx.rates.rate_of(number) if number else None
+        cost = ctx.rates.cost(number, cdr.billsec_s) if number and found else None
+        if info.number_type in _PREMIUM_TYPES or matches_prefix(number, ctx.high_risk_prefixes) is not None:
+            return False, ["premium", cost]
+        if found is not None and found[1].per_min >= p.suspect_min_per_min:
+            return False, ["rate", cost]
+        return False, None
 
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
         params = self.params(ctx)
@@ -105,13 +178,14 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
         for did, entry in list(state["dids"].items()):
             pend = entry["pend"]
             if pend is not None and now_s >= pend["peak_at"] + params.settle_s:
-                decisions.append(self._decide(did, entry, pend, params, state["last_end_s"]))
+                decisions.append(self._decide(did, entry, pend, params, state["last_end_s"], ctx))
                 entry["cap"] = decisions[-1].extra["proposed_capacity"]
                 entry["pend"], entry["ids"] = None, []
             elif pend is None and entry["cap"] is None and not entry["calls"]:
                 del state["dids"][did]
             elif pend is None and entry["calls"] and entry["calls"][-1][1] < now_s - params.settle_s:
                 entry["calls"].clear()
+                entry["suspect"] = []
             if entry["pend"] is not None:
                 due_s = min(due_s, entry["pend"]["peak_at"] + params.settle_s)
         state["due_s"] = due_s
@@ -142,12 +216,31 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
 
     @staticmethod
     def _decide(
-        did: str, entry: dict[str, Any], pend: dict[str, Any], params: DidConcurrencyParams, last_end_s: float
+        did: str,
+        entry: dict[str, Any],
+        pend: dict[str, Any],
+        params: DidConcurrencyParams,
+        last_end_s: float,
+        ctx: CustomerContext,
     ) -> Decision:
         peak, capacity = int(pend["peak"]), int(pend["capacity"])
         proposed = math.ceil(peak / params.capacity_step) * params.capacity_step
         first = from_epoch(pend["first"])
         due_by = first + timedelta(days=params.raise_within_days)
+        sus = pend.get("sus") or _at_peak([], 0.0, params)
+        suspected = sus["suspect"] > 0 and peak - sus["suspect"] <= capacity
+        note = ""
+        if suspected:
+            signs = [f"{sus['premium']} to premium or high-risk numbers" if sus["premium"] else "",
+                     f"{sus['rate']} to destinations priced at {ctx.rates.currency} "
+                     f"{params.suspect_min_per_min:g}/min or more" if sus["rate"] else "",
+                     f"{sus['foreign_inbound']} from {len(sus['origin_ranges'])} foreign origin range(s) "
+                     f"({', '.join(sus['origin_ranges'])})" if sus["pumping"] else ""]
+            note = (
+                f" Fraud suspected: {sus['suspect']} of the calls at the peak are fraud signs "
+                f"({'; '.join(x for x in signs if x)}) and without them the DID stays within its capacity: "
+                "hold the raise until the fraud checks (clause 8.2) are verified."
+            )
         return Decision(
             type=EventType.CAPACITY_INCREASE,
             level="billing",
@@ -157,7 +250,7 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
             occurred_at_s=last_end_s,
             reason=(
                 f"DID {did} carried {peak} simultaneous calls at {iso(pend['peak_at'])}, above its capacity of "
-                f"{capacity} (clause 6.1); raise it to {proposed} by {due_by.date().isoformat()}."
+                f"{capacity} (clause 6.1); raise it to {proposed} by {due_by.date().isoformat()}." + note
             ),
             evidence={
                 "observed_peak": peak,
@@ -166,6 +259,11 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
                 "first_exceeded_at": iso(pend["first"]),
                 "sample_call_ids": list(entry["ids"]),
                 "settle_s": params.settle_s,
+                "fraud_suspected": suspected,
+                "suspect_calls_at_peak": {k: sus[k] for k in ("premium", "rate", "foreign_inbound", "origin_ranges")},
+                "peak_without_suspect_calls": peak - sus["suspect"],
+                "estimated_cost": sus["cost"],
+                "currency": ctx.rates.currency,
             },
             extra={
                 "did": did,
@@ -176,3 +274,27 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
                 "due_by": due_by,
             },
         )
+
+
+def _sus_end(call: list[Any]) -> float:
+    return float(call[_E])
+
+
+def _at_peak(sus: list[list[Any]], peak_at: float, p: DidConcurrencyParams) -> dict[str, Any]:
+    """What the suspect calls covering the moment ``peak_at`` add up to (see the module doc)."""
+    covering = [c for c in sus if c[_S] <= peak_at < c[_E]]
+    premium = sum(1 for c in covering if c[_CLS] == "premium")
+    rate = sum(1 for c in covering if c[_CLS] == "rate")
+    foreign = [c[_CLS][5:] for c in covering if c[_CLS].startswith("from:")]
+    ranges = sorted(set(foreign))
+    pumping = bool(foreign) and len(ranges) <= p.suspect_max_origin_ranges
+    priced = [c[_COST] for c in covering if c[_COST] is not None]
+    return {
+        "premium": premium,
+        "rate": rate,
+        "foreign_inbound": len(foreign),
+        "origin_ranges": ranges[:10],
+        "pumping": pumping,
+        "suspect": premium + rate + (len(foreign) if pumping else 0),
+        "cost": round(sum(priced), 2) if priced else None,
+    }

@@ -15,7 +15,10 @@ outbound attempts were international, else of the ``account``. A customer with f
 than the model's ``min_history_windows`` windows of history gets at most an alert (the
 model has no baseline to compare it with). The evidence names the features that pushed
 the score, each with its value, training median, robust z and contribution (the score
-drop when that feature alone is set to its training median), with score and thresholds.
+drop when that feature alone is set to its training median), with score and thresholds, and
+what the window's priced outbound calls cost (``estimated_cost`` in the rate table's ``currency``,
+null when none is priced). Outbound calls to emergency and toll-free numbers are no part of any
+feature (never evidence).
 
 Without a model the detector does nothing (no aggregation, no decisions).
 """
@@ -199,7 +202,7 @@ class AnomalyDetector(Detector[AnomalyParams]):
             win = None
         if win is None:
             win = state["win"] = new_window(start_s, local_hour(start_s, ctx.country))
-        add_cdr(win, cdr, ctx.country, self.settings, ctx.high_risk_prefixes, params.sample_call_ids)
+        add_cdr(win, cdr, ctx.country, self.settings, ctx.high_risk_prefixes, params.sample_call_ids, ctx.rates)
         return decisions
 
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
@@ -299,6 +302,8 @@ class AnomalyDetector(Detector[AnomalyParams]):
             "min_history_windows": self.settings.min_history_windows,
             "baseline": {k: round(v, 4) for k, v in sorted(hist["ewma"].items())},
             "sample_call_ids": list(win["ids"]),
+            "estimated_cost": round(win["cost"], 2) if win.get("priced") else None,
+            "currency": ctx.rates.currency,
             "model_id": self.model.model_id,
         }
         return level_decision(
@@ -323,5 +328,5 @@ def json_copy(value: Any) -> Any:
 
 def _fmt(value: float) -> str:
     if math.isclose(value, round(value)):
-        return str(int(round(value)))
+        return str(round(value))
     return f"{value:.2f}"

@@ -8,7 +8,8 @@ window is folded call by call into a small aggregate (:func:`new_window`,
 (:func:`finish_window`). :func:`window_features` is the same computation as one pure
 function of a list of CDRs, for tests and notebooks.
 
-Features (``FEATURE_NAMES``; outbound = calls the customer places, internal calls ignored):
+Features (``FEATURE_NAMES``; outbound = calls the customer places; internal calls, and outbound calls
+to emergency and toll-free numbers, are ignored: they are never evidence, issue 9):
 
 ================================  ===============================================================
 ``attempts``                      outbound call attempts
@@ -54,7 +55,8 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
 from tollguard.cdr import CallDetailRecord, Direction
-from tollguard.numbers import IRSF_COUNTRY_CODES, NumberType, classify, matches_prefix
+from tollguard.numbers import IRSF_COUNTRY_CODES, NumberInfo, NumberType, classify, matches_prefix
+from tollguard.rates import RateTable
 
 #: Absolute features of a window, in model order.
 ABSOLUTE_FEATURES: tuple[str, ...] = (
@@ -116,7 +118,7 @@ class FeatureSettings:
     min_history_windows : int
         Windows with traffic a customer needs before relative features and new countries count.
     night_start_hour, night_end_hour : int
-        Local night is ``[night_start_hour, 24) ∪ [0, night_end_hour)``.
+        Local night is ``[night_start_hour, 24)`` and ``[0, night_end_hour)``.
     high_cost_prefixes : tuple of str
         E.164 prefixes of high-cost (IRSF) destinations, besides the rules' ``high_risk_prefixes``.
     max_destinations : int
@@ -131,7 +133,7 @@ class FeatureSettings:
     min_history_windows: int = 24
     night_start_hour: int = 22
     night_end_hour: int = 6
-    high_cost_prefixes: tuple[str, ...] = IRSF_COUNTRY_CODES + ("+979",)
+    high_cost_prefixes: tuple[str, ...] = (*IRSF_COUNTRY_CODES, "+979")
     max_destinations: int = 5000
     max_countries: int = 300
 
@@ -208,7 +210,14 @@ def new_window(start_s: float, hour: int = 0) -> dict[str, Any]:
         "countries": {},
         "occ": {},
         "ids": [],
+        "cost": 0.0,
+        "priced": 0,
     }
+
+
+def _never_evidence(info: NumberInfo) -> bool:
+    """An outbound call to an emergency or toll-free number (never evidence, issue 9)."""
+    return info.is_emergency or info.number_type is NumberType.TOLL_FREE
 
 
 def _is_high_cost(e164: str | None, ntype: NumberType, prefixes: tuple[str, ...]) -> bool:
@@ -222,13 +231,20 @@ def add_cdr(
     settings: FeatureSettings,
     high_risk_prefixes: tuple[str, ...] = (),
     sample_call_ids: int = 10,
+    rates: RateTable | None = None,
 ) -> None:
     """Fold one CDR of the window into ``win`` (in place; O(1), at most 60 minute buckets touched).
 
-    Internal calls are ignored. ``country`` is the customer's ISO region (numbering and
-    local time); ``high_risk_prefixes`` the rules' IRSF prefixes.
+    Internal calls are ignored, and so are outbound calls to emergency and toll-free numbers
+    (never evidence; an inbound caller id is not trusted for it: it can be spoofed).
+    ``country`` is the customer's ISO region (numbering and local time);
+    ``high_risk_prefixes`` the rules' IRSF prefixes; ``rates`` prices the outbound calls for
+    the evidence (``win["cost"]`` over ``win["priced"]`` priced calls; no feature uses it).
     """
     if cdr.direction is Direction.INTERNAL:
+        return
+    info = classify(cdr.callee, country) if cdr.direction is Direction.OUTBOUND else None
+    if info is not None and _never_evidence(info):
         return
     start_s, end_s = cdr.start.timestamp(), cdr.end.timestamp()
     win["last_end_s"] = max(win["last_end_s"], end_s)
@@ -239,28 +255,48 @@ def add_cdr(
         win["n_night"] += 1
     if local.weekday() >= 5:
         win["n_weekend"] += 1
-    # busiest-minute occupancy (call-seconds per minute bucket inside the window)
+    _occupy(win, start_s, end_s, settings)
+    if info is None:  # inbound
+        win["n_in"] += 1
+        return
+    _add_outbound(win, cdr, info, settings, high_risk_prefixes, sample_call_ids, rates)
+
+
+def _occupy(win: dict[str, Any], start_s: float, end_s: float, settings: FeatureSettings) -> None:
+    """Busiest-minute occupancy: the call's seconds in each minute bucket inside the window."""
     w0, w1 = win["start_s"], win["start_s"] + settings.window_s
     a, b = max(start_s, w0), min(end_s, w1)
     occ = win["occ"]
     if b > a:
         first = int((a - w0) // BUCKET_S)
-        last = int(math.ceil((b - w0) / BUCKET_S))
+        last = math.ceil((b - w0) / BUCKET_S)
         for k in range(first, last):
             lo, hi = w0 + k * BUCKET_S, w0 + (k + 1) * BUCKET_S
             overlap = min(b, hi) - max(a, lo)
             if overlap > 0:
                 key = str(k)
                 occ[key] = occ.get(key, 0.0) + overlap
-    if cdr.direction is Direction.INBOUND:
-        win["n_in"] += 1
-        return
+
+
+def _add_outbound(
+    win: dict[str, Any],
+    cdr: CallDetailRecord,
+    info: NumberInfo,
+    settings: FeatureSettings,
+    high_risk_prefixes: tuple[str, ...],
+    sample_call_ids: int,
+    rates: RateTable | None,
+) -> None:
+    """The outbound part of :func:`add_cdr` (``info``: the callee, classified)."""
     win["n_out"] += 1
     answered = cdr.answered
     if answered:
         win["n_ans"] += 1
         win["talk_s"] += cdr.billsec_s
-    info = classify(cdr.callee, country)
+    cost = rates.cost(info.e164, cdr.billsec_s) if rates is not None and info.e164 else None
+    if cost is not None:
+        win["cost"] = win.get("cost", 0.0) + cost
+        win["priced"] = win.get("priced", 0) + 1
     dests = win["dests"]
     if cdr.callee not in dests:
         if len(dests) < settings.max_destinations:
@@ -381,7 +417,7 @@ def fold_history(
     hours = history["hour"]
     last_s, window_s = history["last_s"], settings.window_s
     if last_s is not None:
-        silent = int(round((win["start_s"] - last_s) / window_s)) - 1
+        silent = round((win["start_s"] - last_s) / window_s) - 1
         for k in range(max(1, silent - MAX_SILENT_WINDOWS + 1), silent + 1):
             _fold_hour(hours, local_hour(last_s + k * window_s, country), 0.0, settings.hour_alpha)
     _fold_hour(hours, win["hour"], counts["attempts"], settings.hour_alpha)

@@ -8,7 +8,7 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -16,19 +16,19 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("skops")
 
-import skops.io as sio  # noqa: E402
-from sklearn.preprocessing import FunctionTransformer  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+from typer.testing import CliRunner
 
-from detectors.base import CustomerContext  # noqa: E402
-from engine.core import CustomerState, Engine  # noqa: E402
-from engine.registry import (  # noqa: E402
-    ALL_DETECTORS,  # noqa: E402
+from detectors.base import CustomerContext
+from engine.core import CustomerState, Engine
+from engine.registry import (
+    ALL_DETECTORS,
     Rules,
     parse_rules,
 )
-from models.detector import AnomalyDetector, AnomalyParams  # noqa: E402
-from models.features import (  # noqa: E402
+from models.detector import AnomalyDetector, AnomalyParams
+from models.features import (
     FEATURE_NAMES,
     FeatureSettings,
     add_cdr,
@@ -37,15 +37,16 @@ from models.features import (  # noqa: E402
     new_window,
     window_features,
 )
-from models.model import MODEL_FORMAT, AnomalyModel, ModelError  # noqa: E402
-from streams.cli import app as cli_app  # noqa: E402
-from streams.replay import Replay  # noqa: E402
-from streams.train import collect_windows, evaluate, read_labels, train  # noqa: E402
-from tollguard import simulate  # noqa: E402
-from tollguard.cdr import Direction, Disposition  # noqa: E402
-from tollguard.errors import RulesError  # noqa: E402
-from tollguard.events import ScopeKind  # noqa: E402
-from tollguard.testing import BASE_TIME, make_cdr  # noqa: E402
+from models.model import MODEL_FORMAT, AnomalyModel, ModelError
+from streams.cli import app as cli_app
+from streams.replay import Replay
+from streams.train import collect_windows, evaluate, read_labels, train
+from tollguard import simulate
+from tollguard.cdr import Direction, Disposition
+from tollguard.errors import RulesError
+from tollguard.events import ScopeKind
+from tollguard.rates import RateTable
+from tollguard.testing import BASE_TIME, make_cdr
 
 T0 = BASE_TIME.timestamp()  # Monday 2026-01-05 09:00 UTC = 10:00 in Rome, a window start
 
@@ -151,7 +152,7 @@ def test_registered_and_configurable_in_the_rules_file():
     assert AnomalyDetector in ALL_DETECTORS
     rules = parse_rules("detectors:\n  anomaly:\n    warn_score: 0.6\n    critical_score: 0.75\n")
     assert rules.detectors.anomaly.critical_score == 0.75
-    with pytest.raises(RulesError, match="detectors.anomaly"):
+    with pytest.raises(RulesError, match=r"detectors\.anomaly"):
         parse_rules("detectors:\n  anomaly:\n    warn_score: 0.8\n    critical_score: 0.7\n")
     with pytest.raises(RulesError, match="window_s"):
         parse_rules("detectors:\n  anomaly:\n    window_s: 10\n")
@@ -172,7 +173,7 @@ def test_the_sink_gets_every_closed_window_and_the_history_learns_it():
     det = AnomalyDetector(sink=lambda cid, start, feats, score, level: windows.append((start, feats)))
     ctx = _ctx()
     state = det.initial_state()
-    cdrs = _window_cdrs() + [make_cdr(call_id="late", direction=Direction.OUTBOUND, start_s=4000, end_s=4100)]
+    cdrs = [*_window_cdrs(), make_cdr(call_id="late", direction=Direction.OUTBOUND, start_s=4000, end_s=4100)]
     for cdr in cdrs:
         det.update(state, cdr, ctx)
     det.advance(state, math.inf, ctx)
@@ -187,7 +188,7 @@ class _StubModel:
     """Scores every window with a fixed score (decision logic without a forest)."""
 
     settings = FeatureSettings()
-    baselines: dict[str, Any] = {}
+    baselines: ClassVar[dict[str, Any]] = {}
     model_id = "stub"
 
     def __init__(self, score: float) -> None:
@@ -236,6 +237,31 @@ def test_thresholds_and_cold_customers(score, history_n, expected):
     assert state["held"] == ["001", "DE"] and state["hist"]["countries"] == ["IT"]
     det.reset(state, ScopeKind.ACCOUNT, "c1")
     assert state["held"] == [] and state["hist"]["countries"] == ["001", "DE", "IT"]
+
+
+def test_features_ignore_outbound_emergency_and_toll_free_calls():
+    # never evidence (issue 9): 40 long parallel calls to 112 / 113 / toll-free numbers at night add nothing
+    out = Direction.OUTBOUND
+    flood = [make_cdr(call_id=f"n{i}", direction=out, callee=("112", "113", "+39800123456", "+80012345678")[i % 4],
+                      start_s=100 + i, end_s=3000 + i) for i in range(40)]
+    for start in (T0, T0 + 14 * 3600):
+        base = window_features(_window_cdrs(), country="IT", window_start_s=start, history=_history())
+        assert window_features(_window_cdrs() + flood, country="IT", window_start_s=start, history=_history()) == base
+    # an inbound caller id can be spoofed: a call "from 112" counts like any other
+    spoofed = [make_cdr(call_id="s1", caller="112", start_s=100, end_s=200)]
+    assert window_features(_window_cdrs() + spoofed, country="IT", window_start_s=T0)["inbound_attempts"] == 2.0
+
+
+@pytest.mark.parametrize(("rates", "cost"), [(RateTable(), 2.0), (RateTable(prefixes={}), None)])
+def test_the_evidence_carries_the_window_s_estimated_cost(rates, cost):
+    # the answered IT 899 call of the window (60 s: EUR 0.50 + 1.50) and the unanswered +881 one (free)
+    det = AnomalyDetector(_StubModel(0.65))  # type: ignore[arg-type]
+    ctx = CustomerContext("c1", params={"anomaly": AnomalyParams()}, rates=rates)
+    state = det.initial_state()
+    for cdr in _window_cdrs():
+        det.update(state, cdr, ctx)
+    (dec,) = det.advance(state, T0 + 3600, ctx)
+    assert (dec.evidence["estimated_cost"], dec.evidence["currency"]) == (cost, "EUR")
 
 
 # ---------------------------------------------------------------------- trained on simulated traffic
@@ -297,7 +323,7 @@ def test_skops_round_trip_gives_the_same_scores(trained, sim_files):
 def test_a_model_file_with_untrusted_types_is_refused(tmp_path):
     evil = tmp_path / "evil.skops"
     sio.dump({"format": MODEL_FORMAT, "estimator": FunctionTransformer(func=os.system), "meta": "{}"}, evil)
-    with pytest.raises(ModelError, match="not trusted: posix.system|not trusted: nt.system"):
+    with pytest.raises(ModelError, match=r"not trusted: posix\.system|not trusted: nt\.system"):
         AnomalyModel.load(evil)
     (tmp_path / "junk.skops").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="not a readable skops model"):

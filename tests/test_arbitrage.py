@@ -429,62 +429,160 @@ def test_pumping_is_per_did_and_benign_inbound_is_not_pumping():
     assert levels(run(hotline)[0]) == [None] * 600
 
 
-# ---------------------------------------------------------------- c. high-cost minutes
+# ---------------------------------------------------------------- c. high-cost (IRSF)
+
+TN_FIXED = "+21671234567"  # Tunisia, not on the IRSF list: counted once the customer's cold start is over
+DAY_S = 86_400.0
+HOUR0 = int(T0 // 3600)  # the UTC hour of BASE_TIME (epoch hours)
+
+
+def lines_to(callee: str, n_lines: int, talk_s: float, end_s: float, prefix: str = "l", calls: int = 1):
+    """``calls`` rounds of ``n_lines`` simultaneous answered calls of ``talk_s`` s to ``callee`` (ends from end_s)."""
+    return [out(r * n_lines + i, callee, talk_s, end_s + r * (talk_s + 10) + i, prefix=prefix)
+            for r in range(calls) for i in range(n_lines)]
+
+
+def history(at_s: float = 0.0):
+    """One national call: the customer's history starts at ``at_s``."""
+    return [out(0, "+390612345678", 60, at_s, prefix="n")]
 
 
 @pytest.mark.parametrize(
     ("talks", "level"),
     [
-        ([1799], None),  # 29.98 min, no history: needs max(30, 5 x 5 min/h) = 30 min
-        ([1800], "warning"),  # exactly 30 min
-        ([600, 600, 600], "warning"),
-        ([3600, 3599], "warning"),  # one second below 120 min
-        ([3600, 3600], "critical"),  # exactly 120 min
+        ([1800], None),  # 30 min on one line: no parallel lines
+        ([900, 899], None),  # 29.98 min on two lines
+        ([900, 900], "warning"),  # exactly 30 min
+        ([1800, 1799], "warning"),  # one second below 60 min
+        ([1800, 1800], "critical"),  # exactly 60 min
     ],
 )
-def test_high_cost_thresholds_without_history(talks, level):
+def test_high_cost_minutes_and_lines_on_a_listed_unpriced_range(talks, level):
+    # +239 is on the IRSF list, so it counts from the customer's first hour; no rate table: minutes
     cdrs = [out(i, ST_MOBILE, t, 3500.0 + i) for i, t in enumerate(talks)]
     per_cdr, _ = run(cdrs)
     assert levels(per_cdr)[-1] == level
     if level:
-        dec = per_cdr[-1][0]
-        assert (dec.scope_kind, dec.scope_value) == (ScopeKind.OUTBOUND_INTERNATIONAL, "c1")
-        assert dec.evidence["baseline_minutes_per_hour"] == 5
-        assert dec.evidence["minutes_by_country_code"] == {"+239": round(sum(talks) / 60, 3)}
+        ev = per_cdr[-1][0].evidence
+        assert (per_cdr[-1][0].scope_kind, per_cdr[-1][0].scope_value) == (ScopeKind.OUTBOUND_INTERNATIONAL, "c1")
+        assert ev["minutes"] == round(sum(talks) / 60, 3) and ev["lines"] == 2
+        assert (ev["estimated_cost"], ev["currency"]) == (None, "EUR")  # nothing priced
+        assert ev["new_destinations"] == ["+239"] and ev["cold_start"] is False
 
 
-@pytest.mark.parametrize(("n_calls", "level"), [(4, None), (5, "warning"), (6, "critical")])
-def test_high_cost_needs_factor_times_own_history(n_calls, level):
-    # alpha 1: baseline = the last closed hour. Hour 0: 20 min; hour 1: n calls of 20 min.
-    context = ctx({"high_cost_baseline_alpha": 1.0, "high_cost_critical_minutes": 120})
-    history = [out(0, ST_MOBILE, 1200, 1300, prefix="h")]
-    burst = [out(i, ST_MOBILE, 1200, 5000.0 + i) for i in range(n_calls)]
-    per_cdr, state = run(history + burst, context)
+@pytest.mark.parametrize(("talk_s", "level", "cost"), [(740, None, 29.6), (750, "warning", 30.0),
+                                                       (1500, "critical", 60.0)])
+def test_high_cost_uses_the_rate_table_where_it_prices(talk_s, level, cost):
+    # the example table prices +239 at EUR 1.20 a minute: two lines of talk_s each
+    per_cdr, _ = run(lines_to(ST_MOBILE, 2, talk_s, 4000.0), ctx(rates=RateTable()))
     assert levels(per_cdr)[-1] == level
-    assert state["hc"]["base"] == 20.0 and state["hc"]["hours"] == 1
     if level:
         ev = per_cdr[-1][0].evidence
-        assert ev["thresholds"]["required_minutes"] == 100.0
-        assert ev["ratio_to_baseline"] == n_calls * 20 / 20
+        assert (ev["estimated_cost"], ev["currency"], ev["minutes"]) == (cost, "EUR", 0)
+        assert ev["destinations"] == {"+239": {"calls": 2, "minutes": round(2 * talk_s / 60, 3), "cost": cost,
+                                               "new": True}}
 
 
-def test_high_cost_baseline_is_an_hourly_ewma():
-    # 1 min per hour for 3 hours, then an empty hour; alpha 0.05, start 5 min/h
+def test_high_cost_adds_cost_and_minutes_as_shares_of_the_level():
+    # after the cold start: EUR 15 to +239 (half the alert's EUR 30) and 15 unpriced minutes to Tunisia (half of 30)
+    cdrs = history() + lines_to(ST_MOBILE, 1, 750, DAY_S + 1000, "s") + lines_to(TN_FIXED, 1, 900, DAY_S + 1200, "t")
+    per_cdr, _ = run(cdrs, ctx(rates=RateTable()))
+    dec = per_cdr[-1][0]
+    assert dec.level == "warning" and dec.evidence["lines"] == 2
+    assert (dec.evidence["estimated_cost"], dec.evidence["minutes"]) == (15.0, 15.0)
+    assert dec.evidence["new_destinations"] == ["+239", "+216 TN"]
+
+
+@pytest.mark.parametrize(
+    ("start_s", "n_lines", "level"),
+    [
+        (DAY_S, 2, "critical"),  # after the 24-hour cold start: Tunisia is a new destination
+        (3600.0, 2, None),  # in the cold start an unlisted destination needs 20 lines
+        (3600.0, 19, None),
+        (3600.0, 20, "critical"),
+    ],
+)
+def test_high_cost_unlisted_destinations_and_the_cold_start(start_s, n_lines, level):
+    per_cdr, _ = run(history() + lines_to(TN_FIXED, n_lines, 1800, start_s))
+    assert levels(per_cdr)[-1] == level
+    if level:
+        ev = per_cdr[-1][0].evidence
+        assert ev["new_destinations"] == ["+216 TN"] and ev["lines"] == n_lines
+        assert ev["cold_start"] is (start_s < DAY_S)
+
+
+def test_high_cost_a_destination_the_customer_calls_never_counts():
+    # Tunisia called (one line) on day 2; four hours later, once the first call left the 3-hour window, two lines
+    first = lines_to(TN_FIXED, 1, 600, DAY_S + 100, "a")
+    later = lines_to(TN_FIXED, 2, 3600, DAY_S + 4 * 3600, "b", calls=3)
+    per_cdr, state = run(history() + first + later)
+    assert levels(per_cdr) == [None] * (1 + 1 + 6)
+    assert state["hc"]["calls"] == []  # known unlisted calls are not even kept
+
+
+def test_high_cost_many_countries_learnt_on_the_first_day_stay_silent():
+    # a firm calls 40 countries on its first (cold) day, then the same countries on many lines the next day
+    rnd = random.Random(3)
+    countries = ["+4930123456", "+33142685300", "+442079460000", "+34912345678", "+12025550143", "+41446681800",
+                 "+31201234567", "+3222345678", "+4312345678", "+46812345678"]
+    day1 = [out(i, countries[i % 10], rnd.uniform(60, 900), 3600.0 * 8 + 120 * i, prefix="d") for i in range(100)]
+    day2 = [out(i, countries[i % 10], rnd.uniform(600, 1800), DAY_S + 3600.0 * 8 + 20 * i, prefix="e")
+            for i in range(100)]
+    per_cdr, _ = run(history() + day1 + day2)
+    assert all(ds == [] for ds in per_cdr)
+
+
+@pytest.mark.parametrize(("n_calls", "level", "counted"), [(6, None, None), (7, "warning", 40.0),
+                                                          (8, "critical", 60.0)])
+def test_high_cost_a_listed_destination_counts_above_its_own_baseline(n_calls, level, counted):
+    # alpha 1 and a 1-hour window: a listed destination's baseline is its last closed hour. Hour 0: 20 min to
+    # +239 on one line (no alert); hour 1, once that call left the window: n lines of 20 min. Above
+    # factor 5 x 20 min/h = 100 min, the excess counts: (20 n - 100) min.
+    context = ctx({"high_cost_baseline_alpha": 1.0, "high_cost_window_s": 3600})
+    first = [out(0, ST_MOBILE, 1200, 1300.0, prefix="h")]
+    burst = [out(i, ST_MOBILE, 1200, 4900.0 + i) for i in range(n_calls)]
+    per_cdr, state = run(first + burst, context)
+    assert levels(per_cdr)[-1] == level
+    assert state["hc"]["base"]["+239"] == [20.0, HOUR0 + 1] and state["hc"]["hours_seen"] == 1
+    if level:
+        ev = per_cdr[-1][0].evidence
+        assert ev["baseline_minutes_per_hour"] == {"+239": 20.0}
+        assert ev["minutes"] == counted and ev["new_destinations"] == [] and ev["lines"] == n_calls
+
+
+def test_high_cost_baseline_is_an_hourly_ewma_per_listed_destination():
+    # 1 min per hour to +239 for 3 hours, then an empty hour; alpha 0.05, from 0
     cdrs = [out(h, ST_MOBILE, 60, 3600.0 * h + 100) for h in range(3)]
     cdrs.append(out(9, "+390612345678", 60, 3600 * 4 + 1))  # any CDR of hour 4 closes hour 3 (empty)
     _, state = run(cdrs)
-    expected = 5.0
-    for minutes in (1.0, 1.0, 1.0, 0.0):
-        expected = 0.95 * expected + 0.05 * minutes
-    assert state["hc"]["base"] == pytest.approx(expected, rel=1e-12)
-    assert state["hc"]["hours"] == 4
+    expected = 0.0
+    for _minutes in (1.0, 1.0, 1.0):
+        expected = 0.95 * expected + 0.05 * 1.0
+    value, hour = state["hc"]["base"]["+239"]
+    assert value == pytest.approx(expected, rel=1e-12) and hour == HOUR0 + 3  # silent hour 3 decays it when read
+    assert state["hc"]["hours_seen"] == 4
+
+
+def test_high_cost_destinations_of_an_alert_stay_new_until_a_verdict_clears_them():
+    # two lines to Tunisia on day 2 (critical), then again 5 hours later: still new (held), so critical again
+    context = ctx()
+    det, state = ArbitrageDetector(), ArbitrageDetector().initial_state()
+    attack = history() + lines_to(TN_FIXED, 2, 1800, DAY_S)
+    again = lines_to(TN_FIXED, 2, 1800, DAY_S + 5 * 3600, "b")
+    for c in attack:
+        det.update(state, c, context)
+    assert state["hc"]["held"] == ["+216 TN"]
+    assert [d.level for c in again for d in det.update(state, c, context)] == ["critical"]
+    det.reset(state, ScopeKind.OUTBOUND_INTERNATIONAL, "c1")  # a cleared verdict: Tunisia is the customer's
+    assert state["hc"]["held"] == [] and state["hc"]["calls"] == []
+    later = lines_to(TN_FIXED, 2, 1800, DAY_S + 10 * 3600, "c")
+    assert [d for c in later for d in det.update(state, c, context)] == []
 
 
 @pytest.mark.parametrize(
     ("callee", "country", "kw"),
     [
         ("+390612345678", "IT", {}),  # national
-        ("+4915112345678", "IT", {}),  # international but not on the list
         ("+37120123456", "LV", {}),  # +371 is on the list, but national for a Latvian customer
         ("+800 1234 5678", "IT", {}),  # international toll-free
         (ST_MOBILE, "IT", {"allow_destinations": ("+239",)}),
@@ -494,7 +592,7 @@ def test_high_cost_baseline_is_an_hourly_ewma():
 def test_high_cost_never_counted(callee, country, kw):
     cdrs = [out(i, callee, 3600, 3600.0 + i) for i in range(3)]
     per_cdr, state = run(cdrs, ctx(country=country, **kw))
-    assert levels(per_cdr) == [None] * 3 and state["hc"]["calls"] == []
+    assert levels(per_cdr) == [None] * 3 and state["hc"]["calls"] == [] and state["hc"]["first_end_s"] == {}
 
 
 @pytest.mark.parametrize(
@@ -539,7 +637,8 @@ def test_state_is_bounded_by_the_window():
     assert state["reward"] and state["pump"]
     det.advance(state, state["last_end_s"] + 3600, context)
     assert state["reward"] == {} and state["pump"] == {} and state["hot"] == []
-    assert state["hc"]["calls"] == [] and state["hc"]["by_cc"] == {}
+    det.advance(state, state["last_end_s"] + ArbitrageParams().high_cost_window_s, context)  # its own window
+    assert state["hc"]["calls"] == [] and state["hc"]["new_min"] == state["hc"]["cold_min"] == 0.0
 
 
 def test_reset_forgets_the_scope():

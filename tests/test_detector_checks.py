@@ -79,7 +79,8 @@ CASES: dict[str, Case] = {
     # reward: 150 answered 61 +- 1 s calls from one CLI to 2 mobile numbers (14:00-15:00), judged as one set of
     # numbers: the CLI dialling both, an alert from the set's 10th call, a suspension from its 15th (was: the first
     # number alone at 30 calls, then the CLI at 60 calls to one number);
-    # high cost: 300 talk minutes to +239 / +225 / +53 (17:00-18:00);
+    # high cost: 300 talk minutes to +239 / +225 / +53 (17:00-18:00), listed and
+    # priced (EUR 0.60-1.20/min), overlapping calls: the alert from EUR 30, the suspension from EUR 60;
     # pumping: 200 inbound calls to one DID from +371 26 / +44 7624 numbers (20:00-21:00): its top three ranges
     # carry 95 % of its calls, an alert from the 18th such call (20:08), suspended from the 24th (20:09; was: only
     # from 20:44, when two benign evening calls from +39011 / +39080, ranges 3 and 4, had left the window)
@@ -88,8 +89,8 @@ CASES: dict[str, Case] = {
         {
             ("alert", "warning", "reward", "cli"): 5,
             ("suspension", "critical", "reward", "cli"): 136,
-            ("alert", "warning", "high_cost", "outbound_international"): 9,
-            ("suspension", "critical", "high_cost", "outbound_international"): 18,
+            ("alert", "warning", "high_cost", "outbound_international"): 4,
+            ("suspension", "critical", "high_cost", "outbound_international"): 28,
             ("alert", "warning", "pumping", "did"): 6,
             ("suspension", "critical", "pumping", "did"): 178,
         },

@@ -98,7 +98,7 @@ def test_touching_calls_do_not_overlap():
     assert run(first + second)[0] == []
     # one more call starting at 299 overlaps the first 20: 21
     extra = make_cdr(call_id="g", did=DID, start_s=299, end_s=301)
-    assert [e.extra["observed_peak"] for e in run(first + [extra] + second)[0]] == [21]
+    assert [e.extra["observed_peak"] for e in run([*first, extra, *second])[0]] == [21]
 
 
 def test_inbound_and_outbound_count_together():
@@ -123,7 +123,7 @@ def test_capacity_override_and_levels():
 
 
 def test_unanswered_calls_can_be_excluded():
-    cdrs = overlapping(20) + [make_cdr(call_id="ring", did=DID, start_s=10, end_s=400,
+    cdrs = [*overlapping(20), make_cdr(call_id="ring", did=DID, start_s=10, end_s=400,
                                        disposition=Disposition.NO_ANSWER)]
     assert len(run(sorted(cdrs, key=lambda c: c.end))[0]) == 1
     quiet = ctx(params={"count_unanswered": False})
@@ -139,3 +139,71 @@ def test_event_waits_for_settle_time():
     peak_at = BASE_TIME.timestamp() + 20
     assert det.advance(state, peak_at + 599, context) == []
     assert len(det.advance(state, peak_at + 600, context)) == 1
+
+
+# ---------------------------------------------------------------- never evidence, capacity for fraud
+
+
+def outbound(n: int, callee: str, did: str = DID, prefix: str = "o", length_s: float = 300):
+    """n outbound calls from ``did`` to ``callee`` that all overlap (staggered by 1 s)."""
+    return [make_cdr(call_id=f"{prefix}{i:03d}", direction=Direction.OUTBOUND, caller=did, did=did, callee=callee,
+                     start_s=i, end_s=length_s + i) for i in range(n)]
+
+
+def inbound_from(callers: list[str], prefix: str = "i"):
+    return [make_cdr(call_id=f"{prefix}{i:03d}", caller=caller, callee=DID, did=DID, start_s=i, end_s=300 + i)
+            for i, caller in enumerate(callers)]
+
+
+@pytest.mark.parametrize("callee", ["112", "113", "+39800123456", "+80012345678"])
+def test_outbound_emergency_and_toll_free_calls_occupy_no_capacity(callee):
+    events, state = run(outbound(40, callee))
+    assert events == [] and state["dids"] == {}
+
+
+def test_an_inbound_caller_id_is_not_trusted_to_skip_a_call():
+    # "112" or a toll-free number presented as caller id can be spoofed: the calls still occupy the DID
+    events, _ = run(inbound_from(["112", "+39800123456"] * 11))
+    assert [e.extra["observed_peak"] for e in events] == [22]
+
+
+def _rated_ctx(**kw):
+    from tollguard.rates import RateTable
+
+    return ctx(rates=RateTable(), high_risk_prefixes=("+979", "+881", "+882", "+883"), **kw)
+
+
+@pytest.mark.parametrize(
+    ("cdrs", "suspected", "signs", "cost"),
+    [
+        # 21 honest national calls: an ordinary raise, nothing priced
+        (outbound(21, "+390612345678"), False, {"premium": 0, "rate": 0, "foreign_inbound": 0, "origin_ranges": []},
+         None),
+        # 21 lines to IT 899 (premium; EUR 0.50 + 1.50/min, 5 min each = EUR 8 a call)
+        (outbound(21, "+39899123456"), True, {"premium": 21, "rate": 0, "foreign_inbound": 0, "origin_ranges": []},
+         168.0),
+        # 25 = 15 honest + 10 to Sao Tome (IRSF range, EUR 1.20/min >= 0.25): 15 alone fit in 20
+        (sorted(outbound(15, "+390612345678") + outbound(10, "+2399901234", prefix="s"), key=lambda c: c.end),
+         True, {"premium": 0, "rate": 10, "foreign_inbound": 0, "origin_ranges": []}, 60.0),
+        # 25 = 22 honest + 3 to Sao Tome: the honest calls alone exceed 20, an ordinary raise (signs reported)
+        (sorted(outbound(22, "+390612345678") + outbound(3, "+2399901234", prefix="s"), key=lambda c: c.end),
+         False, {"premium": 0, "rate": 3, "foreign_inbound": 0, "origin_ranges": []}, 18.0),
+        # pumping: 24 inbound calls from two foreign ranges (+37126, +44762)
+        (inbound_from(["+37126123456", "+447624123456"] * 12), True,
+         {"premium": 0, "rate": 0, "foreign_inbound": 24, "origin_ranges": ["+37126", "+44762"]}, None),
+        # callers from 24 foreign ranges: no pumping pattern
+        (inbound_from([f"+49{150 + i}1234567" for i in range(24)]), False,
+         {"premium": 0, "rate": 0, "foreign_inbound": 24, "origin_ranges": [f"+49{150 + i}" for i in range(10)]},
+         None),
+    ],
+)
+def test_capacity_increase_notes_fraud_signs_at_the_peak(cdrs, suspected, signs, cost):
+    events, _ = run(cdrs, _rated_ctx())
+    (ev,) = events
+    assert ev.type is EventType.CAPACITY_INCREASE  # still emitted: the contract owes the raise within 30 days
+    assert ev.evidence["fraud_suspected"] is suspected
+    assert ev.evidence["suspect_calls_at_peak"] == signs
+    assert (ev.evidence["estimated_cost"], ev.evidence["currency"]) == (cost, "EUR")
+    assert ("Fraud suspected" in ev.reason) is suspected
+    if suspected:
+        assert ev.reason.endswith("hold the raise until the fraud checks (clause 8.2) are verified.")

@@ -64,7 +64,7 @@ def test_every_warning_level_must_not_exceed_its_critical_level(model, warn, cri
 
 
 def test_level_pairs_cover_every_detector_with_two_levels():
-    assert len(_level_pairs()) == 10
+    assert len(_level_pairs()) == 11  # 10 + arbitrage's high_cost_min_cost / high_cost_critical_cost
 
 
 def test_an_alert_expiry_shorter_than_the_detectors_window_is_refused_with_the_reason():

@@ -21,20 +21,24 @@ b. **inbound traffic pumping** to a DID (:mod:`detectors.arbitrage.pumping`): th
    load, with a mean answered duration ``>= pumping_min_acd_s``; their calls against
    ``pumping_min_calls`` / ``pumping_critical_calls`` (other ranges may add calls: a busy
    DID's own callers do not hide an attack). Scope: ``did``.
-c. **high-cost minutes far above the customer's history** (outbound, IRSF,
-   :mod:`detectors.arbitrage.high_cost`): answered minutes to international numbers of
-   ``high_cost_country_codes`` in the window ``>= high_cost_min_minutes`` and
-   ``>= high_cost_history_factor`` times the customer's own baseline (EWMA of those
-   minutes per closed UTC hour, scaled to the window). Scope: ``outbound_international``
-   (value: the customer id).
+c. **high-cost (IRSF) traffic to destinations new to the customer** (outbound,
+   :mod:`detectors.arbitrage.high_cost`): over ``high_cost_window_s``, answered
+   international calls to destinations the customer never called before (any country; in
+   its first ``high_cost_cold_start_h`` hours only the ``high_cost_country_codes``, others
+   from ``high_cost_cold_start_lines`` parallel lines) and to listed destinations far above
+   their own baseline, weighed by the rate table's cost where it prices them and by minutes
+   elsewhere, on at least ``high_cost_min_lines`` simultaneous calls: ``minutes /
+   high_cost_min_minutes + cost / high_cost_min_cost >= 1`` (and the critical pair).
+   Scope: ``outbound_international`` (value: the customer id); the evidence carries
+   ``estimated_cost`` and ``currency``.
 
 Warning → ``alert`` (level ``warning``); critical → ``suspension`` (level ``critical``);
 each decision's ``check`` (``reward``, ``pumping``, ``high_cost``) keeps the checks'
 episodes apart. Emergency, toll-free and allowlisted (``ctx.allow_destinations``)
 destinations never count in (a) or (c) (:func:`tollguard.numbers.counted_destination`).
-The reward and pumping decisions' evidence carries ``estimated_cost`` and ``currency`` (the
-rules' rate table; None with a ``cost_note`` where it prices nothing; pumping prices the calls
-by their origin). All thresholds are inclusive (``>=`` / ``<=`` fire).
+Every decision's evidence carries ``estimated_cost`` and ``currency`` (the rules' rate
+table; None with a ``cost_note`` where it prices nothing; pumping prices the calls by their
+origin). All thresholds are inclusive (``>=`` / ``<=`` fire).
 """
 
 from detectors.arbitrage.detector import ArbitrageDetector

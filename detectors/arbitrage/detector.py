@@ -68,8 +68,8 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
         if dest is None:
             return []
         out = reward.check(state, cdr, dest, now_s, ctx, p) if p.reward_enabled else []
-        if p.high_cost_enabled and (cc := high_cost.country_code(info, p)) is not None:
-            out += high_cost.check(state["hc"], cdr, cc, now_s, ctx, p)
+        if p.high_cost_enabled and (where := high_cost.destination(info, p)) is not None:
+            out += high_cost.check(state["hc"], cdr, where, now_s, ctx, p)
         return out
 
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
@@ -81,10 +81,8 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
         return []
 
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
-        hc = state["hc"]
         if scope_kind in (ScopeKind.ACCOUNT, ScopeKind.OUTBOUND_INTERNATIONAL):
-            hc.update(calls=[], minutes=0.0, by_cc={}, ep=None)
-            hc.pop(high_cost.CALLS.capped_key, None)
+            high_cost.reset(state["hc"])
         if scope_kind is ScopeKind.ACCOUNT:
             state["reward"], state["pump"], state["hot"] = {}, {}, []
         elif scope_kind is ScopeKind.DID:
@@ -105,5 +103,5 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
                     del groups[name]
         state["hot"] = [d for d in state["hot"] if d in state["reward"]]
         pumping.forget(state.setdefault("pump_base", {}), now_s)
-        high_cost.CALLS.expire(state["hc"], now_s=now_s, window_s=p.window_s)
+        high_cost.expire(state["hc"], now_s, p)
         state["sweep_s"] = now_s + p.window_s

@@ -11,15 +11,14 @@ from tollguard.numbers import IRSF_COUNTRY_CODES, NumberType
 
 
 class ArbitrageParams(DetectorParams):
-    """Thresholds of ``arbitrage``: counts, minutes, shares and ACD fire at ``>=``, CV at ``<=``.
+    """Thresholds of ``arbitrage``: counts, minutes, costs, shares and ACD fire at ``>=``, CV at ``<=``.
 
     Notes
     -----
     Sources of the defaults:
 
-    * warning / critical levels (30 / 120 high-cost minutes, pumping ACD 120 s, 3 destinations,
-      3 origin ranges, factor 5, 5 min/h): tollguard's operator defaults for clause 8.2, tuned
-      per customer in the rules file;
+    * pumping ACD 120 s, 3 destinations, 3 origin ranges: tollguard's operator defaults for
+      clause 8.2, tuned per customer in the rules file;
     * reward levels, tuned on the 20-seed detection benchmark (``bench/detection.py``,
       bench/README.md "Detection"), counted over the set of numbers: 10 / 15 answered calls
       an hour (schemes run from 15 calls an hour, issue 9; the slowest of the 20 put 17 in
@@ -39,6 +38,15 @@ class ArbitrageParams(DetectorParams):
       few stays quiet at its usual volume; small honest DIDs' concentrated hours reached 2.8 x
       (below the call levels), and at 3 x one of the 20 pumping draws was missed (35 calls an
       hour from five ranges to a DID of 5 honest calls an hour);
+    * high-cost (IRSF) levels, tuned on the 20-seed detection benchmark
+      (``bench/detection.py``, bench/README.md "Detection"): 30 / 60 unpriced minutes (two
+      lines for half an hour / an hour; two-line attacks put 35-65 answered minutes an hour,
+      issue 9) and 30 / 60 of the rate table's currency (the 40-country honest firm's calls
+      to listed, priced Latvia and Estonia reached 22.5 in a window of its first day), in a
+      3-hour window (attacks run 2-3 h, iCONX), on at least 2 parallel lines; a 24-hour
+      cold start (benign customers' first business morning: every destination is new) in
+      which unlisted destinations need 20 lines (clause 6.1's 20 calls a DID; the honest
+      firm peaked at 14); factor 5 over a listed destination's own baseline;
     * ``reward_max_duration_cv`` 0.05: human talk times are roughly exponential (CV about
       1, the holding-time model of ITU-T E.500-series traffic engineering); 0.05 is a
       timer;
@@ -125,8 +133,8 @@ class ArbitrageParams(DetectorParams):
     pumping_min_acd_s: float = Field(
         120, ge=0, le=86_400, description="mean answered duration of the top ranges' calls >= this, s"
     )
-    # c. high-cost minutes above the customer's history
-    high_cost_enabled: bool = Field(True, description="run the high-cost minutes check (c)")
+    # c. high-cost (IRSF): international traffic to new destinations, by cost or minutes, on parallel lines
+    high_cost_enabled: bool = Field(True, description="run the high-cost (IRSF) check (c)")
     high_cost_country_codes: tuple[str, ...] = Field(
         IRSF_COUNTRY_CODES, description="IRSF target country codes (CFCA survey, GSMA IRSF hot lists)"
     )
@@ -135,21 +143,53 @@ class ArbitrageParams(DetectorParams):
          NumberType.UNKNOWN, NumberType.INVALID),
         description="types counted; unknown/invalid too: IRSF uses unallocated ranges",
     )  # fmt: skip
-    high_cost_min_minutes: float = Field(30, gt=0, le=1_000_000, description="answered min in window → alert")
-    high_cost_critical_minutes: float = Field(
-        120, gt=0, le=1_000_000, description="answered minutes in window → suspension"
+    high_cost_window_s: float = Field(
+        10_800, ge=600, le=7 * 86_400,
+        description="sliding window of the high-cost check, s (attacks run 2-3 h: iCONX; Sonoc: 60 min on one "
+        "number within 3 h); a destination is new while the customer's first call to it is inside it",
+    )  # fmt: skip
+    high_cost_min_minutes: float = Field(
+        30, gt=0, le=1_000_000, description="unpriced answered minutes to new destinations in the window → alert"
     )
-    high_cost_history_factor: float = Field(5, ge=1, le=1_000, description="and at least this x the baseline")
-    high_cost_baseline_minutes: float = Field(
-        5, ge=0, le=1_000_000, description="baseline, minutes per hour, before any hour of history closed"
+    high_cost_critical_minutes: float = Field(
+        60, gt=0, le=1_000_000,
+        description="unpriced answered minutes to new destinations in the window → suspension (two lines for "
+        "an hour; issue 9: two-line IRSF put 35-65 min an hour)",
+    )  # fmt: skip
+    high_cost_min_cost: float = Field(
+        30, gt=0, le=10_000_000,
+        description="cost (rate table's currency) of priced calls to new destinations in the window → alert",
+    )
+    high_cost_critical_cost: float = Field(
+        60, gt=0, le=10_000_000,
+        description="cost of priced calls to new destinations in the window → suspension (below spend's "
+        "hourly 200: new destinations on parallel lines are the narrower sign)",
+    )  # fmt: skip
+    high_cost_min_lines: int = Field(
+        2, ge=1, le=10_000, description="simultaneous answered calls among the counted ones needed (parallel lines)"
+    )
+    high_cost_cold_start_h: float = Field(
+        24, ge=0, le=24 * 90,
+        description="hours of a customer's history before unlisted destinations count as new (a day: its first "
+        "business day teaches its usual countries)",
+    )  # fmt: skip
+    high_cost_cold_start_lines: int = Field(
+        20, ge=1, le=10_000,
+        description="within those hours, unlisted new destinations count only from this many parallel lines "
+        "(clause 6.1: a DID's 20 simultaneous calls)",
+    )  # fmt: skip
+    high_cost_history_factor: float = Field(
+        5, ge=1, le=1_000, description="a listed destination the customer calls counts above this x its baseline"
     )
     high_cost_baseline_alpha: float = Field(
-        0.05, gt=0, le=1, description="EWMA weight of each closed hour (half-life 13.5 h: a day of memory)"
-    )
+        0.05, gt=0, le=1,
+        description="EWMA weight of each closed hour in a listed destination's baseline (half-life 13.5 h)",
+    )  # fmt: skip
     sample_call_ids: int = Field(10, ge=0, le=1_000, description="most recent call ids kept as evidence")
 
     level_pairs: ClassVar[tuple[tuple[str, str], ...]] = (
         ("reward_min_calls", "reward_critical_calls"),
         ("pumping_min_calls", "pumping_critical_calls"),
         ("high_cost_min_minutes", "high_cost_critical_minutes"),
+        ("high_cost_min_cost", "high_cost_critical_cost"),
     )
