@@ -184,7 +184,7 @@ class Detector(Generic[P]):
         """Event time reached ``now_s`` (UTC epoch s; ``inf`` = end of input): close what is final."""
         return []
 
-    def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:  # noqa: B027
+    def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         """Forget the evidence behind a scope (after a cleared verdict) so it does not fire again."""
 
     def report(self, state: dict[str, Any], ctx: CustomerContext) -> list[dict[str, Any]]:
