@@ -19,7 +19,7 @@ too-large item, child ``path.0``). The root piece also carries ``"format"``.
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +30,9 @@ from tollguard.errors import TollguardError
 #: Largest JSON piece written (bytes): far below Kafka's default 1 MB message limit.
 PIECE_BYTES = 64 * 1024
 
+#: Depth after which dict keys are cut in sorted runs rather than by hash (bounds the recursion).
+_HASH_DEPTH = 24
+
 #: Format of the pieces written by this version; 1 = the whole state as one JSON record.
 STATE_FORMAT = 2
 
@@ -39,7 +42,10 @@ class StateFormatError(TollguardError):
 
 
 def _bucket(key: str, depth: int, buckets: int) -> int:
-    return zlib.crc32(f"{depth}\x1f{key}".encode()) % buckets
+    # A cryptographic hash salted by depth: keys sharing a bucket at one depth are spread at the next.
+    # (crc32 is affine: two keys of equal length that collide once would collide at every depth.)
+    digest = hashlib.blake2b(key.encode(), digest_size=8, salt=depth.to_bytes(16, "little")).digest()
+    return int.from_bytes(digest, "little") % buckets
 
 
 def _child(path: str, index: int) -> str:
@@ -61,8 +67,14 @@ def _split(node: Any, path: str, depth: int, limit: int, out: dict[str, bytes]) 
         while buckets * limit < 2 * len(data):
             buckets *= 2
         parts: list[dict[str, Any]] = [{} for _ in range(buckets)]
-        for key, value in node.items():
-            parts[_bucket(key, depth, buckets)][key] = value
+        if depth < _HASH_DEPTH:
+            for key, value in node.items():
+                parts[_bucket(key, depth, buckets)][key] = value
+        else:  # never reached in practice; a bound on the recursion whatever the keys
+            keys = sorted(node)
+            step = -(-len(keys) // buckets)
+            for index, key in enumerate(keys):
+                parts[index // step][key] = node[key]
         out[path] = orjson.dumps({"d": buckets})
         for index, part in enumerate(parts):
             _split(part, _child(path, index), depth + 1, limit, out)

@@ -183,3 +183,15 @@ def test_a_worker_meeting_an_unknown_state_format_stops_with_a_clear_message(
     finally:
         worker.stop()
     assert "customer trunk-1: the state was written in format 99; this version reads format 2" in worker.log()
+
+
+@pytest.mark.parametrize("hash_depth", [24, 0])
+def test_busy_dids_with_keys_of_equal_length_split_into_bounded_pieces(hash_depth, monkeypatch) -> None:
+    """Regression: bucketing by crc32 kept two equal-length keys together at every depth (endless recursion)."""
+    import engine.state as state_mod
+
+    monkeypatch.setattr(state_mod, "_HASH_DEPTH", hash_depth)  # 0: the sorted-run fallback alone
+    tree = {"dids": {f"+3902{i:08d}": {"calls": [[float(j), float(j + 1)] for j in range(3000)]} for i in range(6)}}
+    pieces = split_state(tree)
+    assert state_mod.join_state(pieces) == tree
+    assert max(len(v) for v in pieces.values()) <= PIECE_BYTES
