@@ -166,7 +166,8 @@ class SpendDetector(Detector[SpendParams]):
         reason = (
             f"Customer {ctx.customer_id} spent {currency} {spent:,.2f} on {len(state[f'{name}_calls'])} priced "
             f"outbound calls in the last {span} (most to {prefixes[0][0]}); the {level} level is {currency} "
-            f"{limit:,.2f} (clause 8.2), so {kind.value} {value} is "
+            f"{limit:,.2f} (clause 8.2), so {_what(kind, value)} "
+            f"{'are' if kind is ScopeKind.OUTBOUND_INTERNATIONAL else 'is'} "
             f"{'suspended' if level == 'critical' else 'flagged for review'}."
         )
         evidence = {
@@ -184,3 +185,11 @@ class SpendDetector(Detector[SpendParams]):
         return level_decision(level, kind, value, episode=f"{name}@{state[f'{name}_ep']}", occurred_at_s=end_s,
                               reason=reason, evidence=evidence)
 
+
+def _what(kind: ScopeKind, value: str) -> str:
+    """The suspended scope in words, for the reason."""
+    if kind is ScopeKind.OUTBOUND_INTERNATIONAL:
+        return f"outbound international calls of {value}"
+    if kind is ScopeKind.ACCOUNT:
+        return f"account {value}"
+    return f"{kind.value} {value}"
