@@ -8,6 +8,7 @@ naming the suspension, and the page shows it among the recent events.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_clearing_a_suspension_on_the_page_emits_the_reactivation(kafka_bootstra
         # step 1: the suspension, with its evidence
         row = page.locator("#suspensions tbody tr", has_text="autodialer")
         row.wait_for(timeout=90_000)
-        assert "cli:+39" in row.inner_text() and "placed 100 call attempts" in row.inner_text()
+        assert "cli:+39" in row.inner_text() and re.search(r"placed \d+ call attempts", row.inner_text())
         clear = row.locator("button[data-kind=cleared]")
         suspension_id = clear.get_attribute("data-id")
         # step 2: the verdict, signed
