@@ -9,8 +9,10 @@
 * a line that could not be parsed (:meth:`Runner.take_unparsable`): one :class:`Reject`;
 * a verdict on a suspension (:meth:`Runner.take_verdict`): applied where it arrives among
   its customer's inputs (a reactivation or a termination recommendation) or refused with
-  its reason (a :class:`Reject`); one whose suspension has not been emitted yet is held
-  until it is, and settled (applied, or refused as unknown) at the latest at a flush.
+  its reason (a :class:`Reject`). In replay, one whose suspension has not been emitted yet
+  is held until it is, and settled (applied, or refused as unknown) at the latest at a
+  flush; the stream settles every verdict at once (it is given on a suspension in force),
+  so a verdict never holds back a partition's committed offsets.
   The stream receives verdicts in real time, on the partition of their customer's CDRs;
   replay places a verdicts file's lines by time (:mod:`streams.replay`: a verdict arrives
   once replay's event time reaches its ``at``), so both see the same order;
@@ -272,11 +274,14 @@ class Runner:
         position: int | None,
         customer_id: str | None = None,
         token: Any = None,
+        hold: bool = True,
     ) -> Outcome:
         """A verdict on a suspension (DESIGN §4), applied or refused now, or held.
 
-        It is held while its suspension has not been emitted; a flush settles it (applied,
-        or refused as unknown). ``customer_id`` names the
+        With ``hold`` (replay, whose verdicts file is fed by time) it is held while its
+        suspension has not been emitted, and a flush settles it (applied, or refused as
+        unknown); without (the stream, where a verdict is given on a suspension in force) it
+        is settled at once. ``customer_id`` names the
         suspension's customer where the input says it (the stream's message key); else the
         runner finds it among the suspensions it emitted. ``token`` comes back in
         :attr:`Outcome.settled` when the verdict is applied or refused. A copy of a verdict
@@ -287,7 +292,12 @@ class Runner:
         if ident in self._seen_verdicts:
             return Outcome(settled=[token])
         self._seen_verdicts.add(ident)
-        self._held.append(_Held(verdict, source, position, customer_id, token))
+        held = _Held(verdict, source, position, customer_id, token)
+        if not hold:
+            out = Outcome()
+            self._settle(held, out)
+            return out
+        self._held.append(held)
         self._held.sort(key=lambda h: h.verdict.at)
         return self._settle_due(final=False)
 
@@ -345,21 +355,25 @@ class Runner:
     def _settle_due(self, final: bool, customers: Iterable[str] | None = None) -> Outcome:
         out = Outcome()
         for held in self._due(final, customers):
-            verdict = held.verdict
-            customer_id = held.customer_id or self._owner.get(verdict.suspension_event_id)
-            state = self.store.get(customer_id) if customer_id is not None else None
-            try:
-                if state is None or not self.engine.holds_suspension(state, verdict.suspension_event_id):
-                    raise VerdictError(f"unknown suspension {verdict.suspension_event_id}")
-                events = self.engine.apply_verdict(state, verdict)
-            except VerdictError as exc:
-                self.counts.verdicts_refused += 1
-                out.rejects.append(
-                    Reject(held.source, held.position, verdict.model_dump_json(), f"verdict refused: {exc}", "verdict")
-                )
-            else:
-                self.counts.verdicts_applied += 1
-                self.store.put(state)
-                self._emitted(out, events)
-            out.settled.append(held.token)
+            self._settle(held, out)
         return out
+
+    def _settle(self, held: _Held, out: Outcome) -> None:
+        """Apply or refuse one verdict taken off the held list; its token goes to ``out.settled``."""
+        verdict = held.verdict
+        customer_id = held.customer_id or self._owner.get(verdict.suspension_event_id)
+        state = self.store.get(customer_id) if customer_id is not None else None
+        try:
+            if state is None or not self.engine.holds_suspension(state, verdict.suspension_event_id):
+                raise VerdictError(f"unknown suspension {verdict.suspension_event_id}")
+            events = self.engine.apply_verdict(state, verdict)
+        except VerdictError as exc:
+            self.counts.verdicts_refused += 1
+            out.rejects.append(
+                Reject(held.source, held.position, verdict.model_dump_json(), f"verdict refused: {exc}", "verdict")
+            )
+        else:
+            self.counts.verdicts_applied += 1
+            self.store.put(state)
+            self._emitted(out, events)
+        out.settled.append(held.token)

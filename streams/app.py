@@ -440,7 +440,7 @@ class StreamJob:
         A customer's state is written to the table at checkpoints, every DETECT_BATCH records
         or DETECT_CHECKPOINT_S seconds, not once per record. Records are acked only at the
         checkpoint that wrote their effect, so a restart resumes from a state that matches the
-        committed offsets; a verdict waiting for its suspension stays unacked until settled.
+        committed offsets (a verdict is settled at once: applied, or refused with its reason).
         """
         manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
         self._acker = manual
@@ -461,7 +461,8 @@ class StreamJob:
                 control = orjson.loads(value)
                 if control.get("control") == "verdict":
                     verdict = Verdict.model_validate(control["verdict"])
-                    await self.send(runner.take_verdict(verdict, source, message.offset, control["customer_id"], event))
+                    await self.send(runner.take_verdict(
+                        verdict, source, message.offset, control["customer_id"], event, hold=False))
                     continue
                 await self._on_flush(control, message.partition)
             else:
