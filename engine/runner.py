@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
+from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
 from tollguard.adapters import FORMATS
@@ -316,8 +317,12 @@ class Runner:
         """Settle every held verdict now: applied where its suspension exists, else refused as unknown."""
         return self._settle_due(final=True)
 
-    def bad_verdict(self, source: str, position: int | None, raw: str, reason: str) -> Outcome:
-        """A verdict input that does not validate: refused with its reason."""
+    def bad_verdict(self, source: str, position: int | None, raw: str, reason: str | ValidationError) -> Outcome:
+        """A verdict input that does not validate: refused with its reason (text, or pydantic's error)."""
+        if isinstance(reason, ValidationError):
+            first = reason.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            reason = f"{where}: {first['msg']}" if where else str(first["msg"])
         self.counts.verdicts_refused += 1
         return Outcome(rejects=[Reject(source, position, raw, f"bad verdict: {reason}", "verdict")])
 

@@ -419,9 +419,7 @@ class StreamJob:
             try:
                 verdict = Verdict.model_validate_json(value)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                await self.send(self.runner.bad_verdict(source, message.offset, raw, f"{where}: {first['msg']}"))
+                await self.send(self.runner.bad_verdict(source, message.offset, raw, exc))
                 continue
             customer = (event.key or b"").decode("utf-8", "replace").strip()
             if not customer:

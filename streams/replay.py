@@ -92,10 +92,7 @@ class Replay:
                 try:
                     verdict = Verdict.model_validate_json(line)
                 except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    self._write(self.runner.bad_verdict(str(path), number, line.rstrip("\n"),
-                                                        f"{where}: {first['msg']}"))
+                    self._write(self.runner.bad_verdict(str(path), number, line.rstrip("\n"), exc))
                     continue
                 self._verdicts.append((verdict, str(path), number))
         self._verdicts.sort(key=lambda item: item[0].at)
