@@ -221,20 +221,35 @@ class TableStore:
             return state
         paths = self._stored().get(customer_id)
         if not paths:
-            return None
+            key = customer_id.encode()
+            if key + PIECE_SEP not in self.table and key not in self.table:
+                return None
+            self._index = None  # the index was built before the table held this customer (recovery): rebuild
+            paths = self._stored().get(customer_id)
+            if not paths:
+                return None
         if "\0" in paths:  # format 1: the whole state in one record, keyed by the customer
             state = CustomerState.from_json_dict(orjson.loads(self.table[customer_id.encode()]))
             self.dirty.add(customer_id)
             log.warning("customer %s: state in format 1 migrated to pieces", customer_id)
         else:
-            pieces = {path: self.table[customer_id.encode() + PIECE_SEP + path.encode()] for path in paths}
             try:
-                state = CustomerState.from_json_dict(join_state(pieces))
-            except StateFormatError as exc:
-                raise StateFormatError(f"customer {customer_id}: {exc}") from None
+                pieces, state = self._read(customer_id, paths)
+            except (StateFormatError, KeyError):
+                # The index may predate the end of the table's recovery: read the table's pieces afresh once.
+                self._index = None
+                try:
+                    pieces, state = self._read(customer_id, self._stored().get(customer_id, set()))
+                except (StateFormatError, KeyError) as exc:
+                    raise StateFormatError(f"customer {customer_id}: {exc}") from None
             self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
         self.cache[customer_id] = state
         return state
+
+    def _read(self, customer_id: str, paths: set[str]) -> tuple[dict[str, bytes], CustomerState]:
+        prefix = customer_id.encode() + PIECE_SEP
+        pieces = {path: self.table[prefix + path.encode()] for path in paths}
+        return pieces, CustomerState.from_json_dict(join_state(pieces))
 
     def put(self, state: CustomerState) -> None:
         """Mark ``state`` changed: it is written at the next checkpoint."""
