@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from detectors.base import CustomerContext, Decision, Detector
+from detectors.base import CustomerContext, Decision, Detector, level_decision
 from engine.registry import build_detectors
 from tollguard.cdr import CallDetailRecord, merge_legs
 from tollguard.context import from_epoch, iso
@@ -355,11 +355,10 @@ class Engine:
         if not limit or any(o["scope_kind"] == ScopeKind.ACCOUNT for o in active) or len(active) < limit:
             return []
         scopes = sorted(f"{o['scope_kind']}:{o['scope_value']}" for o in active)
-        wide = Decision(
-            type=EventType.SUSPENSION,
-            level="critical",
-            scope_kind=ScopeKind.ACCOUNT,
-            scope_value=ctx.customer_id,
+        wide = level_decision(
+            "critical",
+            ScopeKind.ACCOUNT,
+            ctx.customer_id,
             episode=dec.episode,
             occurred_at_s=dec.occurred_at_s,
             reason=(
