@@ -15,6 +15,7 @@ its reason (replay writes it to the rejects file, the stream to the dead-letter 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class CustomerState:
     #: ``released``, so that forgetting costs the entries that expire, not a scan of both
     #: dicts per CDR. Not serialised: rebuilt when it does not match them.
     expiry: list[tuple[float, int, str]] = field(default_factory=list)
+    #: Event time of the last pruning of ``emitted`` (not serialised: a restored state prunes at once).
+    emitted_pruned_s: float = float("-inf")
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
@@ -278,7 +281,9 @@ class Engine:
         ]
         for k in stale:
             del state.open[k]
-        if state.emitted and len(state.emitted) > 256:
+        if len(state.emitted) > 256 and math.isfinite(watermark_s) and watermark_s - state.emitted_pruned_s >= 3600:
+            # at most one scan of the emitted ids an hour of event time, not one per released CDR
+            state.emitted_pruned_s = watermark_s
             old = watermark_s - self._emitted_memory_s
             for eid in [e for e, at_s in state.emitted.items() if at_s < old]:
                 del state.emitted[eid]
