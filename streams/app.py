@@ -33,6 +33,7 @@ replay rejects it): nothing from the data path acts as a command.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -78,6 +79,9 @@ CONTROL_PREFIX = b'{"control"'
 
 #: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
 CONTROL_HEADER = "tollguard-control"
+#: Seconds a worker stopping on an unreadable state waits for Faust's orderly shutdown before it
+#: exits anyway (exit code 3): a shutdown that hangs must not leave a worker deciding nothing.
+CRASH_GRACE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,13 @@ class TableStore:
         self._index = None
 
 
+def _exit_after_crash(reason: str) -> None:
+    """Leave the process when Faust's shutdown after a crash did not finish in CRASH_GRACE_S."""
+    log.critical("orderly shutdown did not finish in %.0f s; exiting (%s)", CRASH_GRACE_S, reason)
+    logging.shutdown()
+    os._exit(3)
+
+
 def _digest(value: bytes) -> bytes:
     return hashlib.blake2b(value, digest_size=12).digest()
 
@@ -462,6 +473,7 @@ class StreamJob:
         except StateFormatError as exc:
             # A state this version cannot read: stop rather than decide on a customer without its history.
             log.critical("stopping: %s", exc)
+            asyncio.get_running_loop().call_later(CRASH_GRACE_S, _exit_after_crash, str(exc))
             await self.app.crash(exc)
 
     async def _detect(self, manual: Any) -> None:
