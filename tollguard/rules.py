@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from tollguard.adapters.settings import IngestSettings
-from tollguard.context import CustomerContext, DetectorParams
+from tollguard.context import REPORT_ONLY, CustomerContext, DetectorParams, Mode
 from tollguard.errors import RulesError
 from tollguard.events import CoS
 from tollguard.numbers import check_region, normalize
@@ -168,6 +168,10 @@ class CustomerRules(_Strict):
     link_kbps: float | None = Field(None, gt=0, description="declared access-link bandwidth, kbit/s (clause 3.1)")
     allow: AllowRules = AllowRules()
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="detector -> thresholds")
+    mode: Mode | None = Field(
+        None, description="report_only: every detector of this customer in report-only mode (a trial); "
+        "default: each detector's own mode"
+    )
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -273,6 +277,8 @@ class Rules(_Strict):
             values = {**base.model_dump(), **cust.overrides.get(name, {})}
             if name in cust.allow.detectors:
                 values["enabled"] = False
+            if cust.mode == REPORT_ONLY:
+                values["mode"] = REPORT_ONLY
             params[name] = model.model_validate(values)
         return CustomerContext(
             customer_id=customer_id,

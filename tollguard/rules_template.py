@@ -39,6 +39,8 @@ _CUSTOMERS_EXAMPLE = """\
 #       destinations: ["+39899123456"]      # an agreed premium number
 #     overrides:
 #       arbitrage: {reward_critical_calls: 60} # a threshold for this customer only
+#       spend: {mode: report_only}          # trial this customer's spend thresholds (nothing suspended)
+#     mode: report_only                     # or trial every detector of this customer
 """
 
 
