@@ -160,18 +160,47 @@ class Engine:
         clock: Callable[[], datetime] = _utcnow,
         model: Any = None,
     ) -> None:
-        self.rules = rules
         self.detectors: list[Detector] = list(detectors) if detectors is not None else build_detectors(model)
         self.clock = clock
         self._contexts: dict[str, CustomerContext] = {}
         self._active: dict[str, tuple[CustomerContext, list[Detector]]] = {}
+        #: customer -> the context its detectors last ran with, for customers not run since a rules change
+        self._before: dict[str, CustomerContext] = {}
+        #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
+        self.cap_hits: Counter[str] = Counter()
+        #: detector states restarted because a rules change moved the detector's window, by detector
+        self.window_restarts: Counter[str] = Counter()
+        self.set_rules(rules)
+
+    def set_rules(self, rules: Rules) -> None:
+        """Make ``rules`` live from now on (a hot reload, ``replay --rules-change``); states are kept.
+
+        Every customer's state (pending CDRs, dedupe memory, episodes, detectors' evidence)
+        survives; events from now on carry ``rules.version``. A detector whose window
+        (a ``*window_s`` threshold) changed for a customer starts its new window cleanly: its
+        state for that customer is reset when the customer's next CDRs are released.
+        """
+        for customer_id, ctx in self._contexts.items():
+            self._before.setdefault(customer_id, ctx)
+        self.rules = rules
+        self._contexts.clear()
+        self._active.clear()
         self._lateness_s = rules.engine.allowed_lateness_s
         self._horizon_s = rules.engine.dedupe_horizon_s
         self._expiry_s = rules.engine.alert_expiry_s
         self._dedupe_cap = rules.engine.max_dedupe_calls
         self._emitted_memory_s = max(EMITTED_MEMORY_S, rules.engine.episode_gap_s, *self._expiry_s.values())
-        #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
-        self.cap_hits: Counter[str] = Counter()
+
+    def _restart_windows(self, state: CustomerState, before: CustomerContext, ctx: CustomerContext) -> None:
+        """Reset the state of each detector whose window thresholds differ between ``before`` and ``ctx``."""
+        for det in self.detectors:
+            old, new = before.params.get(det.name), ctx.params.get(det.name)
+            if old is None or new is None:
+                continue
+            windows = [f for f in type(new).model_fields if f.endswith("window_s")]
+            if any(getattr(old, f, None) != getattr(new, f) for f in windows):
+                state.detectors[det.name] = det.initial_state()
+                self.window_restarts[det.name] += 1
 
     def context(self, customer_id: str) -> CustomerContext:
         """The customer's resolved rules (cached)."""
@@ -232,6 +261,10 @@ class Engine:
         if not state.pending and state.max_end_s == float("-inf"):
             return []
         ctx = self.context(state.customer_id)
+        if self._before:  # the rules changed since this customer last ran
+            before = self._before.pop(state.customer_id, None)
+            if before is not None:
+                self._restart_windows(state, before, ctx)
         if len(state.detectors) < len(self.detectors):  # a state stored before a detector was added
             for det in self.detectors:
                 state.detectors.setdefault(det.name, det.initial_state())

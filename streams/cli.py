@@ -198,6 +198,43 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def backtest(
+    files: Annotated[list[Path], typer.Argument(help="CDR files of history, read once in this order")],
+    rules: Annotated[Path, typer.Option(help="the new rules file")],
+    baseline: Annotated[Path, typer.Option(help="the rules file in force (what the change is measured against)")],
+    labels: Annotated[Path | None, typer.Option(help="episode labels (tollguard simulate --labels): recall")] = None,
+    verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
+    model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    coverage: Annotated[float, typer.Option(min=0.01, max=1.0, help=(
+        "share of an episode's calls the events' scopes must cover for it to count as detected"))] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON (for scripts)")] = False,
+) -> None:
+    """What a rules change would have done on history: events added, removed, changed; recall with labels.
+
+    Exit status 0 whatever the difference (2 on usage errors).
+    """
+    from streams.backtest import backtest as run_backtest
+    from streams.backtest import render
+    from streams.train import read_labels
+
+    _check_format(fmt)
+    _check_files([*files, *(p for p in (labels, verifications, rules, baseline) if p is not None)])
+    new_rules, old_rules = _rules(rules), _rules(baseline)
+    anomaly_model = _load_model(model, new_rules) if model is not None else None
+    try:
+        label_rows = read_labels(labels) if labels is not None else None
+    except (ValueError, KeyError) as exc:
+        raise _usage(f"{labels}: not a labels file of tollguard simulate --labels ({exc})") from None
+    report = run_backtest(files, new_rules, old_rules, fmt=fmt, labels=label_rows, verifications=verifications,
+                          model=anomaly_model, coverage=coverage)
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+    else:
+        render(report, Console(soft_wrap=True, width=max(Console().width, 140)))
+
+
 @app.command("simulate")
 def simulate_cmd(
     minutes: Annotated[

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
 from engine.runner import MemoryStore, Outcome, RunCounts, Runner, event_bytes
-from tollguard.adapters import read_file
+from tollguard.adapters import Parsed, read_file
 from tollguard.events import Event, Verdict
 from tollguard.rules import Rules
 
@@ -71,6 +71,9 @@ class Replay:
         self.summary = ReplaySummary()
         self.runner.counts = self.summary
         self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
+        self._changes: list[tuple[float, Rules]] = []  # (event time s, rules) by time: --rules-change
+        #: (event time s, rules version) of each rules change made live, in order
+        self.rules_changed: list[tuple[float, str]] = []
 
     @property
     def states(self) -> dict[str, CustomerState]:
@@ -97,6 +100,24 @@ class Replay:
                 self._verdicts.append((verdict, str(path), number))
         self._verdicts.sort(key=lambda item: item[0].at)
 
+    def change_rules_at(self, at_s: float, rules: Rules) -> None:
+        """Make ``rules`` live once replay's event time reaches ``at_s`` (UTC epoch s).
+
+        The change happens before the first line read after the newest CDR end read has reached
+        ``at_s``, as a worker that picked up a changed rules file at that event time (it logs it)
+        took it between two records: a backtest of a mid-stream change gives what the stream gave.
+        Detector states are kept (:meth:`engine.core.Engine.set_rules`); the lines are still read
+        with the first rules' ``ingest`` settings.
+        """
+        self._changes.append((at_s, rules))
+        self._changes.sort(key=lambda change: change[0])
+
+    def _apply_changes(self, until_s: float) -> None:
+        while self._changes and self._changes[0][0] <= until_s:
+            _, rules = self._changes.pop(0)
+            self.engine.set_rules(rules)
+            self.rules_changed.append((self.runner.event_time_s, rules.version))
+
     def _feed_verdicts(self, until_s: float) -> None:
         """Give the runner every verdict of the file whose ``at`` is at or before ``until_s``."""
         verdicts = self._verdicts
@@ -114,25 +135,34 @@ class Replay:
 
     def run_file(self, path: str | Path, fmt: str = "auto", progress: Callable[[int], None] | None = None) -> None:
         """Feed one file's lines, in order, to the runner. ``progress`` gets bytes consumed."""
-        summary = self.summary
-        summary.files.append(str(path))
-        runner, write = self.runner, self._write
+        self.summary.files.append(str(path))
+        take = self.take
         for parsed in read_file(path, fmt, settings=self.rules.ingest, country_of=self.rules.country_of):
             if progress is not None:
                 progress(len(parsed.raw) + 1)
-            if parsed.skipped:
-                summary.skipped += 1
-                continue
-            summary.lines_read += 1
-            if parsed.record is None:
-                outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw,
-                                                 parsed.reason or "unparsable line")
-            else:
-                outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
-            if outcome.events or outcome.rejects:
-                write(outcome)
-            if self._verdicts and runner.event_time_s >= self._verdicts[0][0].at.timestamp():
-                self._feed_verdicts(runner.event_time_s)
+            take(parsed)
+
+    def take(self, parsed: Parsed) -> None:
+        """Feed one line read by the adapters (``tollguard.adapters.read_file``) to the runner.
+
+        :meth:`run_file` calls it per line; ``tollguard backtest`` reads the input once and
+        gives each line to two replays.
+        """
+        summary, runner = self.summary, self.runner
+        if parsed.skipped:
+            summary.skipped += 1
+            return
+        if self._changes and runner.event_time_s >= self._changes[0][0]:
+            self._apply_changes(runner.event_time_s)
+        summary.lines_read += 1
+        if parsed.record is None:
+            outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw, parsed.reason or "unparsable line")
+        else:
+            outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
+        if outcome.events or outcome.rejects:
+            self._write(outcome)
+        if self._verdicts and runner.event_time_s >= self._verdicts[0][0].at.timestamp():
+            self._feed_verdicts(runner.event_time_s)
 
     def finish(self) -> ReplaySummary:
         """End of input: flush every customer (in order of first appearance) and settle verdicts."""
