@@ -556,6 +556,43 @@ def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML file")]) -
     typer.echo(f"{file}: OK (version {ruleset.version}, {len(ruleset.customers)} customer(s))")
 
 
+@rules_app.command("explain")
+def rules_explain(
+    customer: Annotated[str, typer.Argument(help="customer id (accountcode)")],
+    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the explanation as JSON")] = False,
+) -> None:
+    """Effective thresholds of one customer, where each comes from, and the rate-table entries."""
+    from tollguard.explain import BUILT_IN, DEFAULT, explain
+
+    info = explain(_rules(rules), customer)
+    if as_json:
+        typer.echo(json.dumps(info, indent=1))
+        return
+    out = Console(soft_wrap=True, highlight=False)
+    known = "" if info["in_rules"] else " (no section in the rules: defaults only)"
+    out.print(f"[bold]customer {customer}[/bold]{known}  rules {info['rules_version']}")
+    out.print(f"country {info['country']} ({info['country_source']}); mode {info['mode']}; "
+              f"link {info['link_kbps'] if info['link_kbps'] is not None else 'not declared'} kbit/s")
+    for did, row in info["dids"].items():
+        out.print(f"DID {did}: capacity {row['capacity']} ({row['source']})")
+    if info["allow_destinations"]:
+        out.print(f"allowed destinations: {', '.join(info['allow_destinations'])}")
+    for name, fields in info["detectors"].items():
+        out.print(f"[bold]{name}[/bold]")
+        for field, row in fields.items():
+            own = row["source"] not in (DEFAULT, BUILT_IN)
+            style = "yellow" if own else "dim" if row["source"] == BUILT_IN else ""
+            line = f"  {field} = {json.dumps(row['value'])}  ({row['source']})"
+            out.print(f"[{style}]{line}[/{style}]" if style else line, markup=bool(style))
+    rates = info["rates"]
+    out.print(f"[bold]rates[/bold] ({rates['currency']}, {rates['rule']})")
+    for row in rates["entries"]:
+        tags = f"  [{', '.join(row['tags'])}]" if row["tags"] else ""
+        out.print(f"  {row['prefix']}: {row['per_min']:g}/min + {row['per_call']:g}/call  {row['note']}{tags}",
+                  markup=False)
+
+
 @rules_app.command("template")
 def rules_template(
     out: Annotated[str, typer.Option(help="output file ('-' = stdout)")] = "-",
