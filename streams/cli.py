@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +24,7 @@ from engine.registry import load_rules
 from streams.replay import Replay, ReplaySummary
 from tollguard.errors import RulesError
 from tollguard.events import Event
-from tollguard.rules import Rules
+from tollguard.rules import DEFAULT_RULES_PATH, Rules
 
 if TYPE_CHECKING:
     from models.model import AnomalyModel
@@ -150,11 +151,15 @@ def replay(
     verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    rules_change: Annotated[list[str] | None, typer.Option("--rules-change", help=(
+        "AT=FILE: make the rules FILE live once replay's event time (newest CDR end read) reaches AT "
+        "(ISO 8601 with a zone, as a worker's log gives it); repeatable"))] = None,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     _check_format(fmt)
     _check_files([*(files or []), *([verifications] if verifications else [])])
     ruleset = _rules(rules)
+    changes = [_rules_change(text) for text in rules_change or []]
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
         paths = list(files) if files else _example_files(Path(tmp))
@@ -171,6 +176,8 @@ def replay(
             run = Replay(ruleset, out_handle, rej_handle, on_event=keep, model=anomaly_model)
             if verifications is not None:
                 run.load_verdicts(verifications)
+            for at_s, changed in changes:
+                run.change_rules_at(at_s, changed)
             show_bar = not quiet and total >= PROGRESS_MIN_BYTES
             with Progress(
                 "[progress.description]{task.description}",
@@ -190,12 +197,31 @@ def replay(
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
+        for at_s, version in run.rules_changed:
+            err.print(f"rules {version} live from event time {datetime.fromtimestamp(at_s, UTC).isoformat()}",
+                      highlight=False)
     if summary.rejected or summary.verdicts_refused:
         err.print(
             f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "
             f"reasons in {rejects}"
         )
         raise typer.Exit(1)
+
+
+def _rules_change(text: str) -> tuple[float, Rules]:
+    """``AT=FILE`` of ``replay --rules-change``: (UTC epoch s, validated rules), or exit 2."""
+    at, sep, path = text.partition("=")
+    if not sep or not at.strip() or not path.strip():
+        raise _usage(f"--rules-change takes AT=FILE (e.g. 2025-03-11T12:00:00Z=rules/new.yaml), got {text!r}")
+    try:
+        when = datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _usage(f"--rules-change: {at!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise _usage(f"--rules-change: {at!r} needs a time zone (e.g. Z)")
+    file = Path(path.strip())
+    _check_files([file])
+    return when.timestamp(), _rules(file)
 
 
 @app.command()
@@ -320,14 +346,21 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
 ) -> None:
-    """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
+    """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events.
+
+    The rules file is watched (every 2 s, and on SIGHUP): a changed file that validates becomes
+    live without a restart; an invalid one is refused (line and field in the log) and the last
+    good rules stay.
+    """
     from streams.worker import run_worker
 
     ruleset = _rules(rules)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
+    watched = rules if rules is not None else (DEFAULT_RULES_PATH if DEFAULT_RULES_PATH.is_file() else None)
     run_worker(
         ruleset,
         model=anomaly_model,
+        rules_path=str(watched) if watched is not None else None,
         broker=broker,
         app_id=app_id,
         topic_prefix=topic_prefix,
