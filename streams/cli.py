@@ -152,8 +152,8 @@ def replay(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
     rules_change: Annotated[list[str] | None, typer.Option("--rules-change", help=(
-        "AT=FILE: make the rules FILE live once replay's event time (newest CDR end read) reaches AT "
-        "(ISO 8601 with a zone, as a worker's log gives it); repeatable"))] = None,
+        "AT=FILE: make the rules FILE live before the first CDR that ends after AT (ISO 8601 with a zone; "
+        "a worker's log gives the event time of each reload); repeatable"))] = None,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     _check_format(fmt)

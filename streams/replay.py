@@ -72,7 +72,7 @@ class Replay:
         self.runner.counts = self.summary
         self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
         self._changes: list[tuple[float, Rules]] = []  # (event time s, rules) by time: --rules-change
-        #: (event time s, rules version) of each rules change made live, in order
+        #: (event time s given, rules version) of each rules change made live, in order
         self.rules_changed: list[tuple[float, str]] = []
 
     @property
@@ -103,20 +103,21 @@ class Replay:
     def change_rules_at(self, at_s: float, rules: Rules) -> None:
         """Make ``rules`` live once replay's event time reaches ``at_s`` (UTC epoch s).
 
-        The change happens before the first line read after the newest CDR end read has reached
-        ``at_s``, as a worker that picked up a changed rules file at that event time (it logs it)
-        took it between two records: a backtest of a mid-stream change gives what the stream gave.
-        Detector states are kept (:meth:`engine.core.Engine.set_rules`); the lines are still read
-        with the first rules' ``ingest`` settings.
+        The change happens before the first CDR that ends after ``at_s``: a worker that picked up
+        a changed rules file logs the event time it had reached (its newest CDR end), and took
+        every CDR up to that one under the old rules, so a replay of the same input with that
+        change gives what the stream gave. Detector states are kept
+        (:meth:`engine.core.Engine.set_rules`); the lines are still read with the first rules'
+        ``ingest`` settings.
         """
         self._changes.append((at_s, rules))
         self._changes.sort(key=lambda change: change[0])
 
-    def _apply_changes(self, until_s: float) -> None:
-        while self._changes and self._changes[0][0] <= until_s:
-            _, rules = self._changes.pop(0)
+    def _apply_changes(self, before_s: float) -> None:
+        while self._changes and self._changes[0][0] < before_s:
+            at_s, rules = self._changes.pop(0)
             self.engine.set_rules(rules)
-            self.rules_changed.append((self.runner.event_time_s, rules.version))
+            self.rules_changed.append((at_s, rules.version))
 
     def _feed_verdicts(self, until_s: float) -> None:
         """Give the runner every verdict of the file whose ``at`` is at or before ``until_s``."""
@@ -152,8 +153,8 @@ class Replay:
         if parsed.skipped:
             summary.skipped += 1
             return
-        if self._changes and runner.event_time_s >= self._changes[0][0]:
-            self._apply_changes(runner.event_time_s)
+        if self._changes and parsed.record is not None and parsed.record.end.timestamp() > self._changes[0][0]:
+            self._apply_changes(parsed.record.end.timestamp())
         summary.lines_read += 1
         if parsed.record is None:
             outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw, parsed.reason or "unparsable line")

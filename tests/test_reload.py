@@ -83,7 +83,7 @@ def test_replay_rules_change_at_an_event_time(tmp_path: Path) -> None:
     assert _versions([e for e in got if e.customer_id == "acme"]) == [
         ("alert", "09:02:20", "v1"), ("suspension", "09:09:20", "v2")]
     assert [(datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S"), v.split("+")[0]) for at, v in run.rules_changed] \
-        == [("09:08:20", "v2")]  # the first CDR end at or after 09:08
+        == [("09:08:00", "v2")]  # made live before the 09:08:20 CDR, the first to end after 09:08
     out = tmp_path / "events.jsonl"
     result = CliRunner().invoke(app, ["replay", str(data), "--rules", str(v1), "--out", str(out), "--rejects",
                                       str(tmp_path / "rej.jsonl"), "--rules-change", f"2026-11-30T09:08:00Z={v2}"])
@@ -91,7 +91,7 @@ def test_replay_rules_change_at_an_event_time(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(e["type"], e["rules_version"].split("+")[0]) for e in lines if e["customer_id"] == "acme"] == [
         ("alert", "v1"), ("suspension", "v2")]
-    assert "rules v2+" in result.output and "live from event time 2026-11-30T09:08:20+00:00" in result.output
+    assert "rules v2+" in result.output and "live from event time 2026-11-30T09:08:00+00:00" in result.output
     for bad, message in (("2026-11-30T09:08:00=x", "needs a time zone"), ("soon=" + str(v2), "not an ISO 8601 time"),
                          (str(v2), "takes AT=FILE"), ("2026-11-30T09:08:00Z=" + str(tmp_path / "no.yaml"),
                                                        "no such file")):

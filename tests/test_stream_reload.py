@@ -7,7 +7,8 @@ One worker (``--rules FILE``, allowed lateness 0 so each CDR is decided as it ar
    ``/metrics`` counts it and still names ``v1``; globex's +979 calls then get an alert marked ``v1``;
 3. the file is replaced by a valid ``v2``: the log says from which event time, ``/metrics`` names
    ``v2``; acme's next five +979 calls get a suspension marked ``v2`` whose evidence counts all ten
-   calls of the hour (its state survived the reload), from the same worker process;
+   calls of the hour (its state survived the reload), from the same worker process; a replay of
+   the same input with ``--rules-change`` at the event time the worker logged gives the same events;
 4. a SIGHUP makes a file live whose size and modification time did not move (the poll misses it).
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka_fixtures import WorkerProcess, free_port, read_topics, run_cli, unique_names
@@ -123,6 +126,21 @@ def test_a_running_worker_refuses_a_bad_file_and_takes_a_good_one(kafka_bootstra
         suspension = got[2]
         assert suspension["evidence"]["attempts"] == 10  # 7 calls before the reload, 3 after: state kept
         assert worker.alive() and worker.starts == 1  # no restart
+
+        # replay of the same input with the change at the event time of the worker's log: the same events
+        (at,) = re.findall(r"rules v2\+\w+ live from event time (\S+) ", worker.log())
+        (tmp_path / "v1.yaml").write_text(RULES.format(version="v1"), encoding="utf-8")
+        (tmp_path / "v2.yaml").write_text(RULES.format(version="v2"), encoding="utf-8")
+        out = tmp_path / "replayed.jsonl"
+        run_cli(["replay", *(str(tmp_path / f"{n}.jsonl") for n in ("acme-1", "globex", "acme-2")), "--rules",
+                 str(tmp_path / "v1.yaml"), "--rules-change", f"{at}={tmp_path / 'v2.yaml'}", "--out", str(out),
+                 "--rejects", str(tmp_path / "rejects.jsonl"), "-q"])
+        replayed = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+        def same(evs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+            return sorted((e["event_id"], e["type"], e["rules_version"], e["reason"]) for e in evs)
+
+        assert same(replayed) == same(got)
 
         # SIGHUP re-reads the file even when its size and modification time did not move
         stat = rules.stat()
