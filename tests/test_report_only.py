@@ -105,3 +105,14 @@ def test_an_unknown_mode_is_refused_with_line_and_field() -> None:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOLLGUARD_API_TOKEN", raising=False)
     monkeypatch.delenv("TOLLGUARD_WEB_BIND", raising=False)
+
+
+def test_the_most_specific_mode_wins() -> None:
+    rules = parse_rules(RULES_YAML.replace("  londonco:", "    mode: enforce\n  londonco:\n    mode: report_only\n"
+                                          "    overrides:\n      spend: {mode: enforce}")
+                        + "detectors:\n  premium_destination:\n    mode: report_only\n")
+    acme, london = rules.context("acme").params, rules.context("londonco").params
+    assert (acme["premium_destination"].mode, acme["spend"].mode) == ("enforce", "enforce")  # customer over detector
+    assert (london["premium_destination"].mode, london["spend"].mode, london["bandwidth"].mode) == (
+        "report_only", "enforce", "report_only")  # override over customer
+    assert rules.context("other").params["premium_destination"].mode == "report_only"

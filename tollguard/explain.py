@@ -1,10 +1,11 @@
 """What the rules say about one customer, and where each value comes from (``tollguard rules explain``).
 
-A customer's effective thresholds are the rules file's ``detectors`` section (or the built-in
-defaults where the file is silent), then the customer's ``overrides``, then its allowlist
-(``allow.detectors`` turns a detector off) and its ``mode`` (``report_only`` trials every
-detector): :meth:`tollguard.rules.Rules.context` applies them; :func:`explain` says, value by
-value, which of them decided.
+A customer's effective thresholds are, most specific last: the rules file's ``detectors``
+section (or the built-in defaults where the file is silent), the customer's ``mode``
+(``report_only`` trials every detector, ``enforce`` ends a detector-wide trial for it), the
+customer's ``overrides`` of one detector, and its allowlist (``allow.detectors`` turns a detector
+off). :meth:`tollguard.rules.Rules.context` applies them; :func:`explain` says, value by value,
+which of them decided.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import phonenumbers
 
-from tollguard.context import REPORT_ONLY
 from tollguard.rules import CustomerRules, Rules
 
 #: Where an effective value comes from.
@@ -53,12 +53,12 @@ def explain(rules: Rules, customer_id: str) -> dict[str, Any]:
         rows: dict[str, dict[str, Any]] = {}
         for field in type(params).model_fields:
             source = DEFAULT if field in in_file.model_fields_set else BUILT_IN
+            if field == "mode" and section.mode is not None:
+                source = CUSTOMER_MODE
             if field in overrides:
                 source = OVERRIDE
             if field == "enabled" and name in section.allow.detectors:
                 source = ALLOWLIST
-            if field == "mode" and section.mode == REPORT_ONLY:
-                source = CUSTOMER_MODE
             rows[field] = {"value": _json(getattr(params, field)), "source": source}
         detectors[name] = rows
     default_capacity = getattr(ctx.params.get("did_concurrency"), "default_capacity", 20)

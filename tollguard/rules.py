@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from tollguard.adapters.settings import IngestSettings
-from tollguard.context import REPORT_ONLY, CustomerContext, DetectorParams, Mode
+from tollguard.context import CustomerContext, DetectorParams, Mode
 from tollguard.errors import RulesError
 from tollguard.events import CoS
 from tollguard.numbers import check_region, normalize
@@ -169,8 +169,8 @@ class CustomerRules(_Strict):
     allow: AllowRules = AllowRules()
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="detector -> thresholds")
     mode: Mode | None = Field(
-        None, description="report_only: every detector of this customer in report-only mode (a trial); "
-        "default: each detector's own mode"
+        None, description="report_only (a trial) or enforce for every detector of this customer, above the "
+        "detectors' own mode and below the customer's overrides; default: each detector's mode"
     )
 
     @field_validator("dids", mode="before")
@@ -274,11 +274,11 @@ class Rules(_Strict):
         params: dict[str, DetectorParams] = {}
         for name, model in self.param_models().items():
             base: DetectorParams = getattr(self.detectors, name)
-            values = {**base.model_dump(), **cust.overrides.get(name, {})}
+            # most specific wins: the detector's section, the customer's mode, its override of the detector
+            values = {**base.model_dump(), **({"mode": cust.mode} if cust.mode else {}),
+                      **cust.overrides.get(name, {})}
             if name in cust.allow.detectors:
                 values["enabled"] = False
-            if cust.mode == REPORT_ONLY:
-                values["mode"] = REPORT_ONLY
             params[name] = model.model_validate(values)
         return CustomerContext(
             customer_id=customer_id,
