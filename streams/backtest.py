@@ -265,9 +265,10 @@ def backtest(
     Returns
     -------
     dict
-        JSON-ready: ``rules`` (both versions), ``input`` (files, lines, accepted and rejected per
-        side), ``events`` (count per side and type), the :func:`compare` keys, ``labels`` (per
-        side :func:`score_labels`, when labels are given) and ``notes``.
+        JSON-ready: ``rules`` (both versions), ``input`` (files, lines, and per side CDRs accepted
+        and rejected, verdicts applied and refused), ``events`` (count per side and type), the
+        :func:`compare` keys, ``labels`` (per side :func:`score_labels`, when labels are given) and
+        ``notes``.
 
     Raises
     ------
@@ -308,6 +309,8 @@ def backtest(
             "lines_read": summaries["new"].lines_read,
             **{f"accepted_{side}": summaries[side].accepted for side in SIDES},
             **{f"rejected_{side}": summaries[side].rejected for side in SIDES},
+            **{f"verdicts_applied_{side}": summaries[side].verdicts_applied for side in SIDES},
+            **{f"verdicts_refused_{side}": summaries[side].verdicts_refused for side in SIDES},
         },
         "events": {side: {"total": len(collected[side]),
                           **dict(sorted(Counter(str(e["type"]) for e in collected[side]).items()))}
@@ -347,9 +350,14 @@ def render(report: Mapping[str, Any], console: Any) -> None:
     from rich.table import Table
 
     rules, counts = report["rules"], report["events"]
+    read = report["input"]
     console.print(f"[bold]backtest[/bold] baseline {rules['baseline']} → new {rules['new']}; "
-                  f"{report['input']['lines_read']:,} CDR lines from {len(report['input']['files'])} file(s)",
-                  highlight=False)
+                  f"{read['lines_read']:,} CDR lines from {len(read['files'])} file(s), rejected "
+                  f"{read['rejected_baseline']:,} / {read['rejected_new']:,}", highlight=False)
+    if any(read[f"verdicts_{what}_{side}"] for what in ("applied", "refused") for side in SIDES):
+        console.print("verdicts applied / refused: " + "; ".join(
+            f"{side} {read[f'verdicts_applied_{side}']} / {read[f'verdicts_refused_{side}']}" for side in SIDES),
+            highlight=False)
     console.print("events: " + "; ".join(
         f"{side} {counts[side]['total']} (" + ", ".join(f"{k} {v}" for k, v in counts[side].items() if k != "total")
         + ")" for side in SIDES), highlight=False)

@@ -104,12 +104,21 @@ def test_lowering_one_threshold_adds_exactly_one_suspension(day: dict[str, Path]
         "events": 0, "customers": [], "traps": {}}
 
 
-def test_the_command_prints_json_and_exits_0(day: dict[str, Path]) -> None:
+def test_the_command_prints_json_and_exits_0(day: dict[str, Path], tmp_path: Path) -> None:
+    verdicts = tmp_path / "verdicts.jsonl"  # clears the baseline's arbitrage suspension, unknown to the new rules
+    verdicts.write_text(json.dumps({"suspension_event_id": "21790138-f245-51ed-9619-435f60cc1c73",
+                                    "verdict": "cleared", "by": "anna", "at": "2025-03-11T18:00:00Z"}) + "\n")
     result = CliRunner().invoke(app, ["backtest", str(day["cdrs"]), "--rules", str(day["new"]),
-                                      "--baseline", str(day["old"]), "--labels", str(day["labels"]), "--json"])
+                                      "--baseline", str(day["old"]), "--labels", str(day["labels"]),
+                                      "--verifications", str(verdicts), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [r["event_id"] for r in report["added"]] == ["26d7812c-78db-5b54-a8cf-326e4e7f46be"]
+    assert [(r["type"], r["detector"]) for r in report["removed"]] == [
+        ("alert", "spend"), ("suspension", "arbitrage"), ("reactivation", "arbitrage")]
+    assert {k: v for k, v in report["input"].items() if k.startswith("verdicts")} == {
+        "verdicts_applied_baseline": 1, "verdicts_applied_new": 0,
+        "verdicts_refused_baseline": 0, "verdicts_refused_new": 1}
     assert report["labels"]["new"]["per_kind"]["arbitrage_high_cost"]["ttd_median_s"] == 1013.589
 
 
