@@ -160,3 +160,18 @@ def test_an_episode_whose_id_moved_is_a_change_not_an_addition() -> None:
     assert diff["ttd_shifts"] == [{"type": "alert", "detector": "premium_destination", "customer_id": "c1",
                                    "scope": "cli:+3902", "baseline": "2025-03-11T02:05:00Z",
                                    "new": "2025-03-11T02:04:00Z", "shift_s": -60.0}]
+
+
+def test_rules_that_read_cdrs_differently_are_noted(tmp_path: Path) -> None:
+    from test_authorize import RULES_YAML, premium_episode
+
+    from engine.registry import parse_rules
+
+    data = tmp_path / "calls.jsonl"
+    simulate.write(premium_episode(), "jsonl", data)
+    same = backtest([data], parse_rules(RULES_YAML), parse_rules(RULES_YAML))
+    assert (same["notes"], same["added"], same["removed"], same["changed"]) == ([], [], [], [])
+    assert same["events"]["new"] == {"total": 2, "alert": 1, "suspension": 1}
+    other = backtest([data], parse_rules(RULES_YAML.replace("country: GB", "country: FR")), parse_rules(RULES_YAML))
+    assert other["notes"] == ["the two rules files read CDRs differently (ingest settings or customers' countries): "
+                              "the input was read once, with the new rules' settings"]
