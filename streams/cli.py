@@ -66,12 +66,60 @@ def _check_files(paths: list[Path]) -> None:
         raise _usage(f"no such file: {', '.join(missing)}")
 
 
-def _rules(path: Path | None) -> Rules:
-    """Load the rules file, or exit 2 with its first error (line and field)."""
+#: Help of ``--timezone`` and ``--country`` (replay, inspect, worker).
+TIMEZONE_HELP = (
+    "IANA time zone of zone-less timestamps, e.g. Europe/Rome (overrides the rules' ingest.timezone; default UTC)"
+)
+COUNTRY_HELP = (
+    "ISO 3166 region of the numbers of customers the rules give no country, e.g. DE "
+    "(overrides ingest.default_country; default IT)"
+)
+
+
+def _rules(path: Path | None, timezone: str | None = None, country: str | None = None) -> Rules:
+    """Load the rules file (the packaged default without ``path``), with ``--timezone`` / ``--country``
+    applied to its ``ingest`` section; exit 2 with the first error (line and field)."""
+    from pydantic import ValidationError
+
+    from tollguard.adapters import IngestSettings
+
+    ingest: dict[str, str] = {}
+    if timezone is not None:
+        ingest["timezone"] = timezone
+    if country is not None:
+        ingest["default_country"] = country
     try:
-        return load_rules(path)
+        IngestSettings(**ingest)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--timezone" if first["loc"][0] == "timezone" else "--country"
+        raise _usage(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
+    try:
+        return load_rules(path, ingest or None)
     except RulesError as exc:
         raise _usage(str(exc)) from None
+
+
+def _chosen(path: Path | None, ruleset: Rules, timezone: str | None, country: str | None) -> tuple[bool, bool]:
+    """(time zone chosen, default country chosen): by the option, or by the user's own rules file."""
+    own = path is not None
+    fields = ruleset.ingest.model_fields_set
+    return (timezone is not None or (own and "timezone" in fields),
+            country is not None or (own and "default_country" in fields))
+
+
+def _assumption_warning(path: Path | None, ruleset: Rules, timezone: str | None, country: str | None) -> None:
+    """The worker's one start-up note when the time zone or the country are the defaults nobody chose."""
+    tz_chosen, country_chosen = _chosen(path, ruleset, timezone, country)
+    parts = []
+    if not tz_chosen:
+        parts.append(f"zone-less timestamps are read as {ruleset.ingest.timezone} (give --timezone if the switches "
+                     "write local time)")
+    if not country_chosen:
+        parts.append(f"national numbers of customers the rules give no country are read as "
+                     f"{ruleset.ingest.default_country} numbers (give --country or customers.<id>.country)")
+    if parts:
+        err.print("[yellow]note:[/yellow] " + "; ".join(parts), highlight=False)
 
 
 @contextmanager
@@ -150,11 +198,13 @@ def replay(
     verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
+    country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     _check_format(fmt)
     _check_files([*(files or []), *([verifications] if verifications else [])])
-    ruleset = _rules(rules)
+    ruleset = _rules(rules, timezone, country)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
         paths = list(files) if files else _example_files(Path(tmp))
@@ -190,6 +240,8 @@ def replay(
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
+    for note in summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country)):
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if summary.rejected or summary.verdicts_refused:
         err.print(
             f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "
@@ -282,11 +334,14 @@ def worker(
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
+    country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
 ) -> None:
     """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
     from streams.worker import run_worker
 
-    ruleset = _rules(rules)
+    ruleset = _rules(rules, timezone, country)
+    _assumption_warning(rules, ruleset, timezone, country)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     run_worker(
         ruleset,

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
 from engine.runner import MemoryStore, Outcome, RunCounts, Runner, event_bytes
-from tollguard.adapters import read_file
+from tollguard.adapters import ctx_for, read_file
+from tollguard.cdr import CallDetailRecord
 from tollguard.events import Event, Verdict
 from tollguard.rules import Rules
 
@@ -33,6 +34,35 @@ class ReplaySummary(RunCounts):
     lines_read: int = 0
     skipped: int = 0
     customers: int = 0
+    #: transaction records (Kamailio acc INVITE 200, auth challenges) that went into a CDR of a later line
+    paired: int = 0
+    #: timestamps read without a time zone (in ``ingest.timezone``)
+    naive_times: int = 0
+    #: customers whose national numbers were normalised with ``ingest.default_country`` (no country of their own)
+    default_country_customers: set[str] = field(default_factory=set)
+
+    def assumption_notes(self, rules: Rules, timezone_chosen: bool, country_chosen: bool) -> list[str]:
+        """One sentence per default the run relied on without the user choosing it (empty: none).
+
+        ``timezone_chosen`` / ``country_chosen``: the user gave ``--timezone`` / ``--country`` or a
+        rules file of their own setting ``ingest.timezone`` / ``ingest.default_country``.
+        """
+        notes = []
+        if self.naive_times and not timezone_chosen:
+            notes.append(
+                f"{self.naive_times:,} timestamp(s) carried no time zone and were read as {rules.ingest.timezone} "
+                "(the default): if the switch writes local time, give --timezone ZONE (e.g. Europe/Rome) or "
+                "ingest.timezone in the rules"
+            )
+        if self.default_country_customers and not country_chosen:
+            names = sorted(self.default_country_customers)
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            notes.append(
+                f"national numbers of {len(names)} customer(s) the rules give no country ({shown}) were normalised "
+                f"as {rules.ingest.default_country} numbers (the default): give --country CC or "
+                "customers.<id>.country in the rules"
+            )
+        return notes
 
 
 class Replay:
@@ -116,18 +146,44 @@ class Replay:
         """Feed one file's lines, in order, to the runner. ``progress`` gets bytes consumed."""
         summary = self.summary
         summary.files.append(str(path))
+        ctx = ctx_for(self.rules.ingest)
+        naive_before = ctx.naive_times
+        try:
+            self._run_lines(path, fmt, progress)
+        finally:
+            summary.naive_times += ctx.naive_times - naive_before
+
+    def _note_country(self, record: CallDetailRecord) -> None:
+        """Remember the customer when the default country decided how its national numbers read."""
+        cid = record.customer_id
+        if cid in self.summary.default_country_customers:
+            return
+        cust = self.rules.customers.get(cid)
+        if cust is not None and cust.country:
+            return
+        for raw, e164 in ((record.caller_raw, record.caller), (record.callee_raw, record.callee)):
+            if raw and raw[:1] != "+" and e164[:1] == "+":
+                self.summary.default_country_customers.add(cid)
+                return
+
+    def _run_lines(self, path: str | Path, fmt: str, progress: Callable[[int], None] | None) -> None:
+        summary = self.summary
         runner, write = self.runner, self._write
         for parsed in read_file(path, fmt, settings=self.rules.ingest, country_of=self.rules.country_of):
             if progress is not None:
                 progress(len(parsed.raw) + 1)
             if parsed.skipped:
-                summary.skipped += 1
+                if parsed.paired:
+                    summary.paired += 1
+                else:
+                    summary.skipped += 1
                 continue
             summary.lines_read += 1
             if parsed.record is None:
                 outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw,
                                                  parsed.reason or "unparsable line")
             else:
+                self._note_country(parsed.record)
                 outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
             if outcome.events or outcome.rejects:
                 write(outcome)

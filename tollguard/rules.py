@@ -34,9 +34,28 @@ from tollguard.events import CoS
 from tollguard.numbers import check_region, normalize
 from tollguard.rates import RateTable
 
-#: The analysts' default rules file, relative to the working directory (the repository root).
-#: Where it is absent the built-in defaults apply: they are the same values (a test checks it).
+#: The analysts' default rules file in the repository; the same file is package data (the ``rules`` package),
+#: which :func:`default_rules_path` finds wherever a command runs. ``tollguard rules template`` writes it.
 DEFAULT_RULES_PATH = Path("rules/default.yaml")
+
+
+def default_rules_path() -> Path:
+    """The packaged ``rules/default.yaml`` (an installed package's copy, or the source tree's).
+
+    Raises
+    ------
+    RulesError
+        When the package data is missing (a broken install).
+    """
+    from importlib.resources import files
+
+    try:
+        path = Path(str(files("rules") / "default.yaml"))
+    except ModuleNotFoundError:  # pragma: no cover - a broken install
+        path = DEFAULT_RULES_PATH
+    if not path.is_file():  # pragma: no cover - a broken install
+        raise RulesError("the packaged default rules (rules/default.yaml) are missing: reinstall tollguard", "", None)
+    return path
 
 
 class _Strict(BaseModel):
@@ -328,8 +347,15 @@ def rules_schema(detectors: Iterable[type[DetectorSpec]]) -> type[Rules]:
     return schema
 
 
-def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -> Rules:
+def parse_rules(
+    text: str, path: str = "<rules>", schema: type[Rules] = Rules, ingest: dict[str, Any] | None = None
+) -> Rules:
     """Validate rules YAML text against ``schema`` (from :func:`rules_schema`).
+
+    ``ingest`` overrides keys of the file's ``ingest`` section (the command line's
+    ``--timezone`` / ``--country``: ``{"timezone": "Europe/Rome", "default_country": "DE"}``)
+    before validation, so DID keys are read in the overriding country; they change
+    ``version`` too (the digest covers them).
 
     Raises
     ------
@@ -347,6 +373,10 @@ def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -
     if not isinstance(data, dict):
         raise RulesError("the rules file must be a YAML mapping", "", 1, path)
     _check_overrides(data, root, path, schema.param_models())
+    if ingest:
+        section = data.get("ingest")
+        data["ingest"] = {**(section if isinstance(section, dict) else {}), **ingest}
+        text += "\n# overrides: " + repr(sorted(ingest.items()))
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     data["version"] = f"{data.get('version', 'unversioned')}+{digest}"
     ingest = data.get("ingest")
@@ -424,21 +454,24 @@ def _check_overrides(
                 raise RulesError(message, ".".join(map(str, loc)), _node_line(root, loc), path)
 
 
-def load_rules(path: str | Path | None = None, schema: type[Rules] = Rules) -> Rules:
-    """Load and validate a rules file (``rules/default.yaml``, else built-in defaults, when ``path`` is None).
+def load_rules(
+    path: str | Path | None = None, schema: type[Rules] = Rules, ingest: dict[str, Any] | None = None
+) -> Rules:
+    """Load and validate a rules file (the packaged ``rules/default.yaml`` when ``path`` is None).
 
     ``schema`` is the composed class (:func:`rules_schema`); the top layer passes the registry's.
+    ``ingest`` overrides keys of the ``ingest`` section (see :func:`parse_rules`).
 
     Raises
     ------
     RulesError
         The file is missing, unreadable or invalid (with line and field).
     """
-    if path is None and not DEFAULT_RULES_PATH.is_file():
-        return schema(version="builtin-defaults")
-    file = Path(path) if path is not None else DEFAULT_RULES_PATH
+    file = Path(path) if path is not None else default_rules_path()
+    if file.is_dir():
+        raise RulesError("is a directory, not a rules file", "", None, str(file))
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(f"cannot read rules file: {exc}", "", None, str(file)) from None
-    return parse_rules(text, str(file), schema)
+    return parse_rules(text, str(file), schema, ingest)

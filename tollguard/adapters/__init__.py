@@ -11,6 +11,7 @@ not), ``jsonl`` (the canonical model) and ``auto`` (sniffed).
 
 from tollguard.errors import RejectError, TollguardError
 
+from ._common import ctx_for
 from .core import FORMATS, MAX_DOC_BYTES, Parsed, parse_line, read_file, read_stream, sniff
 from .settings import IngestSettings
 from .writers import WRITE_FORMATS, write_record
@@ -23,6 +24,7 @@ __all__ = [
     "Parsed",
     "RejectError",
     "TollguardError",
+    "ctx_for",
     "parse_line",
     "read_file",
     "read_stream",

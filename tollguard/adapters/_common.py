@@ -42,6 +42,8 @@ class Ctx:
     ast_outbound: re.Pattern[str] | None
     fs_inbound: re.Pattern[str] | None
     extensions: re.Pattern[str] | None
+    #: timestamps read without a zone (given ``zone``), counted so a run can say it assumed one
+    naive_times: int = 0
     # context -> inbound? ; contexts are few, so the cache stays small (bounded anyway)
     ast_cache: dict[str, bool] = field(default_factory=dict)
     fs_cache: dict[str, bool] = field(default_factory=dict)
@@ -104,11 +106,13 @@ def freeswitch_inbound(ctx: Ctx, context: str) -> bool:
 
 
 # --------------------------------------------------------------------------- timestamps
-def local_ts(value: str, column: str, zone: tzinfo, fmt: str) -> datetime | None:
+def local_ts(value: str, column: str, zone: tzinfo | Ctx, fmt: str) -> datetime | None:
     """Parse a switch timestamp; naive values are in ``zone``. Empty -> None.
 
     Accepts ISO 8601 ("YYYY-MM-DD HH:MM:SS[.ffffff][+hh:mm]") and, leniently,
-    the spreadsheet re-save "YYYY/M/D HH:MM[:SS]".
+    the spreadsheet re-save "YYYY/M/D HH:MM[:SS]". Given a :class:`Ctx` instead of a
+    zone, its ``zone`` applies and a naive value is counted in its ``naive_times``
+    (so a run can say that it read zone-less times in an assumed zone).
 
     Raises
     ------
@@ -133,10 +137,18 @@ def local_ts(value: str, column: str, zone: tzinfo, fmt: str) -> datetime | None
     if dt is None:
         raise RejectError(f"{fmt}: bad timestamp {value[:40]!r} in column {column}")
     if dt.tzinfo is None:
-        if zone is UTC:
-            return dt.replace(tzinfo=UTC)
-        return dt.replace(tzinfo=zone).astimezone(UTC)
+        return naive_to_utc(dt, zone)
     return dt.astimezone(UTC)
+
+
+def naive_to_utc(dt: datetime, zone: tzinfo | Ctx) -> datetime:
+    """A naive local time in ``zone`` (a Ctx: its zone, counted in ``naive_times``) -> UTC."""
+    if isinstance(zone, Ctx):
+        zone.naive_times += 1
+        zone = zone.zone
+    if zone is UTC:
+        return dt.replace(tzinfo=UTC)
+    return dt.replace(tzinfo=zone).astimezone(UTC)
 
 
 def epoch_us(value: str, column: str, fmt: str) -> datetime | None:

@@ -93,10 +93,9 @@ def parse_row(row: list[str], ctx: Ctx, country_of: CountryOf) -> CallDetailReco
     disp_raw = row[14]
     disposition = DISPOSITIONS.get(disp_raw.strip().upper())
     cause: int | None = None
-    zone = ctx.zone
-    start = local_ts(row[9], "start", zone, FMT)
-    answer = local_ts(row[10], "answer", zone, FMT)
-    end = local_ts(row[11], "end", zone, FMT)
+    start = local_ts(row[9], "start", ctx, FMT)
+    answer = local_ts(row[10], "answer", ctx, FMT)
+    end = local_ts(row[11], "end", ctx, FMT)
     if start is None:
         raise RejectError(f"{FMT}: empty start timestamp (column start)")
     if end is None:

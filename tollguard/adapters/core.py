@@ -60,6 +60,9 @@ class Parsed:
     record : CallDetailRecord or None
     reason : str or None
     skipped : bool
+    paired : bool
+        With ``skipped``: a transaction record (Kamailio ``acc`` INVITE 200, an auth challenge)
+        that went into the CDR of a later line (its BYE), not a line of its own.
     exact : bool
         False when ``raw`` is not the line's text as written, so it cannot be parsed
         again: undecodable bytes escaped, a line or JSON document over
@@ -74,6 +77,7 @@ class Parsed:
     reason: str | None
     skipped: bool = False
     exact: bool = True
+    paired: bool = False
 
     @property
     def accepted(self) -> bool:
