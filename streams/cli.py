@@ -21,6 +21,7 @@ from rich.table import Table
 
 from engine.registry import load_rules
 from streams.replay import Replay, ReplaySummary
+from tollguard.adapters import FORMATS as ADAPTER_FORMATS
 from tollguard.errors import RulesError
 from tollguard.events import Event
 from tollguard.rules import Rules
@@ -39,7 +40,7 @@ model_app = typer.Typer(no_args_is_help=True, help="The anomaly model (clause 8.
 app.add_typer(model_app, name="model")
 
 err = Console(stderr=True, soft_wrap=True)  # long reasons and paths stay on one line (grep-able)
-FORMATS = ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl")
+FORMATS = ADAPTER_FORMATS
 #: Inputs above this size get a progress bar.
 PROGRESS_MIN_BYTES = 2_000_000
 #: Help of the ``--model`` option of replay and worker.
@@ -53,10 +54,12 @@ def _usage(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _check_format(fmt: str) -> None:
-    """Refuse an unknown ``--format`` (exit 2)."""
-    if fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+def _check_format(fmt: str, ruleset: Rules | None = None) -> None:
+    """Refuse an unknown ``--format`` (exit 2): a built-in one, or (given the rules) one of their ingest.mappings."""
+    known = ruleset.ingest.formats() if ruleset is not None else FORMATS
+    if fmt not in known and (ruleset is not None or not fmt.islower()):
+        hint = "" if ruleset is not None and ruleset.ingest.mappings else " or the name of an ingest.mappings entry"
+        raise _usage(f"--format must be one of {', '.join(known)}{hint}, got {fmt!r}")
 
 
 def _check_files(paths: list[Path]) -> None:
@@ -205,6 +208,7 @@ def replay(
     _check_format(fmt)
     _check_files([*(files or []), *([verifications] if verifications else [])])
     ruleset = _rules(rules, timezone, country)
+    _check_format(fmt, ruleset)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
         paths = list(files) if files else _example_files(Path(tmp))
@@ -294,9 +298,10 @@ def simulate_cmd(
     from datetime import datetime
 
     from tollguard import simulate
+    from tollguard.adapters import WRITE_FORMATS
 
-    if fmt == "auto" or fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS[1:])}, got {fmt!r}")
+    if fmt not in WRITE_FORMATS:
+        raise _usage(f"--format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
     try:
         begin = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
         if begin is not None and begin.tzinfo is None:

@@ -20,7 +20,7 @@ from engine.runner import MemoryStore, Outcome, RunCounts, Runner, event_bytes
 from tollguard.adapters import ctx_for, read_file
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import Event, Verdict
-from tollguard.rules import Rules
+from tollguard.rules import Rules, did_owners
 
 
 @dataclass
@@ -101,6 +101,7 @@ class Replay:
         self.summary = ReplaySummary()
         self.runner.counts = self.summary
         self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
+        self._owner_of = did_owners(rules).get
 
     @property
     def states(self) -> dict[str, CustomerState]:
@@ -169,7 +170,8 @@ class Replay:
     def _run_lines(self, path: str | Path, fmt: str, progress: Callable[[int], None] | None) -> None:
         summary = self.summary
         runner, write = self.runner, self._write
-        for parsed in read_file(path, fmt, settings=self.rules.ingest, country_of=self.rules.country_of):
+        for parsed in read_file(path, fmt, settings=self.rules.ingest, country_of=self.rules.country_of,
+                                owner_of=self._owner_of):
             if progress is not None:
                 progress(len(parsed.raw) + 1)
             if parsed.skipped:

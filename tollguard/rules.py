@@ -306,6 +306,19 @@ class Rules(_Strict):
         )
 
 
+def did_owners(rules: Rules) -> dict[str, str]:
+    """E.164 DID -> the customer whose ``customers.<id>.dids`` lists it (the first, if two do).
+
+    For the formats whose switch gives no account code (Kamailio acc, 3CX, CUCM, CSV
+    mappings): the adapters' ``owner_of`` is this dict's ``get``.
+    """
+    owners: dict[str, str] = {}
+    for cid, cust in rules.customers.items():
+        for did in cust.dids:
+            owners.setdefault(did, cid)
+    return owners
+
+
 class _LineLoader(yaml.SafeLoader):
     """SafeLoader that remembers the line of every mapping key and value."""
 
