@@ -166,7 +166,9 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
     table.add_row("  rejected", f"{summary.rejected:,}")
     for reason, count in summary.rejects_by_reason.most_common(6):
         table.add_row(f"    {reason}", f"{count:,}")
-    table.add_row("comment/blank lines", f"{summary.skipped:,}")
+    if summary.paired:
+        table.add_row("transactions paired into CDRs", f"{summary.paired:,}")
+    table.add_row("comment/blank/other lines", f"{summary.skipped:,}")
     if summary.verdicts_applied or summary.verdicts_refused:
         table.add_row("verdicts applied", f"{summary.verdicts_applied:,}")
         table.add_row("verdicts refused", f"{summary.verdicts_refused:,}")

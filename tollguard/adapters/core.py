@@ -480,7 +480,8 @@ def read_file(
     entry's ``columns``) fixes it too and locates the columns.
     Kamailio ``acc`` transactions are paired into CDRs (INVITE 200 with its BYE, by
     Call-ID): the INVITE's outcome is ``skipped`` and ``paired``, yielded just before its
-    BYE's record; an answered INVITE without a BYE is rejected at the end of the file.
+    BYE's record; an answered INVITE without a BYE is rejected at the end of the file. The
+    other lines of a Kamailio log (start-up, warnings) are ``skipped``.
 
     Parameters
     ----------
@@ -701,6 +702,9 @@ class _Reader:
         if stripped[0] == "{" and (self.fixed is None or self.fixed in JSON_FORMATS):
             return self._parse_json_line(text, size)
         try:
+            if self.fixed in (None, kamailio.FMT) and kamailio.is_other_log_line(text):
+                self.fixed = kamailio.FMT  # the switch's own log around its acc records
+                return Parsed(self.source, self.lineno, text, None, None, True)
             if self.fixed is None:
                 if self._header(text):
                     return Parsed(self.source, self.lineno, text, None, None, True)

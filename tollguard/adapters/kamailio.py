@@ -57,6 +57,20 @@ SIP_TO_Q850 = {
 AUTH_CHALLENGES = frozenset({401, 407})
 
 
+#: A line of Kamailio's own log that is not an acc record: `` 2(11533) WARNING: …`` (-E / stderr),
+#: syslog's ``Mar 14 10:00:00 host /usr/sbin/kamailio[11533]: …``, or the start-up banner
+#: (``Listening on``, ``             udp: 127.0.0.1 [127.0.0.1]:5060``, ``Aliases:``).
+_LOG_LINE_RE = re.compile(
+    r"^\s*\d+\(\d+\) [A-Z_]+: |^\w{3} [ \d]\d [\d:]{8} \S+ \S*kamailio\[\d+\]: "
+    r"|^(?:Listening on|Aliases:)\s*$|^\s+(?:\*: )?(?:udp|tcp|tls|sctp|ws|wss): \S"
+)
+
+
+def is_other_log_line(text: str) -> bool:
+    """A line of Kamailio's log that is not an acc record (start-up, warnings): skipped, not a CDR line."""
+    return _LOG_LINE_RE.match(text) is not None and not looks_like_log(text)
+
+
 def looks_like_log(text: str) -> bool:
     """An acc log line: ``ACC:`` then ``method=`` and ``call_id=``."""
     at = text.find("ACC:")
