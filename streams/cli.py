@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -254,6 +255,70 @@ def replay(
             f"reasons in {rejects}"
         )
         raise typer.Exit(1)
+
+
+def _number_cell(view: dict[str, Any]) -> str:
+    if not view["number"]:
+        return ""
+    kind = " ".join(x for x in (view["type"], view["region"]) if x)
+    raw = f" (as {view['raw']})" if view["raw"] else ""
+    return f"{escape(view['number'])}{escape(raw)}\n[dim]{kind}[/dim]"
+
+
+def _inspect_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="tollguard inspect: how each line was read", show_lines=True)
+    for name, justify in (("line", "right"), ("format", "left"), ("customer", "left"), ("direction", "left"),
+                          ("caller", "left"), ("callee", "left"), ("DID", "left"), ("answered", "left"),
+                          ("duration", "right"), ("est. cost", "right")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        where = f"{Path(row['source']).name}:{row['line']}"
+        if row["status"] != "accepted":
+            style = "dim" if row["status"] == "paired" else "red"
+            table.add_row(where, row["status"], "", "", f"[{style}]{escape(row['reason'] or '')}[/{style}]")
+            continue
+        cost = row["estimated_cost"]
+        table.add_row(
+            where, row["format"], f"{row['customer_id']} ({row['country']})", row["direction"],
+            _number_cell(row["caller"]), _number_cell(row["callee"]), row["did"] or "",
+            f"yes, {row['billsec_s']:g} s" if row["answered"] else f"no ({row['disposition']})",
+            f"{row['duration_s']:g} s", f"{cost:.4f} {row['currency']}" if cost is not None else "",
+        )
+    return table
+
+
+@app.command()
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="CDR files, read in this order")],
+    fmt: Annotated[str, typer.Option("--format", help="a format name, an ingest.mappings name, or auto")] = "auto",
+    rules: Annotated[Path | None, typer.Option(help="rules file (default: the packaged rules/default.yaml)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="lines shown (all lines are read for the counts)")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line on stdout, for scripts")] = False,
+    timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
+    country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
+) -> None:
+    """Show how each CDR line is read (format, customer, direction, E.164 numbers with type and region,
+    DID, answered, duration, estimated cost) or why it is refused; nothing is detected or written."""
+    from streams.inspect import inspect_files
+
+    _check_format(fmt)
+    _check_files(files)
+    ruleset = _rules(rules, timezone, country)
+    _check_format(fmt, ruleset)
+    result = inspect_files(files, fmt, ruleset, limit)
+    summary = result.summary
+    notes = summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country))
+    if as_json:
+        for row in result.rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        Console(width=None if sys.stdout.isatty() else 180).print(_inspect_table(result.rows))
+    more = f" (first {len(result.rows)} shown; --limit)" if result.shown_limit_hit else ""
+    paired = f", {summary.paired:,} transaction(s) paired into CDRs" if summary.paired else ""
+    err.print(f"{summary.lines_read:,} CDR line(s): {summary.accepted:,} accepted, {summary.rejected:,} rejected"
+              f"{paired}{more}; rules {ruleset.version}", highlight=False)
+    for note in notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
 
 
 @app.command("simulate")

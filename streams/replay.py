@@ -65,6 +65,22 @@ class ReplaySummary(RunCounts):
         return notes
 
 
+def note_default_country(summary: ReplaySummary, rules: Rules, record: CallDetailRecord) -> None:
+    """Add the record's customer to ``summary.default_country_customers`` when it has no country in the
+    rules and a number of the record was written without ``+`` and normalised (so the default country
+    decided what it means)."""
+    cid = record.customer_id
+    if cid in summary.default_country_customers:
+        return
+    cust = rules.customers.get(cid)
+    if cust is not None and cust.country:
+        return
+    for raw, e164 in ((record.caller_raw, record.caller), (record.callee_raw, record.callee)):
+        if raw and raw[:1] != "+" and e164[:1] == "+":
+            summary.default_country_customers.add(cid)
+            return
+
+
 class Replay:
     """One replay run: the runner, the output files and the counts.
 
@@ -156,16 +172,7 @@ class Replay:
 
     def _note_country(self, record: CallDetailRecord) -> None:
         """Remember the customer when the default country decided how its national numbers read."""
-        cid = record.customer_id
-        if cid in self.summary.default_country_customers:
-            return
-        cust = self.rules.customers.get(cid)
-        if cust is not None and cust.country:
-            return
-        for raw, e164 in ((record.caller_raw, record.caller), (record.callee_raw, record.callee)):
-            if raw and raw[:1] != "+" and e164[:1] == "+":
-                self.summary.default_country_customers.add(cid)
-                return
+        note_default_country(self.summary, self.rules, record)
 
     def _run_lines(self, path: str | Path, fmt: str, progress: Callable[[int], None] | None) -> None:
         summary = self.summary

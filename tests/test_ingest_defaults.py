@@ -93,3 +93,32 @@ def test_default_rules_are_the_packaged_file_and_equal_the_template(tmp_path: Pa
     assert (REPO / "rules" / "default.yaml").read_text() == render_rules_yaml(Rules())
     monkeypatch.chdir(tmp_path)  # outside the repository: still the packaged file, not built-in defaults
     assert load_rules(None).version.startswith("default-1+")
+
+
+def test_inspect_shows_how_each_line_was_read(master_csv: Path) -> None:
+    import json
+
+    result = runner.invoke(app, ["inspect", str(master_csv), "--timezone", "Europe/Rome", "--country", "DE",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["line"], r["status"], r["format"], r["customer_id"], r["country"], r["direction"]) for r in rows] == [
+        (1, "accepted", "asterisk-csv", "berlin-gmbh", "DE", "inbound"),
+        (2, "accepted", "asterisk-csv", "berlin-gmbh", "DE", "outbound"),
+    ]
+    assert rows[0]["caller"] == {"number": "+493012345678", "raw": "03012345678", "type": "fixed_line", "region": "DE"}
+    assert rows[0]["did"] == "+498912345670" and rows[0]["start"] == "2025-03-14T09:00:00Z"
+    assert rows[1]["callee"] == {"number": "+491601292455", "raw": "01601292455", "type": "mobile", "region": "DE"}
+    assert rows[1]["caller"] == {"number": "201", "raw": None, "type": "extension", "region": None}
+    assert (rows[1]["answered"], rows[1]["duration_s"], rows[1]["start"]) == (False, 20.0, "2025-07-01T08:00:00Z")
+    assert "2 CDR line(s): 2 accepted, 0 rejected" in result.stderr and "note:" not in result.stderr
+
+    # the table, and a refused line with its reason; without --timezone the note
+    bad = master_csv.parent / "bad.csv"
+    bad.write_text(MASTER_CSV + "not,a,cdr\n")
+    table = runner.invoke(app, ["inspect", str(bad), "--country", "DE"])
+    assert table.exit_code == 0, table.output
+    flat = " ".join(table.output.split())
+    assert "+491601292455" in flat and "mobile DE" in flat and "rejected" in flat
+    assert "3 CDR line(s): 2 accepted, 1 rejected" in flat
+    assert "were read as UTC (the default)" in flat and "national numbers" not in flat

@@ -60,6 +60,8 @@ class Parsed:
     record : CallDetailRecord or None
     reason : str or None
     skipped : bool
+    fmt : str or None
+        The format that read an accepted line (an ``ingest.mappings`` name for a mapping).
     paired : bool
         With ``skipped``: a transaction record (Kamailio ``acc`` INVITE 200, an auth challenge)
         that went into the CDR of a later line (its BYE), not a line of its own.
@@ -78,6 +80,7 @@ class Parsed:
     skipped: bool = False
     exact: bool = True
     paired: bool = False
+    fmt: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -711,13 +714,13 @@ class _Reader:
                 self.fixed = sniff(text, self.ctx.settings)
             if self.fixed == kamailio.FMT:
                 return self._pair(text)
-            record = _parse_text(self.fixed, text, self.ctx, self.cof, self.owner_of, self.names)[1]
+            used, record = _parse_text(self.fixed, text, self.ctx, self.cof, self.owner_of, self.names)
         except RejectError as exc:
             # checked only once a line failed: costs nothing on the CDR lines
             header = self.fixed not in JSON_FORMATS and stripped[0] != "{" and (
                 self._header(text) or is_header_row(text))
             return Parsed(self.source, self.lineno, text, None, None if header else exc.reason, header)
-        return Parsed(self.source, self.lineno, text, record, None)
+        return Parsed(self.source, self.lineno, text, record, None, fmt=used)
 
     def _header(self, text: str) -> bool:
         """A header row of the file's layout (or, format not fixed yet, of any): take its names."""
@@ -741,7 +744,7 @@ class _Reader:
 
     def _paired(self, line: int, raw: str, kind: str, value: Any) -> Parsed:
         if kind == "record":
-            return Parsed(self.source, line, raw, value, None)
+            return Parsed(self.source, line, raw, value, None, fmt=kamailio.FMT)
         if kind == "paired":
             return Parsed(self.source, line, raw, None, None, skipped=True, paired=True)
         return Parsed(self.source, line, raw, None, value)
@@ -764,7 +767,7 @@ class _Reader:
             record = _parse_obj(used, obj, self.ctx, self.cof)
         except RejectError as exc:
             return Parsed(self.source, line, text, None, exc.reason)
-        return Parsed(self.source, line, text, record, None)
+        return Parsed(self.source, line, text, record, None, fmt=used)
 
     def _finish(self, d: _Doc) -> Parsed:
         """The outcome of a document accumulated over several lines."""
