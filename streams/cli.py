@@ -35,6 +35,27 @@ app = typer.Typer(
     no_args_is_help=True,
     help="tollguard: streaming anti-fraud and traffic-compliance detector for telephony CDRs.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"tollguard {version('tollguard')}")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+            typer.echo("tollguard (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """tollguard: streaming anti-fraud and traffic-compliance detector for telephony CDRs."""
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="Analyst rules files.")
 app.add_typer(rules_app, name="rules")
 model_app = typer.Typer(no_args_is_help=True, help="The anomaly model (clause 8.6): metadata and evaluation.")
@@ -51,7 +72,7 @@ SHOWN_EVENTS = 25
 
 
 def _usage(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(2)
 
 
@@ -64,10 +85,19 @@ def _check_format(fmt: str, ruleset: Rules | None = None) -> None:
 
 
 def _check_files(paths: list[Path]) -> None:
-    """Refuse missing input files (exit 2), naming them all."""
+    """Refuse missing input files and directories (exit 2), naming them all."""
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        raise _usage(f"{', '.join(folders)}: a directory, not a file; give the CDR files in it "
+                     f"(e.g. {folders[0].rstrip('/')}/*.csv)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise _usage(f"no such file: {', '.join(missing)}")
+
+
+def _plural(count: int, word: str) -> str:
+    """``1 CDR``, ``2 CDRs``, ``1,500 CDRs``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 #: Help of ``--timezone`` and ``--country`` (replay, inspect, worker).
@@ -78,6 +108,32 @@ COUNTRY_HELP = (
     "ISO 3166 region of the numbers of customers the rules give no country, e.g. DE "
     "(overrides ingest.default_country; default IT)"
 )
+
+
+def _reach(broker: str) -> None:
+    """Exit 1 with one line when the Kafka broker does not accept a connection (within 5 s)."""
+    from streams.broker import BrokerUnreachable, check_broker
+
+    try:
+        check_broker(broker)
+    except BrokerUnreachable as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _kafka_errors(broker: str) -> Iterator[None]:
+    """A Kafka client error (broker gone mid-way, timeouts) as one line and exit 1, not a traceback."""
+    from kafka.errors import KafkaError
+
+    from streams.broker import WHAT_TO_CHECK
+
+    try:
+        yield
+    except KafkaError as exc:
+        err.print(f"[red]error:[/red] Kafka at {broker}: {type(exc).__name__}: {exc}; {WHAT_TO_CHECK}",
+                  highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _rules(path: Path | None, timezone: str | None = None, country: str | None = None) -> Rules:
@@ -198,7 +254,7 @@ def replay(
         list[Path] | None, typer.Argument(help="CDR files, read in this order (none: built-in example)")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
-    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
+    rules: Annotated[Path | None, typer.Option(help="rules file (default: the packaged rules/default.yaml)")] = None,
     out: Annotated[str, typer.Option(help="events output, JSON lines ('-' = stdout)")] = "events.jsonl",
     rejects: Annotated[str, typer.Option(help="rejected lines with reasons, JSON lines")] = "rejects.jsonl",
     verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
@@ -384,8 +440,8 @@ def simulate_cmd(
         simulate.write_labels(sim.labels + sim.trap_labels, labels)
     if rules_out:
         simulate.write_rules(sim.profiles, rules_out, timezone, version=f"simulated-{scenario}-seed{seed}")
-    err.print(f"{count:,} CDRs written ({fmt}) to {out}; {len(sim.labels)} episode(s)" +
-              (f", {len(sim.trap_labels)} honest trap(s)" if sim.trap_labels else "") +
+    err.print(f"{_plural(count, 'CDR')} written ({fmt}) to {out}; {_plural(len(sim.labels), 'episode')}" +
+              (f", {_plural(len(sim.trap_labels), 'honest trap')}" if sim.trap_labels else "") +
               (f", labels in {labels}" if labels else "") + (f", rules in {rules_out}" if rules_out else ""))
     if fmt in ("asterisk-csv", "freeswitch-csv") and any(lab.kind == "bandwidth" for lab in sim.labels):
         err.print(f"note: {fmt} carries no RTP counters: the bandwidth episode gives no notice in this format")
@@ -393,16 +449,22 @@ def simulate_cmd(
 
 @app.command()
 def worker(
-    broker: Annotated[
-        str | None, typer.Option(help="Kafka bootstrap, kafka://host:port (env KAFKA_BOOTSTRAP_SERVERS)")
-    ] = None,
-    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
-    app_id: Annotated[str | None, typer.Option("--app-id", help="consumer group / changelog prefix")] = None,
-    topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name")] = None,
-    partitions: Annotated[int | None, typer.Option(help="partitions of the repartition topic and state table")] = None,
-    store: Annotated[str | None, typer.Option(help="table store: memory:// or rocksdb://")] = None,
-    datadir: Annotated[str | None, typer.Option(help="local data directory (one per worker on a host)")] = None,
-    web_port: Annotated[int | None, typer.Option(help="port of the web server (one per worker on a host)")] = None,
+    broker: Annotated[str | None, typer.Option(help=(
+        "Kafka bootstrap, kafka://host:port (default: env TOLLGUARD_BROKER or KAFKA_BOOTSTRAP_SERVERS, "
+        "else kafka://127.0.0.1:9092)"))] = None,
+    rules: Annotated[Path | None, typer.Option(help="rules file (default: the packaged rules/default.yaml)")] = None,
+    app_id: Annotated[str | None, typer.Option("--app-id", help=(
+        "consumer group / changelog prefix (default: env TOLLGUARD_APP_ID, else tollguard)"))] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help=(
+        "prefix of every topic name (default: env TOLLGUARD_TOPIC_PREFIX, else none)"))] = None,
+    partitions: Annotated[int | None, typer.Option(help=(
+        "partitions of the repartition topic and state table (default: env TOLLGUARD_PARTITIONS, else 4)"))] = None,
+    store: Annotated[str | None, typer.Option(help=(
+        "table store: memory:// or rocksdb:// (default: env TOLLGUARD_STORE, else memory://)"))] = None,
+    datadir: Annotated[str | None, typer.Option(help=(
+        "local data directory (one per worker on a host) (default: tollguard-data)"))] = None,
+    web_port: Annotated[int | None, typer.Option(help=(
+        "port of the web server (one per worker on a host) (default: 6066)"))] = None,
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
@@ -410,10 +472,12 @@ def worker(
     country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
 ) -> None:
     """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
+    from streams.app import StreamSettings
     from streams.worker import run_worker
 
     ruleset = _rules(rules, timezone, country)
     _assumption_warning(rules, ruleset, timezone, country)
+    _reach(StreamSettings.from_env(broker=broker).broker)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     run_worker(
         ruleset,
@@ -449,16 +513,18 @@ def produce(
     _check_files(files)
     ruleset = _rules(rules)
     settings = StreamSettings.from_env(broker=broker)
+    _reach(settings.broker)
     total = sum(p.stat().st_size for p in files)
     with Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(), console=err, disable=quiet, transient=True,
     ) as bar:
         task = bar.add_task("produce", total=total)
-        summary = produce_files(
-            files, settings.broker, topic, ruleset, fmt=fmt, rate=rate, flush=flush,
-            progress=lambda n: bar.advance(task, n),
-        )
+        with _kafka_errors(settings.broker):
+            summary = produce_files(
+                files, settings.broker, topic, ruleset, fmt=fmt, rate=rate, flush=flush,
+                progress=lambda n: bar.advance(task, n),
+            )
     if not quiet:
         err.print(
             f"sent {summary.sent:,} CDR message(s) to {topic} in {summary.elapsed_s:.1f} s "
@@ -498,18 +564,40 @@ def verify(
         at=datetime.now(UTC),
         note=note,
     )
+    address = StreamSettings.from_env(broker=broker).broker
+    _reach(address)
     try:
-        send_verdict(StreamSettings.from_env(broker=broker).broker, topic_prefix, verdict)
+        with _kafka_errors(address):
+            send_verdict(address, topic_prefix, verdict)
     except VerdictError as exc:
         err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(1) from None
     err.print(f"verdict {verdict.verdict} on {suspension_event_id} sent to {topic_prefix}verifications")
 
 
+#: The packages of the ``ml`` extra (import name, distribution name).
+ML_PACKAGES = (("numpy", "numpy"), ("sklearn", "scikit-learn"), ("skops", "skops"))
+
+
+def _need_ml(what: str) -> None:
+    """Exit 2 naming the extra to install when a package of the ``ml`` extra is missing."""
+    import importlib
+
+    missing = []
+    for module, dist in ML_PACKAGES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(dist)
+    if missing:
+        raise _usage(f"{what} needs the ml extra: pip install 'tollguard[ml]' (missing: {', '.join(missing)})")
+
+
 def _load_model(path: Path, ruleset: Rules | None) -> AnomalyModel:
     """Load a model file (refusing untrusted content) and check it against the rules; usage error if not."""
     if not path.is_file():
         raise _usage(f"no such file: {path}")
+    _need_ml("the anomaly model")
     try:
         from models.model import AnomalyModel, ModelError
     except ImportError as exc:
@@ -537,6 +625,7 @@ def train_cmd(
     _check_format(fmt)
     _check_files(files)
     ruleset = _rules(rules)
+    _need_ml("training")
     try:
         from models.model import ModelError
         from streams.train import train as fit_model

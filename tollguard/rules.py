@@ -380,9 +380,8 @@ def parse_rules(
         root = yaml.compose(text, Loader=_LineLoader)
         data = yaml.load(text, Loader=_LineLoader) or {}  # noqa: S506 (SafeLoader subclass)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise RulesError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "", line, path) from None
+        line, message = yaml_fault(exc, text)
+        raise RulesError(f"not valid YAML: {message}", "", line, path) from None
     if not isinstance(data, dict):
         raise RulesError("the rules file must be a YAML mapping", "", 1, path)
     _check_overrides(data, root, path, schema.param_models())
@@ -404,6 +403,48 @@ def parse_rules(
         got = err.get("input")
         got_text = _got(err["msg"], got)
         raise RulesError(f"{err['msg']}{got_text}", field, _node_line(root, loc), path) from None
+
+
+def _unbalanced_quote_line(lines: list[str], first: int, last: int) -> int | None:
+    """The first line in ``first..last`` (1-based) with an odd number of ``"`` or ``'`` before any comment."""
+    for number in range(first, min(last, len(lines)) + 1):
+        code = lines[number - 1].split(" #", 1)[0]
+        if code.count('"') % 2 or code.replace("''", "").count("'") % 2:
+            return number
+    return None
+
+
+def yaml_fault(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """(1-based line of the fault, message) of a YAML syntax error, where the writer has to look.
+
+    PyYAML marks where it noticed the problem, which is often after the fault: an unclosed
+    quote is noticed where the quoted text ends (lines later), a missing ``:`` on the next line,
+    a line indented too little on the line after it. This points at the line that starts the
+    quoted scalar, the simple key, or names both lines for an indentation fault.
+    """
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = str(getattr(exc, "context", None) or "")
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    lines = text.splitlines()
+    if context_mark is not None and context in ("while scanning a quoted scalar", "while scanning a simple key"):
+        return context_mark.line + 1, f"{problem} ({context} that starts on this line)"
+    if line is not None and "found '<scalar>'" in problem and context_mark is not None:
+        quoted = _unbalanced_quote_line(lines, context_mark.line + 1, line)
+        if quoted is not None and quoted != line:
+            return quoted, f"a quote opened on this line is closed only on line {line} ({problem})"
+    before = None
+    if line is not None:
+        before = next((n for n in range(line - 1, 0, -1)
+                       if lines[n - 1].strip() and not lines[n - 1].lstrip().startswith("#")), None)
+    if before is not None and "<block mapping start>" in problem:
+        return line, f"{problem}: check the indentation of this line and of line {before} before it"
+    if before is not None and problem == "mapping values are not allowed here":
+        code = lines[before - 1].split(" #", 1)[0].rstrip()
+        if ":" not in code and not code.lstrip().startswith("-"):
+            return before, f"no ':' after the key on this line, so line {line} reads as its continuation ({problem})"
+    return line, problem
 
 
 def _got(message: str, got: Any) -> str:

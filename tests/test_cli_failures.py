@@ -1,0 +1,80 @@
+"""Clear failures (issue 12): one line naming the problem and what to do, the right exit status, no traceback."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.registry import parse_rules
+from streams.cli import app
+from tollguard.errors import RulesError
+
+runner = CliRunner()
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DEAD = "127.0.0.1:1"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("args", [
+    ["verify", "3db0f7a9", "--cleared", "--by", "anna", "--broker", DEAD],
+    ["produce", str(FIXTURES / "canonical.jsonl"), "--broker", f"kafka://{DEAD}", "-q"],
+    ["worker", "--broker", f"kafka://{DEAD}"],
+])
+def test_a_dead_broker_is_one_line_within_10_s(args: list[str]) -> None:
+    started = time.monotonic()
+    result = runner.invoke(app, args)
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert error == [f"error: cannot reach the Kafka broker at {DEAD} (connection refused): check that the broker "
+                     "runs (infra/kafka/start.sh prints its address) and that --broker or KAFKA_BOOTSTRAP_SERVERS "
+                     "names it (host:port, or kafka://host:port)"]
+
+
+def test_train_without_the_ml_extra_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for module in ("numpy", "sklearn", "skops"):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as on a base install
+    result = runner.invoke(app, ["train", str(FIXTURES / "canonical.jsonl"), "--out", str(tmp_path / "m.skops")])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "error: training needs the ml extra: pip install 'tollguard[ml]' (missing: numpy, scikit-learn, skops)")
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    # an unclosed quote: PyYAML notices it lines later
+    ('version: "x"\ningest:\n  timezone: "Europe/Rome\n  default_country: IT\nengine: {}\n', 3,
+     "while scanning a quoted scalar that starts on this line"),
+    ('ingest:\n  timezone: "Europe/Rome\n  default_country: "IT"\n', 2,
+     "a quote opened on this line is closed only on line 3"),
+    ('version: "abc\n', 1, "while scanning a quoted scalar that starts on this line"),
+    # a key indented one space too few
+    ("ingest:\n  timezone: UTC\n default_country: IT\n", 3, "check the indentation of this line and of line 2"),
+    ("ingest:\n  timezone UTC\n  default_country: IT\n", 2, "no ':' after the key on this line"),
+])
+def test_yaml_errors_name_the_line_at_fault(text: str, line: int, message: str) -> None:
+    with pytest.raises(RulesError) as err:
+        parse_rules(text, "r.yaml")
+    assert err.value.line == line, str(err.value)
+    assert message in str(err.value)
+
+
+def test_small_things(tmp_path: Path) -> None:
+    folder = runner.invoke(app, ["replay", str(tmp_path)])
+    assert folder.exit_code == 2
+    assert f"{tmp_path}: a directory, not a file; give the CDR files in it" in " ".join(folder.output.split())
+    one = runner.invoke(app, ["simulate", "--minutes", "1", "--customers", "1", "--scenario", "benign",
+                              "--out", str(tmp_path / "one.jsonl")])
+    assert one.exit_code == 0, one.output
+    count = len((tmp_path / "one.jsonl").read_text().splitlines())
+    assert f"{count:,} CDR{'' if count == 1 else 's'} written (jsonl)" in one.output
+    assert "0 episodes" in one.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("tollguard ")
+    helptext = " ".join(runner.invoke(app, ["worker", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "(default: env TOLLGUARD_BROKER or KAFKA_BOOTSTRAP_SERVERS, else kafka://127.0.0.1:9092)" in helptext
+    assert "(default: 6066)" in helptext
