@@ -303,8 +303,9 @@ def replay(
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
-    for note in summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country)):
-        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    if files:  # the built-in example's files are ours, written in UTC by Italian customers
+        for note in summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country)):
+            err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if summary.rejected or summary.verdicts_refused:
         err.print(
             f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.replay import ReplaySummary, note_default_country
-from tollguard.adapters import ctx_for, read_file
+from tollguard.adapters import Parsed, ctx_for, read_file
 from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.numbers import classify
 from tollguard.rules import Rules, did_owners
@@ -83,7 +83,7 @@ def inspect_rows(paths: Iterable[Path], fmt: str, rules: Rules, limit: int | Non
         yield row
 
 
-def _rows(paths: Iterable[Path], fmt: str, rules: Rules) -> Iterator[tuple[dict[str, Any], CallDetailRecord | None]]:
+def _rows(paths: Iterable[Path], fmt: str, rules: Rules) -> Iterator[tuple[dict[str, Any], Parsed]]:
     owner_of = did_owners(rules).get
     for path in paths:
         for parsed in read_file(path, fmt, rules.ingest, rules.country_of, owner_of):
@@ -97,7 +97,7 @@ def _rows(paths: Iterable[Path], fmt: str, rules: Rules) -> Iterator[tuple[dict[
                 row.update(status="accepted", format=parsed.fmt, **record_view(parsed.record, rules))
             else:
                 row.update(status="rejected", format=None, reason=parsed.reason, raw=parsed.raw[:300])
-            yield row, parsed.record
+            yield row, parsed
 
 
 def inspect_files(paths: list[Path], fmt: str, rules: Rules, limit: int | None) -> Inspection:
@@ -106,9 +106,9 @@ def inspect_files(paths: list[Path], fmt: str, rules: Rules, limit: int | None) 
     summary = result.summary
     ctx = ctx_for(rules.ingest)
     naive_before = ctx.naive_times
-    for row, record in _rows(paths, fmt, rules):
-        if record is not None:
-            note_default_country(summary, rules, record)
+    for row, parsed in _rows(paths, fmt, rules):
+        if parsed.record is not None:
+            note_default_country(summary, rules, parsed.record, parsed.raw)
         if row["status"] == "paired":
             summary.paired += 1
         else:

@@ -65,10 +65,11 @@ class ReplaySummary(RunCounts):
         return notes
 
 
-def note_default_country(summary: ReplaySummary, rules: Rules, record: CallDetailRecord) -> None:
+def note_default_country(summary: ReplaySummary, rules: Rules, record: CallDetailRecord, line: str = "") -> None:
     """Add the record's customer to ``summary.default_country_customers`` when it has no country in the
-    rules and a number of the record was written without ``+`` and normalised (so the default country
-    decided what it means)."""
+    rules and a number of the record was written without ``+`` and normalised in this run (so the
+    default country decided what it means). ``line``: the input text; a canonical line that already
+    carries the E.164 form (``"+39…"``, with its ``caller_raw``) was normalised before, not here."""
     cid = record.customer_id
     if cid in summary.default_country_customers:
         return
@@ -76,7 +77,7 @@ def note_default_country(summary: ReplaySummary, rules: Rules, record: CallDetai
     if cust is not None and cust.country:
         return
     for raw, e164 in ((record.caller_raw, record.caller), (record.callee_raw, record.callee)):
-        if raw and raw[:1] != "+" and e164[:1] == "+":
+        if raw and raw[:1] != "+" and e164[:1] == "+" and f'"{e164}"' not in line:
             summary.default_country_customers.add(cid)
             return
 
@@ -170,9 +171,9 @@ class Replay:
         finally:
             summary.naive_times += ctx.naive_times - naive_before
 
-    def _note_country(self, record: CallDetailRecord) -> None:
+    def _note_country(self, record: CallDetailRecord, line: str) -> None:
         """Remember the customer when the default country decided how its national numbers read."""
-        note_default_country(self.summary, self.rules, record)
+        note_default_country(self.summary, self.rules, record, line)
 
     def _run_lines(self, path: str | Path, fmt: str, progress: Callable[[int], None] | None) -> None:
         summary = self.summary
@@ -192,7 +193,7 @@ class Replay:
                 outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw,
                                                  parsed.reason or "unparsable line")
             else:
-                self._note_country(parsed.record)
+                self._note_country(parsed.record, parsed.raw)
                 outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
             if outcome.events or outcome.rejects:
                 write(outcome)

@@ -299,3 +299,24 @@ def test_kamailio_db_sample_pairs_its_calls(samples: Path) -> None:
         ("XVDo4NXTl_LO_p-bUNHpZw..", "ANSWERED", 1)]
     assert sum(p.paired for p in items) == 4
     assert all(re.fullmatch(r"[0-9a-zA-Z_.-]+", r.caller) for r in records)
+
+
+@pytest.mark.kafka
+def test_produce_sends_the_paired_kamailio_cdrs_as_canonical_json(kafka_bootstrap: str, tmp_path: Path) -> None:
+    import json
+
+    from kafka_fixtures import read_topics, run_cli, unique_names
+
+    prefix, _ = unique_names("kamailio-produce")
+    log = tmp_path / "kamailio.log"
+    log.write_text(KAMAILIO_LOG)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    run_cli(["produce", str(log), "--topic", f"{prefix}cdrs", "--rules", str(rules), "-q"], kafka_bootstrap)
+    records = read_topics(kafka_bootstrap, [f"{prefix}cdrs"], idle_s=1.0)[f"{prefix}cdrs"]
+    sent = sorted((r.value.decode() for r in records), key=len)
+    cdrs = [json.loads(v) for v in sent if v.startswith("{")]
+    assert sorted((c["call_id"], c["customer_id"], c["disposition"]) for c in cdrs) == [
+        ("c1@127.0.0.1", "acme", "ANSWERED"), ("c2@127.0.0.1", "acme", "BUSY"), ("c3@127.0.0.1", "acme", "ANSWERED")]
+    # the two unpairable records go as they are, for the worker to dead-letter with the reason
+    assert len(records) == 5 and sum("ACC:" in v for v in sent) == 2
