@@ -237,8 +237,8 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
         table.add_row(f"  by {det}", f"{count:,}")
     err.print(table)
     if shown:
-        err.print(f"[bold]events[/bold] (first {len(shown)}; all of them in the events file)")
-        for ev in shown:
+        err.print(f"[bold]events[/bold] (first {len(shown)}, in event-time order; all of them in the events file)")
+        for ev in sorted(shown, key=lambda e: e.occurred_at):  # the model's come at the end of the input
             style = "red" if ev.cos == "critical" else "yellow" if ev.type == "alert" else "cyan"
             err.print(
                 f"[{style}]{ev.occurred_at:%Y-%m-%d %H:%M:%S} UTC  {ev.type}  {ev.detector}  {ev.customer_id}  "

@@ -274,6 +274,7 @@ SAMPLES_EXPECTED = {
     "3cx_cdr_7.txt": (5, 0, ""),
     "cdrstats_import_8.txt": (3, 0, None),  # the template's mapping
     "cucm_cdr_cmr_header_10.txt": (0, 0, ""),  # header rows only (no public CUCM data rows)
+    "freeswitch_cdr_sqlite_9.txt": (2, 0, ""),  # mod_cdr_sqlite: CREATE TABLE skipped, 14-value INSERTs
 }
 
 
@@ -320,3 +321,17 @@ def test_produce_sends_the_paired_kamailio_cdrs_as_canonical_json(kafka_bootstra
         ("c1@127.0.0.1", "acme", "ANSWERED"), ("c2@127.0.0.1", "acme", "BUSY"), ("c3@127.0.0.1", "acme", "ANSWERED")]
     # the two unpairable records go as they are, for the worker to dead-letter with the reason
     assert len(records) == 5 and sum("ACC:" in v for v in sent) == 2
+
+
+def test_sql_dump_statements_are_skipped_and_sqlite_inserts_read(tmp_path: Path) -> None:
+    text = (
+        "-- a dump\nCREATE TABLE cdr (caller_id_name VARCHAR, caller_id_number VARCHAR);\nBEGIN TRANSACTION;\n"
+        "INSERT INTO \"cdr\" VALUES('Outbound Call','0612345678','0298765432','default','2025-03-14 11:00:00',"
+        "'2025-03-14 11:00:05','2025-03-14 11:01:05',65,60,'NORMAL_CLEARING',16,'uuid-1','','acme');\nCOMMIT;\n"
+    )
+    items = _read(tmp_path, text)
+    assert [p.skipped for p in items] == [True, True, True, False, True]
+    cdr = items[3].record
+    assert cdr is not None, items[3].reason
+    assert (cdr.call_id, cdr.customer_id, cdr.caller, cdr.callee, cdr.hangup_cause, cdr.start, cdr.billsec_s) == (
+        "uuid-1", "acme", "+390612345678", "+390298765432", 16, T0, 60)

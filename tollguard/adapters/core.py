@@ -280,13 +280,14 @@ def sniff(text: str, settings: IngestSettings | None = None) -> str:
     if kamailio.looks_like_log(stripped) or kamailio.db_row(stripped) is not None:
         return kamailio.FMT
     if stripped.startswith(freeswitch.SQL_PREFIX):
-        row = _csv_row(freeswitch.sql_values(stripped), "auto")
-        if len(row) == 13 and looks_like_ts(row[4]) and looks_like_ts(row[6]):
+        row = freeswitch.sql_row(stripped)
+        if len(row) in (13, 15) and looks_like_ts(row[4]) and looks_like_ts(row[6]):
             return freeswitch.CSV_FMT
         n = len(row)
         reason = f"auto: unknown layout: SQL INSERT with {n} values"
         raise RejectError(
-            f"{reason} (only the FreeSWITCH mod_cdr_csv 'sql' template, 13 values, is supported)"
+            f"{reason} (FreeSWITCH mod_cdr_csv's 'sql' template has 13, mod_cdr_sqlite's default table 14)"
+            + MAPPING_HINT
         )
     return _row_format(_csv_row(text, "auto"), settings or DEFAULT_SETTINGS, text)
 
@@ -337,7 +338,7 @@ def _parse_text(
             raise RejectError(f"{fmt}: not a JSON object (expected '{{' at the start of the line)")
         return fmt, _parse_obj(fmt, _load(fmt, text), ctx, country_of)
     if fmt == freeswitch.CSV_FMT and text.lstrip().startswith(freeswitch.SQL_PREFIX):
-        text = freeswitch.sql_values(text.strip())
+        return fmt, freeswitch.parse_csv_row(freeswitch.sql_row(text), ctx, country_of)
     m = ctx.settings.mapping(fmt)
     return fmt, _parse_row(fmt, _csv_row(text, fmt, m.delimiter if m else ","), ctx, country_of, owner_of, names)
 
@@ -522,6 +523,11 @@ def _read_path(
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: Statements of an SQL dump around its INSERT lines (schema, session, comments): skipped, not CDR lines.
+_SQL_NOISE = re.compile(
+    r"(?:CREATE|DROP|ALTER|LOCK|UNLOCK|SET|BEGIN|COMMIT|START TRANSACTION|USE|PRAGMA)\b[^;]*(?:;|\($)|--|/\*",
+    re.IGNORECASE,
+)
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 #: Errors of a damaged gzip stream (truncated: EOFError; bad CRC, trailing garbage, bad data).
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -704,6 +710,8 @@ class _Reader:
             return Parsed(self.source, self.lineno, text, None, None, True)
         if stripped[0] == "{" and (self.fixed is None or self.fixed in JSON_FORMATS):
             return self._parse_json_line(text, size)
+        if _SQL_NOISE.match(stripped):  # an SQL dump's schema and session statements
+            return Parsed(self.source, self.lineno, text, None, None, True)
         try:
             if self.fixed in (None, kamailio.FMT) and kamailio.is_other_log_line(text):
                 self.fixed = kamailio.FMT  # the switch's own log around its acc records

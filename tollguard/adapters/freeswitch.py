@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,28 @@ CSV_COLUMNS = (
 )  # fmt: skip
 CSV_WIDTHS = (13, 15, 17, 20)
 SQL_PREFIX = "INSERT INTO"
+
+
+def sql_row(text: str) -> list[str]:
+    """The values of an ``INSERT INTO … VALUES (…);`` line: the "sql" template's 13 (double-quoted), or
+    mod_cdr_sqlite's default table's 14 (single-quoted; ``hangup_cause_q850`` after ``hangup_cause``,
+    dropped: the cause name gives it).
+
+    Raises
+    ------
+    RejectError
+        Not a CSV list of values.
+    """
+    body = sql_values(text.strip())
+    quote = "'" if body.lstrip()[:1] == "'" else '"'
+    try:
+        row = next(csv.reader((body,), quotechar=quote, skipinitialspace=True))
+    except (csv.Error, StopIteration) as exc:
+        raise RejectError(f"{CSV_FMT}: bad SQL values: {exc}") from None
+    if len(row) == 14 and row[10].strip().isdigit():
+        del row[10]
+        row = [*row, "", ""]  # read_codec, write_codec: mod_cdr_sqlite's default table has none
+    return row
 
 
 def sql_values(text: str) -> str:
