@@ -9,14 +9,14 @@ position, raw text and reason).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
-from engine.runner import MemoryStore, Outcome, RunCounts, Runner, event_bytes
+from engine.runner import MAX_RAW_CHARS, MemoryStore, Outcome, RunCounts, Runner, event_bytes
 from tollguard.adapters import ctx_for, read_file
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import Event, Verdict
@@ -118,6 +118,7 @@ class Replay:
         self.summary = ReplaySummary()
         self.runner.counts = self.summary
         self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
+        self._verdict_lines: dict[tuple[str, int], str] = {}  # (file, line) -> the verdict as written
         self._owner_of = did_owners(rules).get
 
     @property
@@ -143,6 +144,7 @@ class Replay:
                     self._write(self.runner.bad_verdict(str(path), number, line.rstrip("\n"), exc))
                     continue
                 self._verdicts.append((verdict, str(path), number))
+                self._verdict_lines[(str(path), number)] = line.rstrip("\r\n")
         self._verdicts.sort(key=lambda item: item[0].at)
 
     def _feed_verdicts(self, until_s: float) -> None:
@@ -158,6 +160,11 @@ class Replay:
             if self.on_event is not None:
                 self.on_event(event)
         for reject in outcome.rejects:
+            if reject.kind == "verdict" and reject.position is not None:
+                # the refused verdict as written in its file, not re-serialised
+                written = self._verdict_lines.get((reject.source, reject.position))
+                if written is not None:
+                    reject = replace(reject, raw=written[:MAX_RAW_CHARS])
             self.rejects.write(reject.to_json_bytes().decode() + "\n")
 
     def run_file(self, path: str | Path, fmt: str = "auto", progress: Callable[[int], None] | None = None) -> None:

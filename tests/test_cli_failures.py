@@ -78,3 +78,18 @@ def test_small_things(tmp_path: Path) -> None:
     helptext = " ".join(runner.invoke(app, ["worker", "--help"], env={"COLUMNS": "200"}).output.split())
     assert "(default: env TOLLGUARD_BROKER or KAFKA_BOOTSTRAP_SERVERS, else kafka://127.0.0.1:9092)" in helptext
     assert "(default: 6066)" in helptext
+
+
+def test_a_refused_verdict_is_rejected_as_written(tmp_path: Path) -> None:
+    import json
+
+    written = '{"suspension_event_id": "nope", "verdict": "cleared", "by": "anna", "at": "2025-03-11T12:00:00Z"}'
+    verdicts = tmp_path / "v.jsonl"
+    verdicts.write_text(written + "\n")
+    rejects = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["replay", str(FIXTURES / "canonical.jsonl"), "--verifications", str(verdicts),
+                                 "-q", "--out", str(tmp_path / "e.jsonl"), "--rejects", str(rejects)])
+    assert result.exit_code == 1
+    (refused,) = [json.loads(line) for line in rejects.read_text().splitlines() if '"verdict"' in line]
+    assert (refused["position"], refused["raw"], refused["reason"]) == (
+        1, written, "verdict refused: unknown suspension nope")
