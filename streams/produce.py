@@ -28,7 +28,7 @@ from engine.runner import Reject
 from tollguard.adapters import Parsed, RejectError, read_file, sniff
 from tollguard.errors import VerdictError
 from tollguard.events import Verdict
-from tollguard.rules import Rules, did_owners
+from tollguard.rules import Rules, owner_lookup
 
 
 @dataclass
@@ -162,7 +162,7 @@ def produce_files(
     )
     summary = ProduceSummary(dead_letter_topic=dead_letter_topic or dead_letter_topic_of(topic))
     started = time.perf_counter()
-    owners = did_owners(rules).get
+    owners = owner_lookup(rules)
     try:
         for path in paths:
             header = [("format", fmt.encode())] if fmt != "auto" else []

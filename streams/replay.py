@@ -20,7 +20,7 @@ from engine.runner import MAX_RAW_CHARS, MemoryStore, Outcome, RunCounts, Runner
 from tollguard.adapters import ctx_for, read_file
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import Event, Verdict
-from tollguard.rules import Rules, did_owners
+from tollguard.rules import Rules, owner_lookup
 
 
 @dataclass
@@ -119,7 +119,7 @@ class Replay:
         self.runner.counts = self.summary
         self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
         self._verdict_lines: dict[tuple[str, int], str] = {}  # (file, line) -> the verdict as written
-        self._owner_of = did_owners(rules).get
+        self._owner_of = owner_lookup(rules)
 
     @property
     def states(self) -> dict[str, CustomerState]:

@@ -335,3 +335,13 @@ def test_sql_dump_statements_are_skipped_and_sqlite_inserts_read(tmp_path: Path)
     assert cdr is not None, items[3].reason
     assert (cdr.call_id, cdr.customer_id, cdr.caller, cdr.callee, cdr.hangup_cause, cdr.start, cdr.billsec_s) == (
         "uuid-1", "acme", "+390612345678", "+390298765432", 16, T0, 60)
+
+
+def test_one_message_of_a_format_without_account_code_finds_its_customer() -> None:
+    """The stream's parse agent: one line at a time, the customer from the rules' DIDs (owner_lookup)."""
+    from tollguard.rules import owner_lookup
+
+    rules = _rules()
+    assert owner_lookup(rules) is owner_lookup(rules)  # built once per rules object
+    cdr = parse_line("auto", THREECX.splitlines()[0], rules.ingest, rules.country_of, owner_lookup(rules))
+    assert (cdr.customer_id, cdr.direction, cdr.did) == ("acme", "inbound", "+390298765432")

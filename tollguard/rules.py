@@ -10,7 +10,7 @@ domain layer) imports no detector.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol
 
@@ -317,6 +317,21 @@ def did_owners(rules: Rules) -> dict[str, str]:
         for did in cust.dids:
             owners.setdefault(did, cid)
     return owners
+
+
+_OWNER_LOOKUPS: dict[int, tuple[Rules, Callable[[str], str | None]]] = {}
+
+
+def owner_lookup(rules: Rules) -> Callable[[str], str | None]:
+    """``did_owners(rules).get``, built once per rules object (the stream parses one message at a time)."""
+    cached = _OWNER_LOOKUPS.get(id(rules))
+    if cached is not None and cached[0] is rules:
+        return cached[1]
+    if len(_OWNER_LOOKUPS) > 16:  # rules reloaded many times: start over
+        _OWNER_LOOKUPS.clear()
+    lookup = did_owners(rules).get
+    _OWNER_LOOKUPS[id(rules)] = (rules, lookup)
+    return lookup
 
 
 class _LineLoader(yaml.SafeLoader):
