@@ -53,7 +53,11 @@ def test_train_without_the_ml_extra_names_it(monkeypatch: pytest.MonkeyPatch, tm
      "a quote opened on this line is closed only on line 3"),
     ('version: "abc\n', 1, "while scanning a quoted scalar that starts on this line"),
     # a key indented one space too few
-    ("ingest:\n  timezone: UTC\n default_country: IT\n", 3, "check the indentation of this line and of line 2"),
+    ("ingest:\n  timezone: UTC\n default_country: IT\n", 3, "check the indentation of this line, of line 2 before it"),
+    # a block indented one space too deep: noticed at the next block, which names where this one starts
+    ("detectors:\n   autodialer:\n     enabled: true\n  spend:\n    enabled: true\n", 4,
+     "check the indentation of this line, of line 3 before it, and of line 2 where its block's keys start (under "
+     "line 1)"),
     ("ingest:\n  timezone UTC\n  default_country: IT\n", 2, "no ':' after the key on this line"),
 ])
 def test_yaml_errors_name_the_line_at_fault(text: str, line: int, message: str) -> None:

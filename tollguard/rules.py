@@ -429,6 +429,29 @@ def _unbalanced_quote_line(lines: list[str], first: int, last: int) -> int | Non
     return None
 
 
+def _block_start(lines: list[str], line: int) -> str | None:
+    """"N where its block's keys start (under line P)": the first key of the block ``line`` (1-based)
+    would join by its indentation, when it is indented differently; else None.
+
+    The block opens after the nearest line above indented less than ``line``; when its first key is
+    indented differently, one of the two lines is at fault.
+    """
+
+    def indent(n: int) -> int:
+        return len(lines[n - 1]) - len(lines[n - 1].lstrip(" "))
+
+    def content(n: int) -> bool:
+        return bool(lines[n - 1].strip()) and not lines[n - 1].lstrip().startswith("#")
+
+    if line > len(lines):
+        return None
+    parent = next((n for n in range(line - 1, 0, -1) if content(n) and indent(n) < indent(line)), 0)
+    first = next((n for n in range(parent + 1, line) if content(n)), None)
+    if first is None or indent(first) == indent(line):
+        return None
+    return f"{first} where its block's keys start" + (f" (under line {parent})" if parent else "")
+
+
 def yaml_fault(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
     """(1-based line of the fault, message) of a YAML syntax error, where the writer has to look.
 
@@ -453,8 +476,10 @@ def yaml_fault(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
     if line is not None:
         before = next((n for n in range(line - 1, 0, -1)
                        if lines[n - 1].strip() and not lines[n - 1].lstrip().startswith("#")), None)
-    if before is not None and "<block mapping start>" in problem:
-        return line, f"{problem}: check the indentation of this line and of line {before} before it"
+    if line is not None and before is not None and "<block mapping start>" in problem:
+        block = _block_start(lines, line)
+        also = f", and of line {block}" if block is not None and not block.startswith(f"{before} ") else ""
+        return line, f"{problem}: check the indentation of this line, of line {before} before it{also}"
     if before is not None and problem == "mapping values are not allowed here":
         code = lines[before - 1].split(" #", 1)[0].rstrip()
         if ":" not in code and not code.lstrip().startswith("-"):
