@@ -131,7 +131,7 @@ def _kafka_errors(broker: str) -> Iterator[None]:
     try:
         yield
     except KafkaError as exc:
-        err.print(f"[red]error:[/red] Kafka at {broker}: {type(exc).__name__}: {exc}; {WHAT_TO_CHECK}",
+        err.print(f"[red]error:[/red] {escape(f'Kafka at {broker}: {type(exc).__name__}: {exc}; {WHAT_TO_CHECK}')}",
                   highlight=False)
         raise typer.Exit(1) from None
 

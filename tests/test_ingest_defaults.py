@@ -122,3 +122,13 @@ def test_inspect_shows_how_each_line_was_read(master_csv: Path) -> None:
     assert "+491601292455" in flat and "mobile DE" in flat and "rejected" in flat
     assert "3 CDR line(s): 2 accepted, 1 rejected" in flat
     assert "were read as UTC (the default)" in flat and "national numbers" not in flat
+
+
+def test_a_rules_file_copied_from_the_template_does_not_choose_zone_or_country(master_csv: Path,
+                                                                                tmp_path: Path) -> None:
+    from engine.registry import Rules
+
+    copied = tmp_path / "mine.yaml"
+    copied.write_text(render_rules_yaml(Rules()))  # `tollguard rules template > mine.yaml`
+    output = _replay([str(master_csv), "--rules", str(copied)], tmp_path)
+    assert output.count("note:") == 2

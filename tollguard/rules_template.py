@@ -14,6 +14,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from tollguard.adapters.settings import IngestSettings
 from tollguard.rules import Rules
 
 _HEADER = """\
@@ -61,6 +62,12 @@ _MAPPINGS_EXAMPLE = """\
 #       direction: {column: direction, inbound: ["1"], outbound: ["2"]}
 """
 
+#: Ingest settings the template leaves commented out: the user's data decides them (issue 12).
+_CHOOSE_ME = {
+    "timezone": "uncomment and set the zone your switches write in (replay --timezone does it for one run)",
+    "default_country": "uncomment and set the country of customers without their own (or --country)",
+}
+
 
 def _value(value: Any) -> str:
     if isinstance(value, BaseModel):
@@ -105,6 +112,11 @@ def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
             lines.append(f"{pad}{name}: {{}}" + (f"  # {doc}" if doc else ""))
             continue
         comment = f"  # {doc}" if doc else ""
+        if name in _CHOOSE_ME and isinstance(model, IngestSettings):
+            # commented out: a file copied from the template does not choose them silently (a run says
+            # that it assumed the default until the analyst sets them)
+            lines.append(f"{pad}# {name}: {_value(value)}{comment} -- {_CHOOSE_ME[name]}")
+            continue
         if name == "mappings" and not value:
             lines.extend(pad + line if line else line for line in _MAPPINGS_EXAMPLE.splitlines())
         lines.append(f"{pad}{name}: {_value(value)}{comment}")
