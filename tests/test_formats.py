@@ -345,3 +345,23 @@ def test_one_message_of_a_format_without_account_code_finds_its_customer() -> No
     assert owner_lookup(rules) is owner_lookup(rules)  # built once per rules object
     cdr = parse_line("auto", THREECX.splitlines()[0], rules.ingest, rules.country_of, owner_lookup(rules))
     assert (cdr.customer_id, cdr.direction, cdr.did) == ("acme", "inbound", "+390298765432")
+
+
+def test_kamailio_dialog_cdr_lines_are_cdrs(tmp_path: Path) -> None:
+    """acc with cdr_enable / cdr_log_enable (dialog module): one line per call, as Kamailio 5.6 writes it."""
+    cdr_line = (" 2(4091) INFO: acc [acc_cdr.c:395]: log_write_cdr(): start_time=1741946400.549; "
+                "end_time=1741946460.855; duration=60.306; callid=c7@127.0.0.1; customer=acme; "
+                "caller=sip:+390212345600@127.0.0.1:25081; callee=sip:+97912345678@127.0.0.1")
+    no_callid = " 2(4091) INFO: acc [acc_cdr.c:395]: log_write_cdr(): start_time=1741946400; end_time=1741946410; " \
+                "duration=10; caller=sip:0612345678@192.0.2.1; callee=sip:0298765432@192.0.2.2"
+    first, second = (p.record for p in _read(tmp_path, cdr_line + "\n" + no_callid + "\n"))
+    assert first is not None and second is not None
+    assert (first.call_id, first.customer_id, first.direction, first.caller, first.callee) == (
+        "c7@127.0.0.1", "acme", "outbound", "+390212345600", "+97912345678")
+    start = T0 + timedelta(seconds=0.549)
+    assert (first.start, first.answer, first.end, first.billsec_s, first.disposition) == (
+        start, start, T0 + timedelta(seconds=60.855), pytest.approx(60.306), "ANSWERED")
+    assert (second.customer_id, second.direction, second.did, second.call_id[:4]) == (
+        "acme", "inbound", "+390298765432", "kam-")
+    rules = _rules()
+    assert parse_line("auto", cdr_line, rules.ingest, rules.country_of).call_id == "c7@127.0.0.1"

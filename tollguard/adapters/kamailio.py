@@ -11,6 +11,13 @@
   ``ingest.kamailio_db_columns``, or by their count (6: kamailio.cfg's default
   ``src_user,src_domain,src_ip,dst_ouser,dst_user,dst_domain``; 10: dSIPRouter's).
 
+With the ``dialog`` module, ``acc`` also writes one CDR per call (``cdr_enable``, ``cdr_log_enable``):
+``log_write_cdr(): start_time=1796148744.549; end_time=1796148744.855; duration=0.306; <cdr_extra>``
+(start = the dialog's confirmation, i.e. the answer); such a line is a CDR by itself. Give its
+``cdr_extra`` ``callid=$dlg(callid)`` (so a call logged both ways counts once) and the parties,
+e.g. ``customer=$dlg_var(customer);caller=$dlg(from_uri);callee=$dlg(to_uri)`` (SIP URIs are reduced
+to their user part).
+
 A call is its answered INVITE (code 200) paired with the BYE of the same Call-ID: start and
 answer are the INVITE's time (acc writes when the 200 is sent; ring time is not in the
 record), end the BYE's. An INVITE that failed (code >= 300) is an unanswered CDR of its own
@@ -33,7 +40,7 @@ from typing import Any
 from tollguard.cdr import CallDetailRecord, Direction, Disposition
 from tollguard.errors import RejectError
 
-from ._common import CountryOf, Ctx, OwnerOf, build, classify, local_ts, owner
+from ._common import CountryOf, Ctx, OwnerOf, build, classify, local_ts, owner, row_hash
 
 FMT = "kamailio-acc"
 #: The acc table's own columns, in order.
@@ -72,9 +79,44 @@ def is_other_log_line(text: str) -> bool:
 
 
 def looks_like_log(text: str) -> bool:
-    """An acc log line: ``ACC:`` then ``method=`` and ``call_id=``."""
+    """An acc log line: ``ACC:`` then ``method=`` and ``call_id=``; or a dialog CDR line (:func:`looks_like_cdr`)."""
     at = text.find("ACC:")
-    return at >= 0 and "method=" in text[at:] and "call_id=" in text[at:]
+    return (at >= 0 and "method=" in text[at:] and "call_id=" in text[at:]) or looks_like_cdr(text)
+
+
+def looks_like_cdr(text: str) -> bool:
+    """A dialog CDR line of acc (``start_time=…; end_time=…; duration=…``)."""
+    return "start_time=" in text and "end_time=" in text and "duration=" in text
+
+
+def _user(value: str) -> str:
+    """``sip:+390212345600@127.0.0.1:5080`` / ``<sip:alice@host>`` -> ``+390212345600`` / ``alice``."""
+    value = value.strip().strip("<>")
+    if ":" in value and value.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
+        value = value.split(":", 1)[1]
+    return value.split("@", 1)[0].split(";", 1)[0]
+
+
+def parse_cdr(text: str, ctx: Ctx, country_of: CountryOf, owner_of: OwnerOf | None = None) -> CallDetailRecord:
+    """One dialog CDR line of acc -> an answered call's record (see the module doc).
+
+    Raises
+    ------
+    RejectError
+        A bad start or end time, end before start.
+    """
+    at = text.find("start_time=")
+    pairs = {k: v.strip() for k, v in _PAIR_RE.findall(text[at:])}
+    start = _time(pairs.get("start_time", ""), ctx)
+    end = _time(pairs.get("end_time", ""), ctx)
+    if end < start:
+        raise RejectError(f"{FMT}: end_time {end.isoformat()} before start_time {start.isoformat()}")
+    extra = {k: _user(v) if k in ("caller", "callee", "src_user", "dst_user", "dst_ouser") else v
+             for k, v in pairs.items()}
+    call_id = extra.get("callid") or extra.get("call_id") or row_hash([text[at:]], "kam-")
+    invite = Transaction("INVITE", call_id, 200, start, extra)
+    bye = Transaction("BYE", call_id, 200, end, {})
+    return record_of(invite, bye, ctx, country_of, owner_of)
 
 
 def db_row(text: str) -> list[str] | None:
@@ -263,6 +305,8 @@ class Pairer:
         RejectError
             Neither an acc log line nor an acc table row, or a bad field.
         """
+        if looks_like_cdr(text):
+            return Transaction("CDR", "", 200, datetime(1970, 1, 1, tzinfo=UTC), {"line": text})
         if looks_like_log(text):
             return parse_log(text, self.ctx)
         row = db_row(text)
@@ -276,6 +320,8 @@ class Pairer:
             tx = self.transaction(text)
         except RejectError as exc:
             return [(line, text, "reject", exc.reason)]
+        if tx.method == "CDR":
+            return [self._record(line, text, tx, None)]
         if tx.method == "INVITE":
             if tx.code in AUTH_CHALLENGES:
                 return [(line, text, "paired", None)]
@@ -296,6 +342,8 @@ class Pairer:
 
     def _record(self, line: int, text: str, invite: Transaction, bye: Transaction | None) -> tuple[int, str, str, Any]:
         try:
+            if invite.method == "CDR":
+                return (line, text, "record", parse_cdr(text, self.ctx, self.country_of, self.owner_of))
             return (line, text, "record", record_of(invite, bye, self.ctx, self.country_of, self.owner_of))
         except RejectError as exc:
             return (line, text, "reject", exc.reason)
@@ -319,6 +367,8 @@ def parse_single(text: str, ctx: Ctx, country_of: CountryOf, owner_of: OwnerOf |
         acc file, where they are paired), or a line that is not an acc record.
     """
     tx = Pairer(ctx, country_of, owner_of).transaction(text)
+    if tx.method == "CDR":
+        return parse_cdr(text, ctx, country_of, owner_of)
     if tx.method == "INVITE" and tx.code >= 300 and tx.code not in AUTH_CHALLENGES:
         return record_of(tx, None, ctx, country_of, owner_of)
     raise RejectError(
