@@ -219,12 +219,12 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
     table.add_row("  accepted", f"{summary.accepted:,}")
     table.add_row("    distinct calls", f"{summary.calls:,}")
     table.add_row("    merged legs", f"{summary.merged_legs:,}")
+    if summary.paired:
+        table.add_row("      acc transactions paired", f"{summary.paired:,}")
     table.add_row("    duplicate deliveries", f"{summary.duplicates:,}")
     table.add_row("  rejected", f"{summary.rejected:,}")
     for reason, count in summary.rejects_by_reason.most_common(6):
         table.add_row(f"    {reason}", f"{count:,}")
-    if summary.paired:
-        table.add_row("transactions paired into CDRs", f"{summary.paired:,}")
     table.add_row("comment/blank/other lines", f"{summary.skipped:,}")
     if summary.verdicts_applied or summary.verdicts_refused:
         table.add_row("verdicts applied", f"{summary.verdicts_applied:,}")
@@ -371,9 +371,9 @@ def inspect(
     else:
         Console(width=None if sys.stdout.isatty() else 180).print(_inspect_table(result.rows))
     more = f" (first {len(result.rows)} shown; --limit)" if result.shown_limit_hit else ""
-    paired = f", {summary.paired:,} transaction(s) paired into CDRs" if summary.paired else ""
-    err.print(f"{summary.lines_read:,} CDR line(s): {summary.accepted:,} accepted, {summary.rejected:,} rejected"
-              f"{paired}{more}; rules {ruleset.version}", highlight=False)
+    paired = f" ({summary.paired:,} of them transactions paired into the CDR of a later line)" if summary.paired else ""
+    err.print(f"{summary.lines_read:,} CDR line(s): {summary.accepted:,} accepted{paired}, {summary.rejected:,} "
+              f"rejected{more}; rules {ruleset.version}", highlight=False)
     for note in notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
 

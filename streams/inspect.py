@@ -109,14 +109,12 @@ def inspect_files(paths: list[Path], fmt: str, rules: Rules, limit: int | None) 
     for row, parsed in _rows(paths, fmt, rules):
         if parsed.record is not None:
             note_default_country(summary, rules, parsed.record, parsed.raw)
-        if row["status"] == "paired":
-            summary.paired += 1
+        summary.lines_read += 1
+        if row["status"] == "rejected":
+            summary.rejected += 1
         else:
-            summary.lines_read += 1
-            if row["status"] == "accepted":
-                summary.accepted += 1
-            else:
-                summary.rejected += 1
+            summary.accepted += 1
+            summary.paired += row["status"] == "paired"
         if limit is None or len(result.rows) < limit:
             result.rows.append(row)
         else:

@@ -34,7 +34,8 @@ class ReplaySummary(RunCounts):
     lines_read: int = 0
     skipped: int = 0
     customers: int = 0
-    #: transaction records (Kamailio acc INVITE 200, auth challenges) that went into a CDR of a later line
+    #: transaction records (Kamailio acc INVITE 200, auth challenges) that went into the CDR of a later line;
+    #: counted in ``accepted`` and ``merged_legs`` too (a line of that call), so every line stays accepted or rejected
     paired: int = 0
     #: timestamps read without a time zone (in ``ingest.timezone``)
     naive_times: int = 0
@@ -189,11 +190,14 @@ class Replay:
                                 owner_of=self._owner_of):
             if progress is not None:
                 progress(len(parsed.raw) + 1)
+            if parsed.paired:  # a transaction record in the CDR of a later line: accepted, merged into that call
+                summary.paired += 1
+                summary.lines_read += 1
+                summary.accepted += 1
+                summary.merged_legs += 1
+                continue
             if parsed.skipped:
-                if parsed.paired:
-                    summary.paired += 1
-                else:
-                    summary.skipped += 1
+                summary.skipped += 1
                 continue
             summary.lines_read += 1
             if parsed.record is None:

@@ -102,7 +102,9 @@ def test_kamailio_acc_replay_counts_paired_lines(tmp_path: Path) -> None:
     run = Replay(_rules(), io.StringIO(), io.StringIO())
     run.run_file(path)
     summary = run.finish()
-    assert (summary.accepted, summary.rejected, summary.paired, summary.lines_read) == (3, 2, 3, 5)
+    # every line accepted or rejected: the paired transactions are merged legs of their calls
+    assert (summary.accepted, summary.rejected, summary.paired, summary.lines_read) == (6, 2, 3, 8)
+    assert (summary.merged_legs, summary.calls) == (3, 3)
 
 
 def test_kamailio_acc_single_message_needs_pairing() -> None:
@@ -269,8 +271,8 @@ SAMPLES_EXPECTED = {
     "asterisk_cdr_custom_2.txt": (3, 0, SAMPLE_MAPPINGS),
     "freeswitch_cdr_csv_3.txt": (4, 0, ""),
     "freeswitch_json_cdr_4.txt": (1, 0, ""),
-    "kamailio_acc_db_5.txt": (5, 0, ""),
-    "kamailio_acc_syslog_6.txt": (1, 0, ""),
+    "kamailio_acc_db_5.txt": (9, 0, ""),  # 5 CDRs, 4 transactions paired into them
+    "kamailio_acc_syslog_6.txt": (2, 0, ""),
     "3cx_cdr_7.txt": (5, 0, ""),
     "cdrstats_import_8.txt": (3, 0, None),  # the template's mapping
     "cucm_cdr_cmr_header_10.txt": (0, 0, ""),  # header rows only (no public CUCM data rows)

@@ -54,7 +54,8 @@ def test_kamailio_acc_log_replays_with_its_true_did_peak(tmp_path: Path) -> None
                                       "--rejects", str(rejects)])
     assert result.exit_code == 0, result.output + rejects.read_text()
     output = " ".join(result.output.split())
-    assert "accepted 12" in output and "rejected 0" in output
+    assert "accepted 24 distinct calls 12 merged legs 12 acc transactions paired 12" in output
+    assert "rejected 0" in output
     (increase,) = [json.loads(line) for line in events.read_text().splitlines()]
     assert (increase["type"], increase["customer_id"], increase["did"]) == ("capacity_increase", "acme", DID)
     assert (increase["observed_peak"], increase["current_capacity"]) == (CALLS, 5)
