@@ -532,7 +532,7 @@ def produce(
             f"({summary.sent / max(summary.elapsed_s, 1e-9):,.0f}/s); {summary.unparsable:,} of them will be "
             f"dead-lettered by the worker; {summary.dead_lettered:,} line(s) the reader could not take whole "
             f"(too long, undecodable) put on {summary.dead_letter_topic} directly; "
-            f"{summary.skipped:,} comment/blank/header line(s) not sent"
+            f"{summary.skipped:,} comment/blank/header line(s) (and acc transactions, sent paired as CDRs) not sent"
         )
 
 
