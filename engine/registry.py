@@ -36,15 +36,17 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
 Rules: type[_rules.Rules] = _rules.rules_schema(ALL_DETECTORS)
 
 
-def load_rules(path: str | Path | None = None) -> _rules.Rules:
+def load_rules(path: str | Path | None = None, ingest: dict[str, Any] | None = None) -> _rules.Rules:
     """Load and validate a rules file against :data:`Rules` (see :func:`tollguard.rules.load_rules`).
+
+    ``ingest`` overrides keys of its ``ingest`` section (``--timezone``, ``--country``).
 
     Raises
     ------
     tollguard.errors.RulesError
         The file is missing, unreadable or invalid (with line and field).
     """
-    return _rules.load_rules(path, Rules)
+    return _rules.load_rules(path, Rules, ingest)
 
 
 def parse_rules(text: str, path: str = "<rules>") -> _rules.Rules:

@@ -58,7 +58,7 @@ from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import TOPIC_OF_TYPE, Event, EventType, Verdict
-from tollguard.rules import Rules
+from tollguard.rules import Rules, owner_lookup
 
 log = logging.getLogger("tollguard.worker")
 
@@ -460,7 +460,8 @@ class StreamJob:
                 continue
             fmt = _header(message.headers, "format") or "auto"
             try:
-                record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of)
+                record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of,
+                                    owner_lookup(rules))
             except RejectError as exc:
                 await self.send(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
