@@ -19,6 +19,7 @@ end seen, never the watermark, so the end of input (``advance(inf)``) keeps the 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -62,6 +63,7 @@ class TrafficDetector(Detector[TrafficParams]):
 
     >>> from tollguard.testing import make_cdr
     >>> from tollguard.rules import rules_schema
+    >>> from detectors.base import iso
     >>> ctx = rules_schema([TrafficDetector])().context("c1")
     >>> det = TrafficDetector()
     >>> state = det.initial_state()
@@ -153,5 +155,23 @@ def call_row(cdr: CallDetailRecord) -> dict[str, Any]:
     >>> call_row(make_cdr(start_s=0, end_s=9.5, disposition="BUSY"))["end"], call_row(make_cdr())["answer"]
     ('2026-01-05T09:00:09.500000Z', '2026-01-05T09:00:00Z')
     """
-    data = cdr.model_dump(mode="json", include=set(CALL_FIELDS))
-    return {name: data.get(name) for name in CALL_FIELDS}
+    return {
+        "call_id": cdr.call_id,
+        "direction": cdr.direction.value,
+        "caller": cdr.caller,
+        "callee": cdr.callee,
+        "did": cdr.did,
+        "start": _iso(cdr.start),
+        "answer": _iso(cdr.answer) if cdr.answer is not None else None,
+        "end": _iso(cdr.end),
+        "billsec_s": cdr.billsec_s,
+        "disposition": cdr.disposition.value,
+    }
+
+
+def _iso(at: datetime) -> str:
+    """ISO 8601 as the canonical JSON line writes it (pydantic's form: ``Z``, microseconds when not 0).
+
+    A CDR's times are UTC already (:class:`tollguard.cdr.CallDetailRecord` converts them).
+    """
+    return at.isoformat().replace("+00:00", "Z")
