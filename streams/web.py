@@ -5,7 +5,9 @@ of the partitions it holds; with several workers, each page shows its share.
 
 Endpoints
 ---------
-``GET /noc/``               the page (active suspensions with clear / confirm, recent events, DID concurrency)
+``GET /noc/``               the page (figures; active suspensions with clear / confirm, recent events, DID
+                            concurrency, filtered by customer, detector, type); ``/noc/?customer=ID``: one
+                            customer's view, with its traffic chart
 ``GET /api/suspensions``    suspensions in force (active, or confirmed: termination recommended) with their evidence
 ``GET /api/events``         recent events emitted by this worker (newest first)
 ``GET /api/concurrency``    per DID: peak of the retained calls, capacity

@@ -144,3 +144,26 @@ def test_the_figures_count_the_suspensions_and_customers(day):
     assert "traffic" not in first["detectors"] and "autodialer" in first["detectors"]
     api.metrics.cdrs.inc(10)
     assert api.overview()["cdrs_processed"] == 10
+
+
+def test_the_series_keeps_series_s_of_event_time_and_the_newest_calls():
+    from detectors.traffic import TrafficDetector
+    from tollguard.testing import BASE_TIME, make_cdr
+
+    ctx = Rules(detectors={"traffic": {"series_s": 3600, "recent_calls": 3}}).context("c1")
+    det, state = TrafficDetector(), TrafficDetector().initial_state()
+    # a 30 s answered call every 10 minutes for 3 hours, then a 2-hour call that ends last
+    for i in range(18):
+        det.update(state, make_cdr(call_id=f"c{i}", start_s=i * 600, end_s=i * 600 + 30), ctx)
+    det.update(state, make_cdr(call_id="long", start_s=3 * 3600 - 7200, end_s=3 * 3600), ctx)
+    rows = det.report(state, ctx)
+    minutes = [(r["minute_s"] - rows[0]["minute_s"], r["attempts"], r["answered_min"])
+               for r in rows if r["kind"] == "minute"]
+    # (from 09:00 UTC) the last hour before 12:00, the newest end: the minutes from 11:01 on (the long call's
+    # attempt at 10:00 is out), each carrying a minute of the long call, those of 11:10 ... 11:50 half a minute more
+    assert len(minutes) == 59 and minutes[0] == (0, 0, 1.0)
+    assert [m for m in minutes if m[1]] == [(540, 1, 1.5), (1140, 1, 1.5), (1740, 1, 1.5), (2340, 1, 1.5),
+                                             (2940, 1, 1.5)]
+    assert sum(m[2] for m in minutes) == 59 + 5 * 0.5
+    assert [r["call_id"] for r in rows if r["kind"] == "call"] == ["long", "c17", "c16"]
+    assert state["floor"] * 60 == BASE_TIME.timestamp() + 2 * 3600 + 60  # 11:01, the oldest minute kept
