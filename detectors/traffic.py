@@ -8,7 +8,7 @@ through :meth:`TrafficDetector.report`:
   the newest CDR end it saw): per UTC minute, the call *attempts* that started in it (every
   direction, answered or not) and the *answered seconds* carried in it (the talk time, answer
   to end, of every answered call, spread over the minutes it spans: 60 s in a minute is one
-  call in progress all minute long). Only minutes with traffic are stored;
+  call in progress all minute long), in blocks of an hour;
 * the **latest calls**: the newest ``recent_calls`` CDRs it saw (end order), in a compact form,
   so that the call ids an event's evidence names can be looked up while they are still held.
 
@@ -31,8 +31,8 @@ from tollguard.events import ScopeKind
 #: Seconds in one point of the series.
 MINUTE_S = 60
 
-# stored minute: [attempts, answered seconds]
-_ATTEMPTS, _ANSWERED_S = range(2)
+#: Minutes in one stored block of the series (an hour).
+BLOCK_MINUTES = 60
 
 
 class TrafficParams(DetectorParams):
@@ -41,20 +41,23 @@ class TrafficParams(DetectorParams):
     series_s: int = Field(
         86_400, ge=3600, le=86_400,
         description="seconds of event time kept in the per-minute traffic series of the NOC's customer view "
-                    "(at most 1440 minutes, about 35 kB of state per customer)",
+                    "(in blocks of an hour: about 10 kB of state per customer)",
     )
     recent_calls: int = Field(
         200, ge=0, le=2000,
-        description="newest CDRs kept per customer, so the NOC can open the calls behind an event's evidence",
+        description="newest CDRs kept per customer, so the NOC can open the calls behind an event's evidence "
+                    "(about 180 bytes of state each)",
     )
 
 
 class TrafficDetector(Detector[TrafficParams]):
     """Per-minute attempts and answered minutes, and the latest calls, of one customer (never decides).
 
-    State: ``{"newest_s": float or None, "floor": int or None, "minutes": {"<minute index>":
-    [attempts, answered_s]}, "calls": [compact CDR rows, oldest first]}``; a minute index is
-    UTC epoch seconds // 60, ``floor`` the oldest index that may still be stored.
+    State: ``{"newest_s": float or None, "floor": int or None, "hours": {"<hour index>": [60 attempts,
+    then 60 answered seconds, one per minute of the hour]}, "calls": [[the CALL_FIELDS values], ...
+    oldest first]}``; a minute index is UTC epoch seconds // 60, an hour index a minute index // 60,
+    ``floor`` the oldest minute index kept (older minutes read 0). Per customer at most 25 hours of
+    120 numbers and ``recent_calls`` rows: about 10 kB + 180 bytes a call of JSON.
 
     Examples
     --------
@@ -83,7 +86,7 @@ class TrafficDetector(Detector[TrafficParams]):
     decides: ClassVar[bool] = False
 
     def initial_state(self) -> dict[str, Any]:
-        return {"newest_s": None, "floor": None, "minutes": {}, "calls": []}
+        return {"newest_s": None, "floor": None, "hours": {}, "calls": []}
 
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         p = self.params(ctx)
@@ -91,37 +94,39 @@ class TrafficDetector(Detector[TrafficParams]):
         if state["newest_s"] is None or end_s > state["newest_s"]:
             state["newest_s"] = end_s
         cutoff = int((state["newest_s"] - p.series_s) // MINUTE_S) + 1  # oldest minute kept
-        minutes: dict[str, list[float]] = state["minutes"]
+        self._expire(state, cutoff)
+        hours: dict[str, list[float]] = state["hours"]
         start_m = int(cdr.start.timestamp() // MINUTE_S)
         if start_m >= cutoff:
-            minutes.setdefault(str(start_m), [0, 0.0])[_ATTEMPTS] += 1
+            _block(hours, start_m)[start_m % BLOCK_MINUTES] += 1
         if cdr.answered:
             talk_from = end_s - cdr.billsec_s if cdr.answer is None else cdr.answer.timestamp()
             for m in range(max(int(talk_from // MINUTE_S), cutoff), int(end_s // MINUTE_S) + 1):
                 carried = min(end_s, (m + 1) * MINUTE_S) - max(talk_from, m * MINUTE_S)
                 if carried > 0:
-                    slot = minutes.setdefault(str(m), [0, 0.0])
-                    slot[_ANSWERED_S] = round(slot[_ANSWERED_S] + carried, 3)
-        self._expire(state, cutoff)
+                    block, i = _block(hours, m), BLOCK_MINUTES + m % BLOCK_MINUTES
+                    block[i] = round(block[i] + carried, 3)
         if p.recent_calls:
             calls = state["calls"]
-            calls.append(call_row(cdr))
+            calls.append(_call_values(cdr))
             del calls[: max(0, len(calls) - p.recent_calls)]
         return []
 
     @staticmethod
     def _expire(state: dict[str, Any], cutoff: int) -> None:
-        """Drop the minutes before ``cutoff`` (a minute index): the steps since the last expiry, or one scan."""
-        minutes, floor = state["minutes"], state["floor"]
-        if floor is not None and cutoff <= floor:
+        """Forget the minutes before ``cutoff`` (a minute index): older hours dropped, the rest of the oldest zeroed."""
+        if state["floor"] is not None and cutoff <= state["floor"]:
             return
-        if floor is None or cutoff - floor > len(minutes):
-            for key in [k for k in minutes if int(k) < cutoff]:
-                del minutes[key]
-        else:
-            for m in range(floor, cutoff):
-                minutes.pop(str(m), None)
         state["floor"] = cutoff
+        hours = state["hours"]
+        for key in list(hours):
+            first = int(key) * BLOCK_MINUTES
+            if first + BLOCK_MINUTES <= cutoff:
+                del hours[key]
+            elif first < cutoff:
+                block = hours[key]
+                for i in range(cutoff - first):
+                    block[i], block[BLOCK_MINUTES + i] = 0, 0.0
 
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         """Nothing to forget: the series is what happened, not evidence (a cleared verdict keeps it)."""
@@ -136,12 +141,24 @@ class TrafficDetector(Detector[TrafficParams]):
         "disposition"}``.
         """
         rows: list[dict[str, Any]] = []
-        for m in sorted(int(k) for k in state["minutes"]):
-            attempts, answered_s = state["minutes"][str(m)]
-            rows.append({"kind": "minute", "minute_s": m * MINUTE_S, "attempts": int(attempts),
-                         "answered_min": round(answered_s / MINUTE_S, 2)})
-        rows += [dict(call, kind="call") for call in reversed(state["calls"])]
+        for hour in sorted(int(k) for k in state["hours"]):
+            block = state["hours"][str(hour)]
+            for i in range(BLOCK_MINUTES):
+                attempts, answered_s = block[i], block[BLOCK_MINUTES + i]
+                if attempts or answered_s:
+                    rows.append({"kind": "minute", "minute_s": (hour * BLOCK_MINUTES + i) * MINUTE_S,
+                                 "attempts": int(attempts), "answered_min": round(answered_s / MINUTE_S, 2)})
+        rows += [dict(zip(CALL_FIELDS, values, strict=True), kind="call") for values in reversed(state["calls"])]
         return rows
+
+
+def _block(hours: dict[str, list[float]], minute: int) -> list[float]:
+    """The stored hour of a minute index (created empty)."""
+    key = str(minute // BLOCK_MINUTES)
+    block = hours.get(key)
+    if block is None:
+        block = hours[key] = [0] * BLOCK_MINUTES + [0.0] * BLOCK_MINUTES
+    return block
 
 
 #: The fields of a CDR the page shows (:func:`call_row`).
@@ -155,18 +172,15 @@ def call_row(cdr: CallDetailRecord) -> dict[str, Any]:
     >>> call_row(make_cdr(start_s=0, end_s=9.5, disposition="BUSY"))["end"], call_row(make_cdr())["answer"]
     ('2026-01-05T09:00:09.500000Z', '2026-01-05T09:00:00Z')
     """
-    return {
-        "call_id": cdr.call_id,
-        "direction": cdr.direction.value,
-        "caller": cdr.caller,
-        "callee": cdr.callee,
-        "did": cdr.did,
-        "start": _iso(cdr.start),
-        "answer": _iso(cdr.answer) if cdr.answer is not None else None,
-        "end": _iso(cdr.end),
-        "billsec_s": cdr.billsec_s,
-        "disposition": cdr.disposition.value,
-    }
+    return dict(zip(CALL_FIELDS, _call_values(cdr), strict=True))
+
+
+def _call_values(cdr: CallDetailRecord) -> list[Any]:
+    """The values of :data:`CALL_FIELDS`, in order (a stored call)."""
+    return [
+        cdr.call_id, cdr.direction.value, cdr.caller, cdr.callee, cdr.did, _iso(cdr.start),
+        _iso(cdr.answer) if cdr.answer is not None else None, _iso(cdr.end), cdr.billsec_s, cdr.disposition.value,
+    ]
 
 
 def _iso(at: datetime) -> str:
