@@ -81,7 +81,7 @@ class TrafficDetector(Detector[TrafficParams]):
     """
 
     name = "traffic"
-    clause = "8.6"
+    clause = "8.6"  # anomalous traffic is watched (the interface asks for one; no event ever carries it)
     params_model = TrafficParams
     decides: ClassVar[bool] = False
 
