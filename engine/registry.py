@@ -18,6 +18,7 @@ from detectors.base import Detector
 from detectors.did_concurrency import DidConcurrencyDetector
 from detectors.premium_destination import PremiumDestinationDetector
 from detectors.spend import SpendDetector
+from detectors.traffic import TrafficDetector
 from models.detector import AnomalyDetector
 from tollguard import rules as _rules
 
@@ -30,6 +31,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     BandwidthDetector,
     SpendDetector,
     AnomalyDetector,
+    TrafficDetector,
 )
 
 #: The rules file's schema: the generic sections plus one thresholds section per detector.
