@@ -21,6 +21,7 @@ from rich.table import Table
 
 from engine.registry import load_rules
 from streams.replay import Replay, ReplaySummary
+from tollguard.adapters.call_events import CALL_EVENT_FORMATS
 from tollguard.errors import RulesError
 from tollguard.events import Event
 from tollguard.rules import Rules
@@ -116,6 +117,13 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
     for reason, count in summary.rejects_by_reason.most_common(6):
         table.add_row(f"    {reason}", f"{count:,}")
     table.add_row("comment/blank lines", f"{summary.skipped:,}")
+    if summary.call_event_files:
+        table.add_row("call-event inputs", f"{summary.call_event_inputs:,}")
+        table.add_row("  accepted", f"{summary.call_events:,}")
+        table.add_row("    of calls already completed", f"{summary.call_events_completed:,}")
+        table.add_row("  rejected", f"{summary.call_events_rejected:,}")
+        table.add_row("  not call events (skipped)", f"{summary.call_events_skipped:,}")
+        table.add_row("calls closed without end event", f"{summary.calls_closed:,}")
     if summary.verdicts_applied or summary.verdicts_refused:
         table.add_row("verdicts applied", f"{summary.verdicts_applied:,}")
         table.add_row("verdicts refused", f"{summary.verdicts_refused:,}")
@@ -150,10 +158,17 @@ def replay(
     verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    call_events: Annotated[list[Path] | None, typer.Option(
+        "--call-events", help="call-event files (calls in progress, DESIGN §3b), interleaved with the CDRs "
+        "in arrival order; repeat for several")] = None,
+    call_events_fmt: Annotated[str, typer.Option(
+        "--call-events-format", help=f"one of {', '.join(CALL_EVENT_FORMATS)}")] = "auto",
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     _check_format(fmt)
-    _check_files([*(files or []), *([verifications] if verifications else [])])
+    if call_events_fmt not in CALL_EVENT_FORMATS:
+        raise _usage(f"unknown call-event format {call_events_fmt!r}; expected one of {', '.join(CALL_EVENT_FORMATS)}")
+    _check_files([*(files or []), *([verifications] if verifications else []), *(call_events or [])])
     ruleset = _rules(rules)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
@@ -166,7 +181,7 @@ def replay(
             if len(shown) < SHOWN_EVENTS:
                 shown.append(event)
 
-        total = sum(p.stat().st_size for p in paths)
+        total = sum(p.stat().st_size for p in [*paths, *(call_events or [])])
         with _open_out(out) as out_handle, _open_out(rejects) as rej_handle:
             run = Replay(ruleset, out_handle, rej_handle, on_event=keep, model=anomaly_model)
             if verifications is not None:
@@ -183,13 +198,20 @@ def replay(
                 transient=True,
             ) as bar:
                 task = bar.add_task("replay", total=total)
-                for path in paths:
+                if call_events:
+                    run.run_interleaved(paths, call_events, fmt, call_events_fmt,
+                                        progress=lambda n: bar.advance(task, n))
+                for path in [] if call_events else paths:
                     bar.update(task, description=path.name)
                     run.run_file(path, fmt, progress=lambda n: bar.advance(task, n))
             summary = run.finish()
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
+    if summary.call_events_rejected:
+        err.print(f"[yellow]{summary.call_events_rejected} call event(s) rejected[/yellow]; reasons in {rejects}")
+        if not (summary.rejected or summary.verdicts_refused):
+            raise typer.Exit(1)
     if summary.rejected or summary.verdicts_refused:
         err.print(
             f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "
