@@ -336,10 +336,25 @@ def produce(
     rules: Annotated[Path | None, typer.Option(help="rules file (ingest settings)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Feed CDR files into Kafka (kafka-python producer), one message per CDR line."""
-    from streams.app import StreamSettings
-    from streams.produce import produce_files
+    """Feed CDR files into Kafka (kafka-python producer), one message per CDR line.
 
+    With ``--topic [prefix]call-events`` the files are call events (DESIGN §3b; ``--format`` one of
+    the call-event formats), one message per event.
+    """
+    from streams.app import StreamSettings
+    from streams.produce import produce_call_events, produce_files
+
+    if topic.endswith("call-events"):
+        if fmt not in CALL_EVENT_FORMATS:
+            raise _usage(f"--format must be one of {', '.join(CALL_EVENT_FORMATS)} for call events, got {fmt!r}")
+        _check_files(files)
+        ruleset = _rules(rules)
+        settings = StreamSettings.from_env(broker=broker)
+        summary = produce_call_events(files, settings.broker, topic, ruleset, fmt=fmt, rate=rate)
+        if not quiet:
+            err.print(f"sent {summary.sent:,} call event(s) to {topic}; {summary.unparsable:,} of them will be "
+                      f"dead-lettered by the worker; {summary.skipped:,} comment(s) or other event(s) not sent")
+        return
     _check_format(fmt)
     _check_files(files)
     ruleset = _rules(rules)
