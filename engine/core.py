@@ -275,8 +275,9 @@ class Engine:
         customer's event time (as a CDR's end does); then calls whose CDR is no longer awaited
         (``engine.cdr_wait_s`` after their end) or that stayed open ``engine.max_call_open_s``
         are given to the detectors as the records their events make, and the calls in progress
-        are evaluated (:meth:`_in_progress`) at every start and answer, and otherwise at most
-        every ``engine.live_interval_s`` of event time.
+        are evaluated (:meth:`_in_progress`) when a call is first seen up (its start, or its
+        answer where the switch reports no start), and otherwise at most every
+        ``engine.live_interval_s`` of event time (minutes and cost accruing, answers).
         """
         call_id = event.call_id
         if call_id in state.released or call_id in state.pending:
@@ -300,7 +301,7 @@ class Engine:
             events = self._release(state, at_s - self._lateness_s)
         elif closed:
             events = self._release(state, state.max_end_s - self._lateness_s)
-        new_call_up = changed and event.event is not CallEventKind.END
+        new_call_up = status == "accepted" and event.event is not CallEventKind.END  # a call attempt seen first
         if new_call_up or now_s >= state.live_eval_s + self._live_interval_s:
             events += self._in_progress(state, now_s)
         return IngestResult(status, events, closed=closed)

@@ -252,6 +252,9 @@ def simulate_cmd(
         "add honest traps (a hotline at exactly 20 calls, a heavy toll-free caller, a firm calling 40 "
         "countries, a G.729 customer, CDRs delivered twice, emergency calls, ...); labelled with no "
         "required level"))] = False,
+    call_events: Annotated[str | None, typer.Option("--call-events", help=(
+        "also write the calls' call events (start, answer, end; call-events-jsonl, in time order) to this "
+        "file: replay them with --call-events FILE"))] = None,
 ) -> None:
     """Write labelled simulated traffic: benign customers plus injected fraud episodes.
 
@@ -277,7 +280,15 @@ def simulate_cmd(
         )
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    count = simulate.write(sim.records(), fmt, out, timezone=timezone)
+    if call_events:
+        from tollguard.simulate.call_events import call_events_of, write_call_events
+
+        records = list(sim.records())
+        count = simulate.write(records, fmt, out, timezone=timezone)
+        n_events = write_call_events(call_events_of(records), call_events)
+        err.print(f"{n_events:,} call events written to {call_events}")
+    else:
+        count = simulate.write(sim.records(), fmt, out, timezone=timezone)
     if labels:
         simulate.write_labels(sim.labels + sim.trap_labels, labels)
     if rules_out:

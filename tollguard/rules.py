@@ -81,7 +81,7 @@ class EngineSettings(_Strict):
     live_interval_s: float = Field(
         30, ge=1, le=3600,
         description="calls in progress: at most this much event time between two evaluations of minutes and cost "
-        "accrued by calls still up (every call start and answer is evaluated at once)",
+        "accrued by calls still up (a call first seen up is evaluated at once)",
     )  # fmt: skip
     widen_to_account_after: int = Field(
         0,
