@@ -34,6 +34,13 @@ to labels:
 The matching is `tollguard.simulate.matching` (`tollguard backtest --labels` uses it too).
 
 The anomaly model sees the volume anomaly only with ``--model FILE``.
+
+With ``--call-events`` the seed's calls also give their call events (start, answer, end:
+``tollguard.simulate.call_events``), replayed interleaved with the CDRs in arrival order
+(``tollguard replay --call-events``): the detectors then see calls while they run (DESIGN §3b).
+Either way the DID-concurrency episodes also report how long after its 21st simultaneous call
+was up (the first moment the DID's calls, ringing included, exceeded its capacity) the
+``capacity_increase`` came (``did_delay_s``).
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,8 +88,33 @@ def _rules(profiles: list[Any], rules_path: Path, workdir: Path) -> Any:
     return load_rules(path)
 
 
+def _over_capacity_at(spans: list[tuple[float, float]], capacity: int) -> float | None:
+    """First moment more than ``capacity`` of the calls ``[start, end)`` are up, or None."""
+    points = sorted([(s, 1) for s, e in spans if e > s] + [(e, -1) for s, e in spans if e > s])
+    up = 0
+    for t, delta in points:
+        up += delta
+        if up > capacity:
+            return t
+    return None
+
+
+def _did_delay(lab: Any, evs: list[Any], did_spans: dict[tuple[str, str], dict[str, tuple[float, float]]],
+               rules: Any) -> float | None:
+    """Event time (s) from the DID's first moment over capacity to its first ``capacity_increase``, or None."""
+    from tollguard.simulate import matching
+
+    if lab.kind != "did_concurrency" or lab.scope.get("kind") != "did":
+        return None
+    did = lab.scope["value"]
+    capacity = rules.context(lab.customer_id).capacity_of(did, 20)
+    over_s = _over_capacity_at(list(did_spans[(lab.customer_id, did)].values()), capacity)
+    first = next((ev for ev in evs if ev["type"] == "capacity_increase" and ev.get("did") == did), None)
+    return None if over_s is None or first is None else round(matching.event_time_s(first) - over_s, 3)
+
+
 def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_path: str | None,
-             coverage: float) -> dict[str, Any]:
+             coverage: float, call_events: bool = False) -> dict[str, Any]:
     """Simulate, replay and match one seed; a JSON-ready result."""
     from streams.replay import replay_files
     from tollguard.simulate import matching, run_scenario, write
@@ -94,11 +126,17 @@ def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_pat
     profiles = {p.customer_id: p for p in sim.profiles}
     watched = {lab.customer_id for lab in sim.labels}
     calls_of: dict[str, tuple[str, str, str, str | None]] = {}
+    did_spans: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
+    kept: list[Any] = []
 
     def keep(records: Any) -> Any:
         for r in records:
             if r.customer_id in watched:
                 calls_of[r.call_id] = (r.direction.value, r.caller, r.callee, r.did)
+                if r.did:
+                    did_spans[(r.customer_id, r.did)][r.call_id] = (r.start.timestamp(), r.end.timestamp())
+            if call_events:
+                kept.append(r)
             yield r
 
     model = None
@@ -110,10 +148,17 @@ def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_pat
         work = Path(tmp)
         data = work / "cdrs.jsonl"
         n_cdrs = write(keep(sim.records()), "jsonl", data)
+        extra: dict[str, Any] = {}
+        if call_events:
+            from tollguard.simulate.call_events import call_events_of, write_call_events
+
+            write_call_events(call_events_of(kept), work / "call-events.jsonl")
+            extra = {"call_events": [work / "call-events.jsonl"], "call_events_fmt": "call-events-jsonl"}
+            kept.clear()
         rules = _rules(list(profiles.values()), Path(rules_path), work)
         t_sim = time.perf_counter()
         out, rej = io.StringIO(), io.StringIO()
-        summary = replay_files([data], rules, out, rej, fmt="jsonl", model=model)
+        summary = replay_files([data], rules, out, rej, fmt="jsonl", model=model, **extra)
     t_replay = time.perf_counter()
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     by_customer = matching.by_customer(events)
@@ -130,6 +175,7 @@ def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_pat
         got = matching.match_episode(lab.to_json_dict(), by_customer.get(lab.customer_id, []), calls, home_cc,
                                      coverage)
         used_events.update(id(ev) for ev in got.touching)
+        did_delay = _did_delay(lab, by_customer.get(lab.customer_id, []), did_spans, rules)
         episodes.append({
             "kind": lab.kind,
             "customer_id": lab.customer_id,
@@ -148,6 +194,7 @@ def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_pat
             "detectors": got.detectors,
             "events": [brief(dict(ev)) for ev in got.touching],
             "customer_calls_per_hour_peak": profiles[lab.customer_id].calls_per_hour_peak,
+            "did_delay_s": did_delay,
         })
     # events on customers with an episode that do not touch it (other scopes, before it)
     off_target = [brief(ev) for cid in watched for ev in by_customer.get(cid, []) if id(ev) not in used_events]
@@ -199,6 +246,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         ttd = [e["ttd_required_s"] for e in eps if e["detected_required"]]
         ttd_any = [e["ttd_any_s"] for e in eps if e["detected_any"]]
+        delays = [e["did_delay_s"] for e in eps if e.get("did_delay_s") is not None]
         kinds[kind] = {
             "episodes": len(eps),
             "required_level": eps[0]["required_level"],
@@ -210,6 +258,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             "ttd_p90_s": _pct(ttd, 0.9),
             "ttd_any_median_s": statistics.median(ttd_any) if ttd_any else None,
             "detectors": dict(Counter(d for e in eps for d in e["detectors"])),
+            "did_delay_median_s": statistics.median(delays) if delays else None,
+            "did_delay_max_s": max(delays) if delays else None,
         }
     benign = [dict(ev, seed=r["seed"]) for r in results for ev in r["benign_events"]]
     plain = [ev for ev in benign if ev["trap"] is None]
@@ -258,7 +308,8 @@ def render(summary: dict[str, Any], args: argparse.Namespace, wall_s: float) -> 
         f"seeds {len(summary['seeds'])} ({summary['seeds'][0]}..{summary['seeds'][-1]}), {args.customers} customers, "
         f"{args.hours:g} h from {START:%a %Y-%m-%d} 00:00 UTC, ~{summary['cdrs_per_seed']:,.0f} CDRs a seed, "
         f"coverage >= {args.coverage:g}, rules {Path(args.rules).name}"
-        + (f", model {args.model}" if args.model else ", no model") + f"; {wall_s:.0f} s wall",
+        + (f", model {args.model}" if args.model else ", no model")
+        + (", CDRs + call events" if args.call_events else ", CDRs only") + f"; {wall_s:.0f} s wall",
         "",
         "| episode kind | required | detected at required level | detected at any level | median TTD | p90 TTD "
         "| median TTD (any) | detectors that touched it |",
@@ -287,6 +338,10 @@ def render(summary: dict[str, Any], args: argparse.Namespace, wall_s: float) -> 
     for kind, row in summary["traps"].items():
         evs = ", ".join(f"{k} {n}" for k, n in sorted(row["events_by_type_detector"].items())) or "-"
         lines.append(f"| {kind} | {row['traps']} | {row['with_events']} | {row['suspended']} | {evs} |")
+    did = summary["per_kind"].get("did_concurrency")
+    if did and did["did_delay_median_s"] is not None:
+        lines += ["", f"DID over capacity: capacity_increase {did['did_delay_median_s']:.3f} s (median), "
+                  f"{did['did_delay_max_s']:.3f} s (max) of event time after the DID's 21st simultaneous call was up."]
     off = summary["off_target_events_on_episode_customers"]
     lines += ["", "Events on episode customers that touch none of the episode's calls: "
               + (", ".join(f"{k} {n}" for k, n in sorted(off.items())) or "none") + "."]
@@ -329,12 +384,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of an episode's calls the events' scopes must cover (default 0.5)")
     parser.add_argument("--json", action="store_true", help="print the summary and every seed's result as JSON")
     parser.add_argument("--misses", action="store_true", help="also list each missed episode and its events")
+    parser.add_argument("--call-events", action="store_true",
+                        help="also replay the calls' call events (start, answer, end) interleaved with the CDRs")
     args = parser.parse_args(argv)
     if args.customers < 20:
         parser.error("--customers must be at least 20 (9 episodes and 8 traps on distinct customers)")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     began = time.perf_counter()
-    job = (args.customers, args.hours, args.rules, args.model, args.coverage)
+    job = (args.customers, args.hours, args.rules, args.model, args.coverage, args.call_events)
     if args.jobs <= 1:
         results = [run_seed(s, *job) for s in seeds]
     else:

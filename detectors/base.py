@@ -155,6 +155,16 @@ class Detector(Generic[P]):
     params_model: ClassVar[type[DetectorParams]]
     #: False for a monitor that only keeps what :meth:`report` shows (e.g. ``traffic``): it never decides.
     decides: ClassVar[bool] = True
+    #: Whether the engine shows this detector the calls in progress (DESIGN §3b): on each
+    #: evaluation a *copy* of its state also takes, as CDRs, every call known from its events
+    #: and not yet completed by its CDR (``end`` = now for a call still up, ``billsec_s`` the
+    #: talk time so far), and its decisions are emitted; the detector's own state only ever
+    #: takes each call's CDR, once. Only detectors whose evidence a call still up cannot
+    #: fake set it (a ringing call is no one-ring Wangiri attempt, no low ASR).
+    sees_calls_in_progress: ClassVar[bool] = False
+    #: Threshold values that hold on that copy instead of the customer's (e.g. ``did_concurrency``'s
+    #: ``settle_s`` 0: the calls up now are all known from their events).
+    in_progress_params: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

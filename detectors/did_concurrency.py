@@ -34,7 +34,7 @@ from __future__ import annotations
 import bisect
 import math
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -104,6 +104,9 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
     name = "did_concurrency"
     clause = "6.1"
     params_model = DidConcurrencyParams
+    sees_calls_in_progress = True
+    #: The calls up now are all known from their events: a peak over capacity is final at once.
+    in_progress_params: ClassVar[dict[str, Any]] = {"settle_s": 0.0}
 
     def initial_state(self) -> dict[str, Any]:
         return {"dids": {}, "last_end_s": 0.0, "due_s": 0.0}

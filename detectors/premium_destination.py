@@ -228,6 +228,7 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
     name = "premium_destination"
     clause = "8.2"
     params_model = PremiumDestinationParams
+    sees_calls_in_progress = True
 
     def initial_state(self) -> dict[str, Any]:
         return {

@@ -92,6 +92,7 @@ class SpendDetector(Detector[SpendParams]):
     name = "spend"
     clause = "8.2"
     params_model = SpendParams
+    sees_calls_in_progress = True
 
     def initial_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {}

@@ -14,6 +14,7 @@ its reason (replay writes it to the rejects file, the stream to the dead-letter 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import Counter
@@ -22,15 +23,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
 from detectors.base import CustomerContext, Decision, Detector, level_decision
+from engine.calls import apply_event, in_progress_rows, new_call, record_of
 from engine.registry import build_detectors
+from tollguard.calls import CallEvent, CallEventKind
 from tollguard.cdr import CallDetailRecord, merge_legs
 from tollguard.context import REPORT_ONLY, from_epoch, iso
 from tollguard.errors import VerdictError
 from tollguard.events import CoS, Event, EventType, Scope, ScopeKind, Verdict, event_id_for
 from tollguard.rules import Rules
 
-Status = Literal["accepted", "merged", "duplicate", "late"]
+Status = Literal["accepted", "merged", "duplicate", "late", "completed"]
+
+#: How long (s) a call still up is taken to last past the evaluation time in the view of the
+#: calls in progress: a call that starts now is up now (a zero-length call overlaps nothing).
+UP_EPSILON_S = 0.001
 
 #: Shortest time (event time, s) a customer's emitted event ids are remembered, so none
 #: repeats: a week, the longest detector window the rules accept (longer when the rules'
@@ -84,6 +93,13 @@ class CustomerState:
     expiry: list[tuple[float, int, str]] = field(default_factory=list)
     #: Event time of the last pruning of ``emitted`` (not serialised: a restored state prunes at once).
     emitted_pruned_s: float = float("-inf")
+    #: Calls known from call events and not yet completed by their CDR: call_id -> entry
+    #: (:mod:`engine.calls`). Part of the stored state, so a restarted worker still knows them.
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Newest call-event time (UTC epoch s) and the event time of the last evaluation of the
+    #: calls in progress.
+    live_s: float = float("-inf")
+    live_eval_s: float = float("-inf")
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
@@ -97,6 +113,9 @@ class CustomerState:
             "open": self.open,
             "closed": self.closed,
             "emitted": self.emitted,
+            "calls": self.calls,
+            "live_s": self.live_s if self.live_s != float("-inf") else None,
+            "live_eval_s": self.live_eval_s if self.live_eval_s != float("-inf") else None,
         }
 
     @classmethod
@@ -117,6 +136,9 @@ class CustomerState:
             open=data["open"],
             closed=data.get("closed", {}),
             emitted=dict(data.get("emitted", {})),
+            calls=dict(data.get("calls") or {}),
+            live_s=float("-inf") if data.get("live_s") is None else data["live_s"],
+            live_eval_s=float("-inf") if data.get("live_eval_s") is None else data["live_eval_s"],
         )
 
 
@@ -124,13 +146,17 @@ class CustomerState:
 class IngestResult:
     """What happened to one record.
 
-    ``accepted`` (a new call), ``merged`` (another leg of a waiting call),
-    ``duplicate`` (a row already seen: counted once, no effect) or ``late`` (refused).
+    ``accepted`` (a new call), ``merged`` (another leg of a waiting call, or a further event
+    of a known call), ``duplicate`` (a row already seen: counted once, no effect), ``late``
+    (refused) or ``completed`` (a call event of a call whose CDR was already taken: no effect).
+    ``closed`` gives, for each call known from its events that this input closed without its
+    end event, the reason (``engine.max_call_open_s`` passed, or the end of the input).
     """
 
     status: Status
     events: list[Event]
     reason: str | None = None
+    closed: list[str] = field(default_factory=list)
 
 
 def _utcnow() -> datetime:
@@ -163,6 +189,10 @@ class Engine:
         self.detectors: list[Detector] = list(detectors) if detectors is not None else build_detectors(model)
         self.clock = clock
         self._contexts: dict[str, CustomerContext] = {}
+        self._live_contexts: dict[str, tuple[CustomerContext, CustomerContext]] = {}
+        self._max_open_s = rules.engine.max_call_open_s
+        self._cdr_wait_s = rules.engine.cdr_wait_s
+        self._live_interval_s = rules.engine.live_interval_s
         self._active: dict[str, tuple[CustomerContext, list[Detector]]] = {}
         #: customer -> the context its detectors last ran with, for customers not run since a rules change
         self._before: dict[str, CustomerContext] = {}
@@ -241,6 +271,7 @@ class Engine:
                 f"late CDR: call {cdr.call_id} ended at {iso(end_s)}, {behind:.0f} s before the newest CDR of "
                 f"customer {cdr.customer_id} (allowed lateness {self._lateness_s:.0f} s)",
             )
+        state.calls.pop(cdr.call_id, None)  # its CDR completes a call known from its events
         state.seen[leg_key] = end_s
         heapq.heappush(state.expiry, (end_s, 0, leg_key))
         held = state.pending.get(cdr.call_id)
@@ -254,8 +285,145 @@ class Engine:
         return IngestResult("accepted" if held is None else "merged", events)
 
     def flush(self, state: CustomerState) -> list[Event]:
-        """End of input: release every waiting CDR and let detectors close what is open."""
+        """End of input: release every waiting CDR and let detectors close what is open.
+
+        Calls known from their events and not completed by a CDR are given to the detectors
+        as the records their events make; a call still up is closed at the customer's newest
+        event time.
+        """
+        if state.calls:
+            self._close_calls(state, float("inf"))
         return self._release(state, float("inf"))
+
+    # -- calls in progress (DESIGN §3b) ---------------------------------------------------------
+    def ingest_call(self, state: CustomerState, event: CallEvent) -> IngestResult:
+        """Take one call event of ``state``'s customer, in arrival order; return its fate and any events.
+
+        The call is known from its first event; its CDR, when it comes, completes it (an event
+        of a call whose CDR was taken is ``completed``: no effect). The event's time moves the
+        customer's event time (as a CDR's end does); then calls whose CDR is no longer awaited
+        (``engine.cdr_wait_s`` after their end) or that stayed open ``engine.max_call_open_s``
+        are given to the detectors as the records their events make, and the calls in progress
+        are evaluated (:meth:`_in_progress`) when a call is first seen up (its start, or its
+        answer where the switch reports no start), and otherwise at most every
+        ``engine.live_interval_s`` of event time (minutes and cost accruing, answers).
+        """
+        call_id = event.call_id
+        if call_id in state.released or call_id in state.pending:
+            return IngestResult("completed", [], f"call {call_id} was already completed by its CDR")
+        at_s = event.at.timestamp()
+        call = state.calls.get(call_id)
+        if call is None:
+            call = state.calls[call_id] = new_call(event)
+            apply_event(call, event)
+            status: Status = "accepted"
+            changed = True
+        else:
+            changed = apply_event(call, event)
+            status = "merged" if changed else "duplicate"
+        now_s = max(state.live_s, at_s)
+        state.live_s = now_s
+        closed = self._close_calls(state, now_s)
+        events: list[Event] = []
+        if at_s > state.max_end_s:
+            state.max_end_s = at_s
+            events = self._release(state, at_s - self._lateness_s)
+        elif closed:
+            events = self._release(state, state.max_end_s - self._lateness_s)
+        new_call_up = status == "accepted" and event.event is not CallEventKind.END  # a call attempt seen first
+        if new_call_up or now_s >= state.live_eval_s + self._live_interval_s:
+            events += self._in_progress(state, now_s)
+        return IngestResult(status, events, closed=closed)
+
+    def _close_calls(self, state: CustomerState, now_s: float) -> list[str]:
+        """Give the detectors (through the reorder buffer) the calls done waiting; the reasons of forced closes."""
+        reasons: list[str] = []
+        final = not math.isfinite(now_s)
+        for call_id, call in list(state.calls.items()):
+            end_s = call["end"]
+            if end_s is not None:
+                if not final and end_s + self._cdr_wait_s > now_s:
+                    continue
+            elif final:
+                call["end"] = max(call["start"], state.live_s)
+                reasons.append(
+                    f"call {call_id} of customer {state.customer_id} closed at {iso(call['end'])}: still up at the "
+                    "end of the input"
+                )
+            elif call["start"] + self._max_open_s <= now_s:
+                call["end"] = call["start"] + self._max_open_s
+                reasons.append(
+                    f"call {call_id} of customer {state.customer_id} closed at {iso(call['end'])}: no end event "
+                    f"{self._max_open_s:.0f} s after its start (engine.max_call_open_s)"
+                )
+            else:
+                continue
+            del state.calls[call_id]
+            self._admit(state, record_of(call_id, state.customer_id, call))
+        return reasons
+
+    def _admit(self, state: CustomerState, cdr: CallDetailRecord) -> None:
+        """Put the record a call's events made into the reorder buffer (it is never late: its CDR never came)."""
+        end_s = cdr.end.timestamp()
+        leg_key = f"{cdr.call_id}\x1f{cdr.call_id}"
+        state.seen[leg_key] = end_s
+        heapq.heappush(state.expiry, (end_s, 0, leg_key))
+        state.pending[cdr.call_id] = cdr
+        heapq.heappush(state.heap, (end_s, cdr.call_id))
+
+    def _in_progress_context(self, ctx: CustomerContext) -> CustomerContext:
+        """``ctx`` with the detectors' :attr:`Detector.in_progress_params` applied (cached per context)."""
+        hit = self._live_contexts.get(ctx.customer_id)
+        if hit is None or hit[0] is not ctx:
+            params = dict(ctx.params)
+            for det in self.detectors:
+                if det.in_progress_params and det.name in params:
+                    params[det.name] = params[det.name].model_copy(update=det.in_progress_params)
+            hit = self._live_contexts[ctx.customer_id] = (ctx, dataclasses.replace(ctx, params=params))
+        return hit[1]
+
+    def _in_progress(self, state: CustomerState, now_s: float) -> list[Event]:
+        """Decisions on the calls in progress at event time ``now_s`` (DESIGN §3b).
+
+        The detectors that see calls in progress (:attr:`Detector.sees_calls_in_progress`)
+        run on a copy of their state that also takes, in end order, the CDRs still waiting in
+        the reorder buffer and the records of the calls known from events (a call still up
+        ends ``now_s`` + :data:`UP_EPSILON_S`, its talk time counted so far), then event time
+        ``now_s``. Their decisions go through the same episodes as the CDRs' (a scope is not
+        suspended twice, an event id never emitted twice); the copy is dropped, so each call
+        is folded into the detectors' own state once, by its CDR.
+        """
+        state.live_eval_s = now_s
+        if not state.calls:
+            return []
+        ctx = self.context(state.customer_id)
+        active = [d for d in self._enabled(ctx) if d.sees_calls_in_progress]
+        if not active:
+            return []
+        for det in active:
+            state.detectors.setdefault(det.name, det.initial_state())
+        live_ctx = self._in_progress_context(ctx)
+        up_to_s = now_s + UP_EPSILON_S
+        view = list(state.pending.values())
+        for call_id, call in state.calls.items():
+            view.append(record_of(call_id, state.customer_id, call, None if call["end"] is not None else up_to_s))
+        view.sort(key=lambda cdr: (cdr.end, cdr.call_id))
+        copies = orjson.loads(orjson.dumps({d.name: state.detectors[d.name] for d in active}))
+        decisions: list[tuple[Detector, Decision]] = []
+        for cdr in view:
+            for det in active:
+                found = det.update(copies[det.name], cdr, live_ctx)
+                if found:
+                    decisions.extend((det, d) for d in found)
+        for det in active:
+            found = det.advance(copies[det.name], up_to_s, live_ctx)
+            if found:
+                decisions.extend((det, d) for d in found)
+        return self._to_events(state, ctx, decisions)
+
+    def calls_in_progress(self, state: CustomerState) -> list[dict[str, Any]]:
+        """The customer's calls still up (known from call events, no end yet), oldest first (``GET /v1/calls``)."""
+        return in_progress_rows(state.calls, state.customer_id)
 
     def _release(self, state: CustomerState, watermark_s: float) -> list[Event]:
         if not state.pending and state.max_end_s == float("-inf"):

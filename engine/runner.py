@@ -37,11 +37,13 @@ from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
 from tollguard.adapters import FORMATS
+from tollguard.adapters.call_events import CALL_EVENT_FORMATS
+from tollguard.calls import CallEvent
 from tollguard.cdr import CallDetailRecord
 from tollguard.errors import VerdictError
 from tollguard.events import Event, EventType, Verdict
 
-RejectKind = Literal["cdr", "verdict"]
+RejectKind = Literal["cdr", "verdict", "call_event"]
 
 #: Longest raw text a reject carries (characters): 64 Ki characters are at most 384 KiB of JSON.
 MAX_RAW_CHARS = 64 * 1024
@@ -63,7 +65,7 @@ class Reject:
         The input as received (undecodable bytes replaced).
     reason : str
         One sentence: what is wrong with it.
-    kind : {"cdr", "verdict"}
+    kind : {"cdr", "verdict", "call_event"}
         What the input was meant to be.
     """
 
@@ -138,6 +140,12 @@ class RunCounts:
     late: int = 0
     verdicts_applied: int = 0
     verdicts_refused: int = 0
+    #: call events taken (``call_events``), refused (``call_events_rejected``), of a call already
+    #: completed by its CDR (``call_events_completed``, no effect); calls closed without an end event
+    call_events: int = 0
+    call_events_rejected: int = 0
+    call_events_completed: int = 0
+    calls_closed: int = 0
     events_by_type: Counter[str] = field(default_factory=Counter)
     events_by_detector: Counter[str] = field(default_factory=Counter)
     rejects_by_reason: Counter[str] = field(default_factory=Counter)
@@ -192,7 +200,7 @@ def reason_class(reason: str) -> str:
     'bad timestamp'
     """
     head, sep, rest = reason.partition(": ")
-    text = rest if sep and (head in FORMATS or head == "auto") else reason
+    text = rest if sep and (head in FORMATS or head in CALL_EVENT_FORMATS) else reason
     for stop in (" '", ": ", ", got", " (", " at byte"):
         cut = text.find(stop)
         if cut > 0:
@@ -263,6 +271,32 @@ class Runner:
         if self._held and out.events:
             out.extend(self._settle_due(final=False))
         return out
+
+    def take_call_event(self, event: CallEvent, source: str, position: int | None) -> Outcome:
+        """One parsed call event (DESIGN §3b), in arrival order, through the customer's engine state."""
+        state = self.state(event.customer_id)
+        result = self.engine.ingest_call(state, event)
+        counts = self.counts
+        out = Outcome(status=result.status)
+        counts.call_events += 1
+        if result.status == "completed":
+            counts.call_events_completed += 1
+        else:
+            self.store.put(state)
+        counts.calls_closed += len(result.closed)
+        self._emitted(out, result.events)
+        at_s = event.at.timestamp()
+        if at_s > self.event_time_s:
+            self.event_time_s = at_s
+        if self._held and out.events:
+            out.extend(self._settle_due(final=False))
+        return out
+
+    def bad_call_event(self, source: str, position: int | None, raw: str, reason: str) -> Outcome:
+        """A call-event input that no adapter could read: a reject (kind ``call_event``) with its reason."""
+        self.counts.call_events_rejected += 1
+        self.counts.rejects_by_reason[reason_class(reason)] += 1
+        return Outcome(rejects=[Reject(source, position, raw, reason, "call_event")], status="unparsable")
 
     def take_unparsable(self, source: str, position: int | None, raw: str, reason: str) -> Outcome:
         """One input line that no adapter could read: a reject with its reason."""

@@ -3,7 +3,7 @@
 Topology (topic names without the configurable prefix, DESIGN §4)::
 
     cdrs ──parse──► cdrs-by-customer (key = customer_id) ──detect──► suspensions, alerts,
-      │                 ▲                  │                          capacity-increases,
+    call-events ──parse-calls──┘▲          │                          capacity-increases,
       │   verifications─┘ (verify: keyed   │                          compliance-notices,
       │                    by customer)    │                          reactivations
       └─► cdrs-dead-letter ◄───────────────┘ (late CDRs, refused verdicts)
@@ -11,6 +11,11 @@ Topology (topic names without the configurable prefix, DESIGN §4)::
 * ``parse`` turns each raw message (one CDR line of any supported format) into the
   canonical record, or sends it to ``cdrs-dead-letter`` as a :class:`engine.runner.Reject`
   (reason, raw value, source and offset): nothing is lost.
+* ``parse-calls`` does the same for ``call-events`` (calls in progress, DESIGN §3b): each
+  message (a call event of any supported format, the ``format`` header naming it) becomes the
+  canonical :class:`tollguard.calls.CallEvent` on ``cdrs-by-customer`` (wrapped as
+  ``{"call_event": …}``), or a reject of kind ``call_event`` on ``cdrs-dead-letter``; a message
+  that is no call event (another event type) is dropped, as replay skips it.
 * ``verify`` takes verdicts (key = the suspension's customer, as ``tollguard verify`` and
   the NOC page send them) and puts them on ``cdrs-by-customer`` under that key, so a
   verdict reaches the customer's runner in order with the customer's CDRs.
@@ -56,9 +61,11 @@ from engine.state import StateFormatError, join_state, split_state
 from streams.reload import RULES_POLL_S, RulesReloader
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
+from tollguard.adapters.call_events import CALL_EVENT_FORMATS, CallEventParser, NotACallEvent
+from tollguard.calls import CallEvent
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import TOPIC_OF_TYPE, Event, EventType, Verdict
-from tollguard.rules import Rules, owner_lookup
+from tollguard.rules import Rules
 
 log = logging.getLogger("tollguard.worker")
 
@@ -78,6 +85,9 @@ FETCH_MAX_WAIT_MS = 50
 
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
+
+#: Call events on ``cdrs-by-customer`` start with this (``{"call_event": {...}}``).
+CALL_EVENT_PREFIX = b'{"call_event"'
 
 #: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
 CONTROL_HEADER = "tollguard-control"
@@ -360,6 +370,7 @@ class StreamJob:
             topic_name(settings, "cdrs-by-customer"), partitions=settings.partitions, internal=True, **raw
         )
         self.dead_letter = app.topic(topic_name(settings, "cdrs-dead-letter"), **raw)
+        self.call_events = app.topic(topic_name(settings, "call-events"), **raw)
         self.verifications = app.topic(topic_name(settings, "verifications"), **raw)
         self.outputs = {t: app.topic(topic_name(settings, name), **raw) for t, name in TOPIC_OF_TYPE.items()}
         table = app.Table(
@@ -381,9 +392,11 @@ class StreamJob:
         self._acker: Any = None  # detect's stream, through which records are acked
         app.tollguard = self  # type: ignore[attr-defined]
         self.authorizer = register_views(
-            app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict)
+            app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict,
+            self._calls_in_progress)
         self.reloader = self._rules_reloader(model)
         app.agent(self.cdrs, name="parse")(self.parse)
+        app.agent(self.call_events, name="parse-calls")(self.parse_calls)
         app.agent(self.verifications, name="verify")(self.verify)
         app.agent(self.by_customer, name="detect")(self.detect)
         app.timer(DETECT_CHECKPOINT_S)(self._on_timer)
@@ -434,6 +447,11 @@ class StreamJob:
         """Put a verdict on ``verifications``, keyed by the suspension's customer (NOC page)."""
         await self.verifications.send(key=customer_id.encode(), value=verdict.model_dump_json().encode())
 
+    def _calls_in_progress(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's calls still up, from its call events (held by this worker; [] when none)."""
+        state = self.store.get(customer_id)
+        return [] if state is None else self.engine.calls_in_progress(state)
+
     def _local_states(self) -> list[CustomerState]:
         return [s for s in (self.store.get(c) for c in self.store.customers()) if s is not None]
 
@@ -461,13 +479,33 @@ class StreamJob:
             fmt = _header(message.headers, "format") or "auto"
             try:
                 record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of,
-                                    owner_lookup(rules))
+                                    rules.owner_of)
             except RejectError as exc:
                 await self.send(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
                 ))
                 continue
             await self.by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
+
+    async def parse_calls(self, stream: faust.StreamT) -> None:
+        """Raw call events → canonical call events keyed by customer (or the dead-letter topic)."""
+        rules = self.rules
+        parser = CallEventParser(rules.ingest, rules.owner_of, rules.country_of)
+        async for event in stream.events():
+            value: bytes = event.value or b""
+            message = event.message
+            fmt = _header(message.headers, "format") or "auto"
+            text = value.decode("utf-8", "replace")
+            try:
+                call = parser.parse(text, fmt if fmt in CALL_EVENT_FORMATS else "auto")
+            except NotACallEvent:
+                continue
+            except RejectError as exc:
+                source = f"{message.topic}[{message.partition}]"
+                await self.send(self.runner.bad_call_event(source, message.offset, text, exc.reason))
+                continue
+            await self.by_customer.send(key=call.customer_id.encode(),
+                                        value=orjson.dumps({"call_event": call.to_json_dict()}))
 
     async def verify(self, stream: faust.StreamT) -> None:
         """Verdicts (key = the suspension's customer) → that customer's partition of cdrs-by-customer."""
@@ -524,6 +562,9 @@ class StreamJob:
                         verdict, source, message.offset, control["customer_id"], event, hold=False))
                     continue
                 await self._on_flush(control, message.partition)
+            elif value.startswith(CALL_EVENT_PREFIX):
+                call = CallEvent.model_validate(orjson.loads(value)["call_event"])
+                await self.send(runner.take_call_event(call, source, message.offset))
             else:
                 record = CallDetailRecord.model_validate_json(value)
                 await self.send(runner.take_record(record, source, message.offset, value.decode()))

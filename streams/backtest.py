@@ -34,7 +34,7 @@ from typing import Any
 from streams.replay import Replay
 from tollguard.adapters import read_file
 from tollguard.events import Event, EventType
-from tollguard.rules import Rules, owner_lookup
+from tollguard.rules import Rules
 from tollguard.simulate import matching
 
 #: The two sides of a backtest, in report order.
@@ -296,7 +296,7 @@ def backtest(
         for run in runs.values():
             run.summary.files.append(str(path))
         for parsed in read_file(path, fmt, settings=new_rules.ingest, country_of=new_rules.country_of,
-                                owner_of=owner_lookup(new_rules)):
+                                owner_of=new_rules.owner_of):
             record = parsed.record
             if record is not None and record.call_id in wanted:
                 calls_of[record.call_id] = (record.direction.value, record.caller, record.callee, record.did)

@@ -24,6 +24,7 @@ from rich.table import Table
 from engine.registry import load_rules
 from streams.replay import Replay, ReplaySummary
 from tollguard.adapters import FORMATS as ADAPTER_FORMATS
+from tollguard.adapters.call_events import CALL_EVENT_FORMATS
 from tollguard.errors import RulesError
 from tollguard.events import Event
 from tollguard.rules import Rules, default_rules_path
@@ -227,6 +228,13 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
     for reason, count in summary.rejects_by_reason.most_common(6):
         table.add_row(f"    {reason}", f"{count:,}")
     table.add_row("comment/blank/other lines", f"{summary.skipped:,}")
+    if summary.call_event_files:
+        table.add_row("call-event inputs", f"{summary.call_event_inputs:,}")
+        table.add_row("  accepted", f"{summary.call_events:,}")
+        table.add_row("    of calls already completed", f"{summary.call_events_completed:,}")
+        table.add_row("  rejected", f"{summary.call_events_rejected:,}")
+        table.add_row("  not call events (skipped)", f"{summary.call_events_skipped:,}")
+        table.add_row("calls closed without end event", f"{summary.calls_closed:,}")
     if summary.verdicts_applied or summary.verdicts_refused:
         table.add_row("verdicts applied", f"{summary.verdicts_applied:,}")
         table.add_row("verdicts refused", f"{summary.verdicts_refused:,}")
@@ -266,10 +274,17 @@ def replay(
         "a worker's log gives the event time of each reload); repeatable"))] = None,
     timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
     country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
+    call_events: Annotated[list[Path] | None, typer.Option(
+        "--call-events", help="call-event files (calls in progress, DESIGN §3b), interleaved with the CDRs "
+        "in arrival order; repeat for several")] = None,
+    call_events_fmt: Annotated[str, typer.Option(
+        "--call-events-format", help=f"one of {', '.join(CALL_EVENT_FORMATS)}")] = "auto",
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     _check_format(fmt)
-    _check_files([*(files or []), *([verifications] if verifications else [])])
+    if call_events_fmt not in CALL_EVENT_FORMATS:
+        raise _usage(f"unknown call-event format {call_events_fmt!r}; expected one of {', '.join(CALL_EVENT_FORMATS)}")
+    _check_files([*(files or []), *([verifications] if verifications else []), *(call_events or [])])
     ruleset = _rules(rules, timezone, country)
     changes = [_rules_change(text) for text in rules_change or []]
     _check_format(fmt, ruleset)
@@ -284,7 +299,7 @@ def replay(
             if len(shown) < SHOWN_EVENTS:
                 shown.append(event)
 
-        total = sum(p.stat().st_size for p in paths)
+        total = sum(p.stat().st_size for p in [*paths, *(call_events or [])])
         with _open_out(out) as out_handle, _open_out(rejects) as rej_handle:
             run = Replay(ruleset, out_handle, rej_handle, on_event=keep, model=anomaly_model)
             if verifications is not None:
@@ -303,19 +318,33 @@ def replay(
                 transient=True,
             ) as bar:
                 task = bar.add_task("replay", total=total)
-                for path in paths:
+                if call_events:
+                    run.run_interleaved(paths, call_events, fmt, call_events_fmt,
+                                        progress=lambda n: bar.advance(task, n))
+                for path in [] if call_events else paths:
                     bar.update(task, description=path.name)
                     run.run_file(path, fmt, progress=lambda n: bar.advance(task, n))
             summary = run.finish()
+    # no notes for the built-in example: its files are ours, written in UTC by Italian customers
+    notes = summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country)) if files else []
+    _report_replay(run, summary, shown, quiet=quiet, out=out, rejects=rejects, ruleset=ruleset, notes=notes)
+
+
+def _report_replay(run: Replay, summary: ReplaySummary, shown: list[Event], *, quiet: bool, out: str, rejects: str,
+                   ruleset: Rules, notes: list[str]) -> None:
+    """Replay's summary, rules changes and assumption notes on stderr; exit 1 when input was rejected."""
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
         for at_s, version in run.rules_changed:
             err.print(f"rules {version} live from event time {datetime.fromtimestamp(at_s, UTC).isoformat()}",
                       highlight=False)
-    if files:  # the built-in example's files are ours, written in UTC by Italian customers
-        for note in summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country)):
-            err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    for note in notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    if summary.call_events_rejected:
+        err.print(f"[yellow]{summary.call_events_rejected} call event(s) rejected[/yellow]; reasons in {rejects}")
+        if not (summary.rejected or summary.verdicts_refused):
+            raise typer.Exit(1)
     if summary.rejected or summary.verdicts_refused:
         err.print(
             f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "
@@ -473,6 +502,9 @@ def simulate_cmd(
         "add honest traps (a hotline at exactly 20 calls, a heavy toll-free caller, a firm calling 40 "
         "countries, a G.729 customer, CDRs delivered twice, emergency calls, ...); labelled with no "
         "required level"))] = False,
+    call_events: Annotated[str | None, typer.Option("--call-events", help=(
+        "also write the calls' call events (start, answer, end; call-events-jsonl, in time order) to this "
+        "file: replay them with --call-events FILE"))] = None,
 ) -> None:
     """Write labelled simulated traffic: benign customers plus injected fraud episodes.
 
@@ -499,7 +531,15 @@ def simulate_cmd(
         )
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    count = simulate.write(sim.records(), fmt, out, timezone=timezone)
+    if call_events:
+        from tollguard.simulate.call_events import call_events_of, write_call_events
+
+        records = list(sim.records())
+        count = simulate.write(records, fmt, out, timezone=timezone)
+        n_events = write_call_events(call_events_of(records), call_events)
+        err.print(f"{n_events:,} call events written to {call_events}")
+    else:
+        count = simulate.write(sim.records(), fmt, out, timezone=timezone)
     if labels:
         simulate.write_labels(sim.labels + sim.trap_labels, labels)
     if rules_out:
@@ -576,10 +616,25 @@ def produce(
     rules: Annotated[Path | None, typer.Option(help="rules file (ingest settings)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Feed CDR files into Kafka (kafka-python producer), one message per CDR line."""
-    from streams.app import StreamSettings
-    from streams.produce import produce_files
+    """Feed CDR files into Kafka (kafka-python producer), one message per CDR line.
 
+    With ``--topic [prefix]call-events`` the files are call events (DESIGN §3b; ``--format`` one of
+    the call-event formats), one message per event.
+    """
+    from streams.app import StreamSettings
+    from streams.produce import produce_call_events, produce_files
+
+    if topic.endswith("call-events"):
+        if fmt not in CALL_EVENT_FORMATS:
+            raise _usage(f"--format must be one of {', '.join(CALL_EVENT_FORMATS)} for call events, got {fmt!r}")
+        _check_files(files)
+        ruleset = _rules(rules)
+        settings = StreamSettings.from_env(broker=broker)
+        summary = produce_call_events(files, settings.broker, topic, ruleset, fmt=fmt, rate=rate)
+        if not quiet:
+            err.print(f"sent {summary.sent:,} call event(s) to {topic}; {summary.unparsable:,} of them will be "
+                      f"dead-lettered by the worker; {summary.skipped:,} comment(s) or other event(s) not sent")
+        return
     _check_format(fmt)
     _check_files(files)
     ruleset = _rules(rules)

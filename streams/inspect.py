@@ -18,7 +18,7 @@ from streams.replay import ReplaySummary, note_default_country
 from tollguard.adapters import Parsed, ctx_for, read_file
 from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.numbers import classify
-from tollguard.rules import Rules, owner_lookup
+from tollguard.rules import Rules
 
 
 def number_view(value: str | None, raw: str | None, country: str, access_codes: tuple[str, ...]) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def inspect_rows(paths: Iterable[Path], fmt: str, rules: Rules, limit: int | Non
 
 
 def _rows(paths: Iterable[Path], fmt: str, rules: Rules) -> Iterator[tuple[dict[str, Any], Parsed]]:
-    owner_of = owner_lookup(rules)
+    owner_of = rules.owner_of
     for path in paths:
         for parsed in read_file(path, fmt, rules.ingest, rules.country_of, owner_of):
             if parsed.skipped and not parsed.paired:

@@ -26,9 +26,10 @@ from kafka.errors import TopicAlreadyExistsError
 
 from engine.runner import Reject
 from tollguard.adapters import Parsed, RejectError, read_file, sniff
+from tollguard.adapters.call_events import CallEventParser, read_call_events, sniff_call_event
 from tollguard.errors import VerdictError
 from tollguard.events import Verdict
-from tollguard.rules import Rules, owner_lookup
+from tollguard.rules import Rules
 
 
 @dataclass
@@ -162,7 +163,7 @@ def produce_files(
     )
     summary = ProduceSummary(dead_letter_topic=dead_letter_topic or dead_letter_topic_of(topic))
     started = time.perf_counter()
-    owners = owner_lookup(rules)
+    owners = rules.owner_of
     try:
         for path in paths:
             header = [("format", fmt.encode())] if fmt != "auto" else []
@@ -211,6 +212,59 @@ def produce_files(
             for p in partitions:
                 producer.send(topic, value=flush_message(p, len(partitions), flush_id), partition=p,
                               headers=[("tollguard-control", b"flush")])
+        producer.flush()
+    finally:
+        producer.close()
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def produce_call_events(
+    paths: Iterable[Path],
+    broker: str,
+    topic: str,
+    rules: Rules,
+    fmt: str = "auto",
+    rate: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ProduceSummary:
+    """Send every call event of ``paths`` (in order) to ``topic`` (``call-events``, DESIGN §3b).
+
+    One message per input as the switch wrote it (a JSON line, an acc log line, an AMI event
+    block), keyed by its customer where the reader resolved one, with the file's call-event
+    format in the ``format`` header; the worker parses it again and dead-letters what is bad
+    (``unparsable`` counts those). Comments and inputs that are no call event (other event types,
+    Kamailio's other log lines) are not sent (``skipped``).
+    """
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_of(broker), linger_ms=5, acks=1, batch_size=256 * 1024, client_id="tollguard",
+    )
+    summary = ProduceSummary(dead_letter_topic=dead_letter_topic_of(topic))
+    parser = CallEventParser(rules.ingest, rules.owner_of, rules.country_of)
+    started = time.perf_counter()
+    try:
+        for path in paths:
+            header = [("format", fmt.encode())] if fmt != "auto" else []
+            for parsed in read_call_events(path, fmt, parser):
+                if progress is not None:
+                    progress(len(parsed.raw) + 1)
+                if parsed.skipped:
+                    summary.skipped += 1
+                    continue
+                if parsed.event is None:
+                    summary.unparsable += 1
+                elif not header:
+                    try:
+                        header = [("format", sniff_call_event(parsed.raw).encode())]
+                    except RejectError:
+                        pass
+                key = parsed.event.customer_id.encode() if parsed.event is not None else None
+                producer.send(topic, key=key, value=parsed.raw.encode("utf-8", "surrogateescape"), headers=header)
+                summary.sent += 1
+                if rate:
+                    delay = started + summary.sent / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
         producer.flush()
     finally:
         producer.close()

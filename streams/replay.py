@@ -8,7 +8,8 @@ position, raw text and reason).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import heapq
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -18,9 +19,10 @@ from pydantic import ValidationError
 from engine.core import CustomerState, Engine
 from engine.runner import MAX_RAW_CHARS, MemoryStore, Outcome, RunCounts, Runner, event_bytes
 from tollguard.adapters import Parsed, ctx_for, read_file
+from tollguard.adapters.call_events import CallEventParser, ParsedCallEvent, read_call_events
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import Event, Verdict
-from tollguard.rules import Rules, owner_lookup
+from tollguard.rules import Rules
 
 
 @dataclass
@@ -34,6 +36,12 @@ class ReplaySummary(RunCounts):
     lines_read: int = 0
     skipped: int = 0
     customers: int = 0
+    #: call-event files (``--call-events``), their inputs read (``call_event_inputs ==
+    #: call_events + call_events_rejected``) and those that are no call event (other event types,
+    #: comments: ``call_events_skipped``)
+    call_event_files: list[str] = field(default_factory=list)
+    call_event_inputs: int = 0
+    call_events_skipped: int = 0
     #: transaction records (Kamailio acc INVITE 200, auth challenges) that went into the CDR of a later line;
     #: counted in ``accepted`` and ``merged_legs`` too (a line of that call), so every line stays accepted or rejected
     paired: int = 0
@@ -123,7 +131,7 @@ class Replay:
         #: (event time s given, rules version) of each rules change made live, in order
         self.rules_changed: list[tuple[float, str]] = []
         self._verdict_lines: dict[tuple[str, int], str] = {}  # (file, line) -> the verdict as written
-        self._owner_of = owner_lookup(rules)
+        self._owner_of = rules.owner_of
 
     @property
     def states(self) -> dict[str, CustomerState]:
@@ -234,10 +242,85 @@ class Replay:
         else:
             self._note_country(parsed.record, parsed.raw)
             outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
+        self._after(outcome)
+
+    def _take_call_event(self, parsed: ParsedCallEvent) -> None:
+        summary, runner = self.summary, self.runner
+        if parsed.skipped:
+            summary.call_events_skipped += 1
+            return
+        summary.call_event_inputs += 1
+        if parsed.event is None:
+            outcome = runner.bad_call_event(parsed.source, parsed.line, parsed.raw, parsed.reason or "unparsable")
+        else:
+            outcome = runner.take_call_event(parsed.event, parsed.source, parsed.line)
+        self._after(outcome)
+
+    def _after(self, outcome: Outcome) -> None:
         if outcome.events or outcome.rejects:
             self._write(outcome)
+        runner = self.runner
         if self._verdicts and runner.event_time_s >= self._verdicts[0][0].at.timestamp():
             self._feed_verdicts(runner.event_time_s)
+
+    def run_interleaved(
+        self,
+        cdr_paths: Iterable[str | Path],
+        call_event_paths: Iterable[str | Path],
+        fmt: str = "auto",
+        call_events_fmt: str = "auto",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Feed CDR files and call-event files to the runner interleaved in arrival order (DESIGN §3b).
+
+        Each kind of file is read in the order given, lines in order; the two are merged as
+        the stream receives them: a CDR arrives at its call's end, a call event at its own
+        time (``at``), the earlier first (a CDR first at equal times). An input that gave no
+        record (a reject, a comment) keeps its place after the input before it in its file.
+        """
+        rules = self.rules
+        parser = CallEventParser(rules.ingest, rules.owner_of, rules.country_of)
+
+        def cdrs() -> Iterator[tuple[float, Parsed | None, ParsedCallEvent | None]]:
+            last = float("-inf")
+            for path in cdr_paths:
+                self.summary.files.append(str(path))
+                for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of,
+                                        owner_of=self._owner_of):
+                    if parsed.record is not None:
+                        last = parsed.record.end.timestamp()
+                    yield last, parsed, None
+
+        def calls() -> Iterator[tuple[float, Parsed | None, ParsedCallEvent | None]]:
+            last = float("-inf")
+            for path in call_event_paths:
+                self.summary.call_event_files.append(str(path))
+                for parsed in read_call_events(path, call_events_fmt, parser):
+                    if parsed.event is not None:
+                        last = parsed.event.at.timestamp()
+                    yield last, None, parsed
+
+        ctx = ctx_for(rules.ingest)
+        naive_before = ctx.naive_times
+        try:
+            self._merge_inputs(heapq.merge(cdrs(), calls(), key=lambda item: item[0]), progress)
+        finally:
+            self.summary.naive_times += ctx.naive_times - naive_before
+
+    def _merge_inputs(
+        self,
+        merged: Iterable[tuple[float, Parsed | None, ParsedCallEvent | None]],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        for _, cdr, event in merged:
+            if cdr is not None:
+                if progress is not None:
+                    progress(len(cdr.raw) + 1)
+                self.take(cdr)
+            elif event is not None:
+                if progress is not None:
+                    progress(len(event.raw) + 1)
+                self._take_call_event(event)
 
     def finish(self) -> ReplaySummary:
         """End of input: flush every customer (in order of first appearance) and settle verdicts."""
@@ -251,11 +334,20 @@ class Replay:
 def replay_files(
     paths: Iterable[str | Path], rules: Rules, out: IO[str], rejects: IO[str], fmt: str = "auto", **kwargs: Any
 ) -> ReplaySummary:
-    """Replay files in order and return the summary (the library form of ``tollguard replay``)."""
+    """Replay files in order and return the summary (the library form of ``tollguard replay``).
+
+    ``call_events=[paths]`` (and ``call_events_fmt``) interleaves call-event files with the CDRs
+    in arrival order (:meth:`Replay.run_interleaved`).
+    """
     verifications = kwargs.pop("verifications", None)
+    call_events = kwargs.pop("call_events", None)
+    call_events_fmt = kwargs.pop("call_events_fmt", "auto")
     run = Replay(rules, out, rejects, **kwargs)
     if verifications is not None:
         run.load_verdicts(verifications)
-    for path in paths:
-        run.run_file(path, fmt)
+    if call_events:
+        run.run_interleaved(paths, call_events, fmt, call_events_fmt)
+    else:
+        for path in paths:
+            run.run_file(path, fmt)
     return run.finish()

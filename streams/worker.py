@@ -11,7 +11,7 @@ from tollguard.events import TOPIC_OF_TYPE
 from tollguard.rules import Rules
 
 #: Topics the worker reads or writes besides its internal ones (DESIGN §4).
-PUBLIC_TOPICS = ("cdrs", "verifications", "cdrs-dead-letter", *TOPIC_OF_TYPE.values())
+PUBLIC_TOPICS = ("cdrs", "call-events", "verifications", "cdrs-dead-letter", *TOPIC_OF_TYPE.values())
 
 
 def declare_topics(settings: StreamSettings, app: Any = None) -> None:

@@ -19,7 +19,7 @@ from engine.registry import load_rules, parse_rules
 from streams.replay import Replay
 from tollguard.adapters import MAPPING_HINT, Parsed, parse_line, read_file
 from tollguard.adapters.cucm import COLUMNS as CUCM_COLUMNS
-from tollguard.rules import Rules, did_owners
+from tollguard.rules import Rules
 from tollguard.rules_template import render_rules_yaml
 
 T0 = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def _read(tmp_path: Path, text: str, rules: Rules | None = None, fmt: str = "aut
     rules = rules or _rules()
     path = tmp_path / "cdrs.txt"
     path.write_text(text)
-    return list(read_file(path, fmt, rules.ingest, rules.country_of, did_owners(rules).get))
+    return list(read_file(path, fmt, rules.ingest, rules.country_of, rules.owner_of))
 
 
 def _by_line(items: list[Parsed]) -> dict[int, Parsed]:
@@ -340,12 +340,11 @@ def test_sql_dump_statements_are_skipped_and_sqlite_inserts_read(tmp_path: Path)
 
 
 def test_one_message_of_a_format_without_account_code_finds_its_customer() -> None:
-    """The stream's parse agent: one line at a time, the customer from the rules' DIDs (owner_lookup)."""
-    from tollguard.rules import owner_lookup
+    """The stream's parse agent: one line at a time, the customer from the rules' DIDs (Rules.owner_of)."""
 
     rules = _rules()
-    assert owner_lookup(rules) is owner_lookup(rules)  # built once per rules object
-    cdr = parse_line("auto", THREECX.splitlines()[0], rules.ingest, rules.country_of, owner_lookup(rules))
+    assert rules.did_owners is rules.did_owners  # built once per rules object
+    cdr = parse_line("auto", THREECX.splitlines()[0], rules.ingest, rules.country_of, rules.owner_of)
     assert (cdr.customer_id, cdr.direction, cdr.did) == ("acme", "inbound", "+390298765432")
 
 

@@ -166,8 +166,11 @@ class Switch:
                        check=False)
 
     def log(self) -> str:
+        return self.log_all()[-4000:]
+
+    def log_all(self) -> str:
         path = self.workdir / "kamailio" / "kamailio.log"
-        return path.read_text("utf-8", "replace")[-4000:] if path.exists() else ""
+        return path.read_text("utf-8", "replace") if path.exists() else ""
 
     def call(self, scenario: str, customer: str, caller: str, callee: str) -> tuple[int, str]:
         """One call with ``uac-<scenario>.xml``; (sipp's exit status: 0 = as the scenario expects, its log)."""
@@ -244,3 +247,71 @@ def test_kamailio_refuses_a_suspended_call_and_lets_it_through_once_cleared(
     finally:
         switch.stop()
         assert worker.stop() == 0, worker.log()[-3000:]
+
+
+# --------------------------------------------------------------------------- (a) a DID over capacity, live
+
+DID = "+390212345600"
+
+
+def test_kamailio_acc_records_report_a_did_over_capacity_while_the_calls_are_up(
+    switch_available: None, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(a): SIPp places 25 simultaneous 40-second calls to one DID through Kamailio; Kamailio's acc
+    INVITE records, produced to ``call-events``, give the ``capacity_increase`` while the calls are up."""
+    monkeypatch.setenv("TOLLGUARD_API_TOKEN", TOKEN)
+    monkeypatch.delenv("TOLLGUARD_WEB_BIND", raising=False)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f'customers:\n  acme:\n    dids:\n      "{DID}": {{}}\n')
+    prefix, app_id = unique_names("switch-did")
+    port = free_port()
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, tmp_path / "worker",
+                           extra_args=("--web-port", str(port), "--rules", str(rules))).start()
+    switch = Switch(tmp_path / "switch", f"http://127.0.0.1:{port}/v1/authorize")
+    uac: subprocess.Popen[bytes] | None = None
+    try:
+        switch.start()
+        inf = switch.workdir / "did-calls.csv"
+        inf.write_text("SEQUENTIAL\n" + "".join(f"acme;+3906123456{i:02d};{DID}\n" for i in range(25)))
+        with open(switch.workdir / "did-calls.out", "wb") as out:
+            uac = subprocess.Popen(
+                ["sipp", f"127.0.0.1:{switch.sip_port}", "-sf", str(KAMAILIO_DIR / "uac-long.xml"), "-inf", str(inf),
+                 "-i", "127.0.0.1", "-p", str(free_udp_port()), "-m", "25", "-l", "25", "-r", "25", "-d", "40000",
+                 "-nostdin", "-timeout", "90", "-timeout_error"],
+                cwd=switch.workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        # Kamailio's acc records of the 25 answered INVITEs (its log: what a tail of it would feed)
+        deadline = time.monotonic() + 20
+        records: list[str] = []
+        while len(records) < 25:
+            records = [x for x in switch.log_all().splitlines() if "ACC:" in x and "method=INVITE" in x]
+            assert time.monotonic() < deadline, f"{len(records)} INVITE acc records:\n{switch.log()}"
+            time.sleep(0.2)
+        acc = tmp_path / "acc.log"
+        acc.write_text("\n".join(records) + "\n")
+        run_cli(["produce", str(acc), "--topic", f"{prefix}call-events", "--rules", str(rules), "-q"], kafka_bootstrap)
+        (event,) = wait_for(kafka_bootstrap, f"{prefix}capacity-increases", 1, timeout_s=30)
+        assert uac.poll() is None, "the calls ended before the capacity_increase"
+        calls = api_get(port, "/v1/calls", customer="acme")["calls"]
+        assert uac.poll() is None
+        assert len(calls) == 25 and {c["did"] for c in calls} == {DID} and {c["state"] for c in calls} == {"answered"}
+        answers = sorted(int(x.split("timestamp=")[1].split(";")[0]) for x in records)
+        assert (event["customer_id"], event["did"], event["observed_peak"], event["current_capacity"],
+                event["proposed_capacity"]) == ("acme", DID, 21, 20, 30)
+        assert event["occurred_at"] == (datetime.fromtimestamp(answers[20], UTC) + timedelta(seconds=0.001)).isoformat(
+            ).replace("+00:00", "Z")
+        assert uac.wait(90) == 0, (switch.workdir / "did-calls.out").read_text()[-3000:]
+    finally:
+        if uac is not None and uac.poll() is None:
+            uac.kill()
+            uac.wait(10)
+        switch.stop()
+        assert worker.stop() == 0, worker.log()[-3000:]
+
+
+def api_get(port: int, path: str, **params: str) -> dict:
+    url = f"http://127.0.0.1:{port}{path}?" + urllib.parse.urlencode(params)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})  # loopback
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())

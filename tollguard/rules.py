@@ -10,7 +10,8 @@ domain layer) imports no detector.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol
 
@@ -86,6 +87,21 @@ class EngineSettings(_Strict):
         description="per detector: a warning-level alert closes after this much event time without new evidence "
         "(default: episode_gap_s; never shorter than the detector's window_s); a later warning is a new alert",
     )
+    max_call_open_s: float = Field(
+        4 * 3600, ge=60, le=7 * 86_400,
+        description="a call known from its call events whose end never arrives is closed this long (event time) "
+        "after its start, with the reason (4 h: above the 2-3 h session timers switches cut long calls at)",
+    )  # fmt: skip
+    cdr_wait_s: float = Field(
+        300, ge=0, le=86_400,
+        description="event time after a call's end event that its CDR is awaited; then the call's events make its "
+        "record (a switch that sends only events, e.g. Kamailio acc), and a CDR arriving later is refused as late",
+    )  # fmt: skip
+    live_interval_s: float = Field(
+        30, ge=1, le=3600,
+        description="calls in progress: at most this much event time between two evaluations of minutes and cost "
+        "accrued by calls still up (a call first seen up is evaluated at once)",
+    )  # fmt: skip
     widen_to_account_after: int = Field(
         0,
         ge=0,
@@ -279,6 +295,26 @@ class Rules(_Strict):
                     raise ValueError(f"customers.{cid}.overrides.{det}{field}: {message}")
         return self
 
+    @cached_property
+    def did_owners(self) -> dict[str, str]:
+        """E.164 DID -> the customer whose ``customers.<id>.dids`` lists it (the first, if two do)."""
+        owners: dict[str, str] = {}
+        for cid, cust in self.customers.items():
+            for did in cust.dids:
+                owners.setdefault(did, cid)
+        return owners
+
+    def owner_of(self, number: str) -> str | None:
+        """The customer whose ``customers.<id>.dids`` lists ``number`` (E.164), else None.
+
+        Used where a switch record names no account (a call event without an account code,
+        DESIGN §3b; the CDR formats Kamailio acc, 3CX, CUCM and CSV mappings): the DID called
+        or the CLI presented tells whose call it is. A bound method of one rules object, so a
+        reload (a new object) gets its own table.
+        A DID listed by two customers belongs to the first in the file.
+        """
+        return self.did_owners.get(number)
+
     def country_of(self, customer_id: str) -> str:
         """ISO region used to normalise a customer's numbers."""
         cust = self.customers.get(customer_id)
@@ -310,34 +346,6 @@ class Rules(_Strict):
             high_risk_prefixes=self.high_risk_prefixes,
             rates=self.rates,
         )
-
-
-def did_owners(rules: Rules) -> dict[str, str]:
-    """E.164 DID -> the customer whose ``customers.<id>.dids`` lists it (the first, if two do).
-
-    For the formats whose switch gives no account code (Kamailio acc, 3CX, CUCM, CSV
-    mappings): the adapters' ``owner_of`` is this dict's ``get``.
-    """
-    owners: dict[str, str] = {}
-    for cid, cust in rules.customers.items():
-        for did in cust.dids:
-            owners.setdefault(did, cid)
-    return owners
-
-
-_OWNER_LOOKUPS: dict[int, tuple[Rules, Callable[[str], str | None]]] = {}
-
-
-def owner_lookup(rules: Rules) -> Callable[[str], str | None]:
-    """``did_owners(rules).get``, built once per rules object (the stream parses one message at a time)."""
-    cached = _OWNER_LOOKUPS.get(id(rules))
-    if cached is not None and cached[0] is rules:
-        return cached[1]
-    if len(_OWNER_LOOKUPS) > 16:  # rules reloaded many times: start over
-        _OWNER_LOOKUPS.clear()
-    lookup = did_owners(rules).get
-    _OWNER_LOOKUPS[id(rules)] = (rules, lookup)
-    return lookup
 
 
 class _LineLoader(yaml.SafeLoader):

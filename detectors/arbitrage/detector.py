@@ -47,6 +47,7 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
     name = "arbitrage"
     clause = "8.2"
     params_model = ArbitrageParams
+    sees_calls_in_progress = True
 
     def initial_state(self) -> dict[str, Any]:
         return {"last_end_s": 0.0, "sweep_s": 0.0, "hot": [], "reward": {}, "pump": {}, "pump_base": {},
