@@ -13,7 +13,7 @@ from engine.registry import parse_rules
 from engine.runner import Runner
 from streams.replay import replay_files
 from tollguard.adapters.call_events import CallEventParser, read_call_events
-from tollguard.adapters.kamailio_events import parse_acc_line
+from tollguard.adapters.kamailio_events import acc_transaction
 from tollguard.calls import CallEvent
 from tollguard.cdr import CallDetailRecord
 
@@ -47,11 +47,15 @@ def test_kamailio_acc_records_made_by_the_project_switch() -> None:
         "outbound", DID, "127.0.0.1", "SIPp tollguard-test")
 
 
-def test_parse_acc_line_takes_the_pairs_after_acc() -> None:
-    fields = parse_acc_line(
-        "ACC: transaction failed: timestamp=1796147238;method=INVITE;call_id=x;code=486;reason=Busy")
-    assert fields == {"_kind": "transaction failed", "timestamp": "1796147238", "method": "INVITE", "call_id": "x",
-                      "code": "486", "reason": "Busy"}
+def test_an_acc_line_is_read_by_the_cdr_adapters_parser() -> None:
+    from tollguard.adapters import ctx_for
+
+    line = "ACC: transaction failed: timestamp=1796147238;method=INVITE;call_id=x;code=486;reason=Busy"
+    tx = acc_transaction(line, ctx_for(RULES.ingest))
+    assert tx is not None
+    assert (tx.method, tx.call_id, tx.code, tx.at.isoformat(), tx.extra["reason"]) == (
+        "INVITE", "x", 486, "2026-12-01T17:47:18+00:00", "Busy")
+    assert acc_transaction("INFO: <core> [main.c:2000]: listening", ctx_for(RULES.ingest)) is None
     parser = CallEventParser(RULES.ingest, RULES.owner_of, RULES.country_of)
     busy = parser.parse("ACC: transaction failed: timestamp=1796147238;method=INVITE;call_id=x;code=486;"
                         "reason=Busy;caller=+390212345600;callee=+390612345678", "kamailio-acc")

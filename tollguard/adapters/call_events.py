@@ -335,12 +335,12 @@ class CallEventParser:
         )  # fmt: skip
 
     def _kamailio(self, text: str) -> CallEvent:
-        fields = kamailio_events.parse_acc_line(text)
-        if fields is None:
+        tx = kamailio_events.acc_transaction(text, self._ctx)
+        if tx is None:
             raise NotACallEvent(f"{KAM}: not an acc record")
-        found = kamailio_events.acc_call_event(fields)
+        found = kamailio_events.acc_call_event(tx)
         if found is None:
-            raise NotACallEvent(f"{KAM}: {fields.get('method') or 'a record'} is not an INVITE or BYE")
+            raise NotACallEvent(f"{KAM}: {tx.method} {tx.code} is not a call start, answer or end")
         return self.build(
             KAM, call_id=found["call_id"], event=found["event"], at=found["at"], customer=found["customer"],
             caller_raw=found["caller_raw"], callee_raw=found["callee_raw"], inbound=None,
