@@ -52,6 +52,7 @@ from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
 from engine.state import StateFormatError, join_state, split_state
+from streams.auth import AuditLog, audit_log_path
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
@@ -102,6 +103,10 @@ class StreamSettings:
         ``memory://`` (changelog replayed on start) or ``rocksdb://`` (local, resumes).
     fast_rebalance : bool
         Short session/heartbeat timeouts: a group joins in seconds (tests, small setups).
+    tokens_file : str, optional
+        Web API tokens with roles (:mod:`streams.auth`; else ``TOLLGUARD_API_TOKENS_FILE``).
+    audit_log : str, optional
+        JSON-lines audit log of verdicts (else ``TOLLGUARD_AUDIT_LOG``, else ``DATADIR/verdicts-audit.jsonl``).
     """
 
     broker: str = "kafka://127.0.0.1:9092"
@@ -113,6 +118,8 @@ class StreamSettings:
     web_port: int = 6066
     fast_rebalance: bool = False
     rules_path: str | None = None
+    tokens_file: str | None = None
+    audit_log: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -378,7 +385,9 @@ class StreamJob:
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
         app.tollguard = self  # type: ignore[attr-defined]
-        register_views(app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict)
+        self.audit = AuditLog(audit_log_path(None, settings.audit_log, settings.datadir))
+        register_views(app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict,
+                       tokens_file=settings.tokens_file, audit=self.audit)
         app.agent(self.cdrs, name="parse")(self.parse)
         app.agent(self.verifications, name="verify")(self.verify)
         app.agent(self.by_customer, name="detect")(self.detect)
@@ -486,8 +495,10 @@ class StreamJob:
                 control = orjson.loads(value)
                 if control.get("control") == "verdict":
                     verdict = Verdict.model_validate(control["verdict"])
-                    await self.send(runner.take_verdict(
-                        verdict, source, message.offset, control["customer_id"], event, hold=False))
+                    outcome = runner.take_verdict(
+                        verdict, source, message.offset, control["customer_id"], event, hold=False)
+                    self._audit_verdict(verdict, outcome)
+                    await self.send(outcome)
                     continue
                 await self._on_flush(control, message.partition)
             else:
@@ -499,6 +510,17 @@ class StreamJob:
             self._pending.append(event)
             if len(self._pending) >= DETECT_BATCH:
                 await self.checkpoint()
+
+    def _audit_verdict(self, verdict: Verdict, outcome: Outcome) -> None:
+        """Write a verdict taken from ``verifications`` to the audit log: applied, refused (with the
+        reason) or a re-delivered copy."""
+        refused = [r.reason for r in outcome.rejects if r.kind == "verdict"]
+        what = "refused" if refused else "applied" if outcome.events else "duplicate"
+        try:
+            self.audit.write(what, verdict.model_dump(mode="json"),
+                             reason=refused[0] if refused else None)
+        except OSError as exc:
+            log.error("audit log %s not writable: %s", self.audit.path, exc.strerror or exc)
 
     async def _on_flush(self, control: dict[str, Any], partition: int) -> None:
         got = self._flushes.setdefault((control["id"], partition), set())

@@ -282,25 +282,36 @@ def worker(
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    tokens_file: Annotated[Path | None, typer.Option(help=(
+        "web API tokens with roles, YAML (env TOLLGUARD_API_TOKENS_FILE; see README, Security)"))] = None,
+    audit_log: Annotated[Path | None, typer.Option(help=(
+        "verdict audit log, JSON lines (env TOLLGUARD_AUDIT_LOG; default DATADIR/verdicts-audit.jsonl)"))] = None,
 ) -> None:
     """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
+    from streams.auth import AuthConfigError, token_registry
     from streams.worker import run_worker
 
     ruleset = _rules(rules)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
-    run_worker(
-        ruleset,
-        model=anomaly_model,
-        broker=broker,
-        app_id=app_id,
-        topic_prefix=topic_prefix,
-        partitions=partitions,
-        store=store,
-        datadir=datadir,
-        web_port=web_port,
-        fast_rebalance=fast_rebalance,
-        loglevel=loglevel,
-    )
+    try:
+        token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
+        run_worker(
+            ruleset,
+            model=anomaly_model,
+            broker=broker,
+            app_id=app_id,
+            topic_prefix=topic_prefix,
+            partitions=partitions,
+            store=store,
+            datadir=datadir,
+            web_port=web_port,
+            fast_rebalance=fast_rebalance,
+            loglevel=loglevel,
+            tokens_file=str(tokens_file) if tokens_file else None,
+            audit_log=str(audit_log) if audit_log else None,
+        )
+    except AuthConfigError as exc:
+        raise _usage(str(exc)) from None
 
 
 @app.command()
