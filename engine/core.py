@@ -84,6 +84,9 @@ class CustomerState:
     expiry: list[tuple[float, int, str]] = field(default_factory=list)
     #: Event time of the last pruning of ``emitted`` (not serialised: a restored state prunes at once).
     emitted_pruned_s: float = float("-inf")
+    #: Input position -> highest offset of it taken into this state (the stream: ``"cdrs[3]" -> 1234``), so
+    #: a record re-delivered after a crash is known as such however old it is. Replay leaves it empty.
+    positions: dict[str, int] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
@@ -97,6 +100,7 @@ class CustomerState:
             "open": self.open,
             "closed": self.closed,
             "emitted": self.emitted,
+            "positions": self.positions,
         }
 
     @classmethod
@@ -117,6 +121,7 @@ class CustomerState:
             open=data["open"],
             closed=data.get("closed", {}),
             emitted=dict(data.get("emitted", {})),
+            positions=dict(data.get("positions", {})),
         )
 
 

@@ -80,6 +80,11 @@ CONTROL_PREFIX = b'{"control"'
 
 #: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
 CONTROL_HEADER = "tollguard-control"
+#: Kafka header of a record on ``cdrs-by-customer``: where the parse agent read it, ``topic[partition]@offset``
+#: (a verdict: where the verify agent read it). The detect agent keeps per customer the highest offset taken
+#: of each input partition (:attr:`engine.core.CustomerState.positions`): a copy re-sent by a parse agent
+#: restarted after a crash is a re-delivery however old it is, neither taken twice nor refused as late.
+SOURCE_HEADER = "tollguard-src"
 #: Seconds a worker stopping on an unreadable state waits for Faust's orderly shutdown before it
 #: exits anyway (exit code 3): a shutdown that hangs must not leave a worker deciding nothing.
 CRASH_GRACE_S = 20.0
@@ -442,7 +447,12 @@ class StreamJob:
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
                 ))
                 continue
-            await self.by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
+            # the original record's timestamp (its produce time) travels with it: the latency metric starts there
+            await self.by_customer.send(
+                key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()),
+                headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())],
+                timestamp=message.timestamp or None,
+            )
 
     async def verify(self, stream: faust.StreamT) -> None:
         """Verdicts (key = the suspension's customer) → that customer's partition of cdrs-by-customer."""
@@ -465,7 +475,8 @@ class StreamJob:
                 continue
             control = orjson.dumps({"control": "verdict", "customer_id": customer,
                                     "verdict": verdict.model_dump(mode="json")})
-            await self.by_customer.send(key=customer.encode(), value=control)
+            await self.by_customer.send(key=customer.encode(), value=control,
+                                        headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())])
 
     async def detect(self, stream: faust.StreamT) -> None:
         """Records and verdicts of this worker's customers → the runner → events and dead letters.
@@ -494,22 +505,53 @@ class StreamJob:
             if value.startswith(CONTROL_PREFIX):
                 control = orjson.loads(value)
                 if control.get("control") == "verdict":
+                    if self._redelivered(control["customer_id"], message.headers, create=False):
+                        self._pending.append(event)
+                        continue
                     verdict = Verdict.model_validate(control["verdict"])
                     outcome = runner.take_verdict(
                         verdict, source, message.offset, control["customer_id"], event, hold=False)
                     self._audit_verdict(verdict, outcome)
                     await self.send(outcome)
+                    if outcome.events:
+                        await self.checkpoint()
                     continue
                 await self._on_flush(control, message.partition)
             else:
                 record = CallDetailRecord.model_validate_json(value)
-                await self.send(runner.take_record(record, source, message.offset, value.decode()))
+                if self._redelivered(record.customer_id, message.headers):
+                    self._pending.append(event)
+                    continue
+                outcome = runner.take_record(record, source, message.offset, value.decode())
+                await self.send(outcome)
                 metrics.cdrs.inc()
                 if message.timestamp:
                     metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+                if outcome.events:  # the state that emitted them is written at once: a crash repeats none
+                    self._pending.append(event)
+                    await self.checkpoint()
+                    continue
             self._pending.append(event)
             if len(self._pending) >= DETECT_BATCH:
                 await self.checkpoint()
+
+    def _redelivered(self, customer_id: str, headers: Any, create: bool = True) -> bool:
+        """Whether the record's input position (SOURCE_HEADER) is already in the customer's state;
+        else that position is recorded there (the state is written at the next checkpoint). Without
+        ``create``, a customer without a state is left without one (a verdict names no new customer)."""
+        position = _source_position(headers)
+        if position is None:
+            return False
+        where, offset = position
+        state = self.runner.state(customer_id) if create else self.store.get(customer_id)
+        if state is None:
+            return False
+        if state.positions.get(where, -1) >= offset:
+            self.metrics.redelivered.inc()
+            return True
+        state.positions[where] = offset
+        self.store.put(state)
+        return False
 
     def _audit_verdict(self, verdict: Verdict, outcome: Outcome) -> None:
         """Write a verdict taken from ``verifications`` to the audit log: applied, refused (with the
@@ -579,6 +621,19 @@ def _flush_control(value: bytes) -> dict[str, Any] | None:
         and isinstance(control["sources"], int) and 0 < control["sources"] <= 10_000
     )
     return control if ok else None
+
+
+def _source_position(headers: Any) -> tuple[str, int] | None:
+    """``("cdrs[3]", 1234)`` from a SOURCE_HEADER ``cdrs[3]@1234``; None without one (or a malformed one).
+
+    >>> _source_position([("tollguard-src", b"p.cdrs[3]@1234")]), _source_position([])
+    (('p.cdrs[3]', 1234), None)
+    """
+    value = _header(headers, SOURCE_HEADER)
+    if value is None:
+        return None
+    where, _, offset = value.rpartition("@")
+    return (where, int(offset)) if where and offset.isdigit() else None
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -57,7 +57,7 @@ class MaskNumbers(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):  # a bad format string: mask what there is
             message = f"{record.msg} {record.args}"
-        record.msg, record.args = mask_numbers(message), None
+        record.msg, record.args = mask_numbers(message), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:
@@ -120,7 +120,7 @@ class RateLimit(logging.Filter):
 
 def _append(record: logging.LogRecord, note: str) -> None:
     record.msg = record.getMessage() + note
-    record.args = None
+    record.args = ()
 
 
 class _Template(logging.Filter):
