@@ -6,11 +6,13 @@ Topology (topic names without the configurable prefix, DESIGN §4)::
       │                 ▲                  │                          capacity-increases,
       │   verifications─┘ (verify: keyed   │                          compliance-notices,
       │                    by customer)    │                          reactivations
-      └─► cdrs-dead-letter ◄───────────────┘ (late CDRs, refused verdicts)
+      └─► (rejects) ─►─┘                   └─► cdrs-dead-letter
 
 * ``parse`` turns each raw message (one CDR line of any supported format) into the
-  canonical record, or sends it to ``cdrs-dead-letter`` as a :class:`engine.runner.Reject`
-  (reason, raw value, source and offset): nothing is lost.
+  canonical record, or into a :class:`engine.runner.Reject` (reason, raw value, source and
+  offset) that ``detect`` puts on ``cdrs-dead-letter``: nothing is lost. Every record on
+  ``cdrs-by-customer`` names its input position (header ``tollguard-src``), so ``detect``
+  takes each input once, and dead-letters each bad one once, after any crash.
 * ``verify`` takes verdicts (key = the suspension's customer, as ``tollguard verify`` and
   the NOC page send them) and puts them on ``cdrs-by-customer`` under that key, so a
   verdict reaches the customer's runner in order with the customer's CDRs.
@@ -381,6 +383,10 @@ class StreamJob:
             # current event: states are written at checkpoints, outside any event.
             use_partitioner=True,
         )
+        # per input partition (key "topic[p]"), the highest offset of it whose reject was dead-lettered: a
+        # reject re-sent by a parse or verify agent restarted after a crash is not dead-lettered twice.
+        self.reject_positions = app.Table(
+            "reject-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
         self.engine = Engine(self.rules, model=model)
         self.metrics = Metrics()
         self.store = TableStore(table, self.engine, self.metrics, settings.partitions)
@@ -431,10 +437,10 @@ class StreamJob:
                 # Only a flush, marked by the header tollguard produce sets, is taken. Control-looking
                 # data (a line starting {"control") has no header: it is parsed, and refused, as data.
                 if control != "flush" or _flush_control(value) is None:
-                    await self.send(self.runner.take_unparsable(
+                    await self._forward_rejects(self.runner.take_unparsable(
                         source, message.offset, value.decode("utf-8", "replace"),
                         "not a CDR: control messages are taken only as tollguard produce --flush sends them",
-                    ))
+                    ), source, message.offset)
                     continue
                 for partition in range(self.settings.partitions):
                     await self.by_customer.send(value=value, partition=partition)
@@ -443,9 +449,9 @@ class StreamJob:
             try:
                 record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of)
             except RejectError as exc:
-                await self.send(self.runner.take_unparsable(
+                await self._forward_rejects(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
-                ))
+                ), source, message.offset)
                 continue
             # the original record's timestamp (its produce time) travels with it: the latency metric starts there
             await self.by_customer.send(
@@ -453,6 +459,14 @@ class StreamJob:
                 headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())],
                 timestamp=message.timestamp or None,
             )
+
+    async def _forward_rejects(self, outcome: Outcome, source: str, offset: int) -> None:
+        """Rejects of the parse and verify agents → ``cdrs-by-customer`` (key: their input partition),
+        where the detect agent dead-letters each input position once (see :meth:`_dead_letter_once`)."""
+        for reject in outcome.rejects:
+            value = b'{"control":"reject","reject":' + reject.to_json_bytes() + b"}"
+            await self.by_customer.send(key=source.encode(), value=value,
+                                        headers=[(SOURCE_HEADER, f"{source}@{offset}".encode())])
 
     async def verify(self, stream: faust.StreamT) -> None:
         """Verdicts (key = the suspension's customer) → that customer's partition of cdrs-by-customer."""
@@ -464,14 +478,15 @@ class StreamJob:
             try:
                 verdict = Verdict.model_validate_json(value)
             except ValidationError as exc:
-                await self.send(self.runner.bad_verdict(source, message.offset, raw, exc))
+                await self._forward_rejects(self.runner.bad_verdict(source, message.offset, raw, exc),
+                                            source, message.offset)
                 continue
             customer = (event.key or b"").decode("utf-8", "replace").strip()
             if not customer:
-                await self.send(self.runner.bad_verdict(
+                await self._forward_rejects(self.runner.bad_verdict(
                     source, message.offset, raw,
                     "no customer: key the message by the suspension's customer_id (as tollguard verify does)",
-                ))
+                ), source, message.offset)
                 continue
             control = orjson.dumps({"control": "verdict", "customer_id": customer,
                                     "verdict": verdict.model_dump(mode="json")})
@@ -516,7 +531,10 @@ class StreamJob:
                     if outcome.events:
                         await self.checkpoint()
                     continue
-                await self._on_flush(control, message.partition)
+                elif control.get("control") == "reject":
+                    await self._dead_letter_once(control["reject"], message.headers)
+                else:
+                    await self._on_flush(control, message.partition)
             else:
                 record = CallDetailRecord.model_validate_json(value)
                 if self._redelivered(record.customer_id, message.headers):
@@ -534,6 +552,20 @@ class StreamJob:
             self._pending.append(event)
             if len(self._pending) >= DETECT_BATCH:
                 await self.checkpoint()
+
+    async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
+        """Dead-letter a reject forwarded by the parse or verify agent, unless its input position was already."""
+        position = _source_position(headers)
+        if position is not None:
+            key = position[0].encode()
+            done = self.reject_positions.get(key)
+            if done is not None and int(done) >= position[1]:
+                self.metrics.redelivered.inc()
+                return
+        self.metrics.rejected.labels(reason_class(str(reject.get("reason", "")))).inc()
+        await self.dead_letter.send(value=orjson.dumps(reject))
+        if position is not None:
+            self.reject_positions[key] = str(position[1]).encode()
 
     def _redelivered(self, customer_id: str, headers: Any, create: bool = True) -> bool:
         """Whether the record's input position (SOURCE_HEADER) is already in the customer's state;
