@@ -77,6 +77,17 @@ DETECT_CHECKPOINT_S = 0.5
 #: at a few hundred CDRs/s (bench/bench_stream.py). See _limit_fetch_wait().
 FETCH_MAX_WAIT_MS = 50
 
+#: Consumer-group timeouts (s). A worker killed without leaving its group (SIGKILL, host lost) holds its
+#: partitions until the broker misses its heartbeats for ``broker_session_timeout``: Faust's default, 60 s,
+#: is a minute without decisions for its customers. 10 s (heartbeat every 2 s, so 5 missed heartbeats)
+#: keeps that short while a busy 2-core host still heartbeats in time (heartbeats come from the consumer's
+#: own thread, not the agents' loop); ``broker_rebalance_timeout`` bounds how long a rebalance waits for
+#: members to rejoin. ``--fast-rebalance`` (tests, one host) goes lower still.
+GROUP_TIMEOUTS: dict[str, float] = {
+    "broker_session_timeout": 10, "broker_heartbeat_interval": 2, "broker_rebalance_timeout": 20}
+FAST_TIMEOUTS: dict[str, float] = {
+    "broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
+
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
 
@@ -107,7 +118,9 @@ class StreamSettings:
     partitions : int
         Partitions of ``cdrs-by-customer`` and the state table (the parallelism cap).
     store : str
-        ``memory://`` (changelog replayed on start) or ``rocksdb://`` (local, resumes).
+        ``memory://`` only: the changelog is replayed on start. (Faust's ``rocksdb://`` store writes a
+        table record to the partition of the current event, and asserts there is one: wrong for states
+        written at checkpoints, batched from several partitions, so it is not offered; issue 14.)
     fast_rebalance : bool
         Short session/heartbeat timeouts: a group joins in seconds (tests, small setups).
     tokens_file : str, optional
@@ -136,7 +149,7 @@ class StreamSettings:
         broker = os.environ.get("TOLLGUARD_BROKER") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if broker:
             env["broker"] = broker
-        for name, conv in (("app_id", str), ("topic_prefix", str), ("partitions", int), ("store", str)):
+        for name, conv in (("app_id", str), ("topic_prefix", str), ("partitions", int)):
             value = os.environ.get(f"TOLLGUARD_{name.upper()}")
             if value:
                 env[name] = conv(value)
@@ -344,9 +357,7 @@ class StreamJob:
         self.settings = settings
         self.rules = rules or load_rules(settings.rules_path)
         _limit_fetch_wait(FETCH_MAX_WAIT_MS)
-        timeouts: dict[str, Any] = {}
-        if settings.fast_rebalance:
-            timeouts = {"broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
+        timeouts: dict[str, Any] = dict(FAST_TIMEOUTS if settings.fast_rebalance else GROUP_TIMEOUTS)
         self.app = app = faust.App(
             settings.app_id,
             broker=settings.broker,

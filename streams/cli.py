@@ -276,7 +276,6 @@ def worker(
     app_id: Annotated[str | None, typer.Option("--app-id", help="consumer group / changelog prefix")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the repartition topic and state table")] = None,
-    store: Annotated[str | None, typer.Option(help="table store: memory:// or rocksdb://")] = None,
     datadir: Annotated[str | None, typer.Option(help="local data directory (one per worker on a host)")] = None,
     web_port: Annotated[int | None, typer.Option(help="port of the web server (one per worker on a host)")] = None,
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
@@ -291,7 +290,7 @@ def worker(
     from streams.auth import AuthConfigError, token_registry
     from streams.worker import run_worker
 
-    ruleset = _rules(rules)
+    ruleset = _worker_rules(rules, broker, app_id, topic_prefix)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     try:
         token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
@@ -302,7 +301,6 @@ def worker(
             app_id=app_id,
             topic_prefix=topic_prefix,
             partitions=partitions,
-            store=store,
             datadir=datadir,
             web_port=web_port,
             fast_rebalance=fast_rebalance,
@@ -312,6 +310,22 @@ def worker(
         )
     except AuthConfigError as exc:
         raise _usage(str(exc)) from None
+
+
+def _worker_rules(rules: Path | None, broker: str | None, app_id: str | None, topic_prefix: str | None) -> Rules:
+    """The worker's rules: the file's, or the last good ones kept for its app id when the file is invalid
+    (the file's error is printed); exit 2 when neither (see :func:`streams.lastgood.worker_rules`)."""
+    from streams.app import StreamSettings, topic_name
+    from streams.lastgood import RULES_TOPIC, worker_rules
+
+    settings = StreamSettings.from_env(broker=broker, app_id=app_id, topic_prefix=topic_prefix)
+    try:
+        ruleset, warning = worker_rules(rules, settings.broker, topic_name(settings, RULES_TOPIC), settings.app_id)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    if warning:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    return ruleset
 
 
 @app.command()
