@@ -41,9 +41,9 @@ from kafka_fixtures import (
     EVENT_TOPICS,
     KAFKA_INFRA,
     REPO,
+    PrivateBroker,
     WorkerProcess,
     cli_env,
-    free_port,
     read_topics,
     run_cli,
     unique_names,
@@ -85,6 +85,9 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Input:
     return got
 
 
+#: Seconds the private broker stays down in the broker scenarios (the recovery time includes it,
+#: and the broker's own restart).
+OUTAGE_S = 10
 POISON_AT = 700  # a bad line after every POISON_AT good ones
 
 
@@ -123,67 +126,6 @@ def poisoned(day: Input) -> Input:
 
 
 # --------------------------------------------------------------------------- a private broker
-
-
-class PrivateBroker:
-    """A broker of this module only: ``infra/kafka/start.sh`` on free ports and its own run dir.
-
-    :meth:`stop` (SIGTERM, an orderly shutdown) or :meth:`kill` (SIGKILL) it, :meth:`restart` it
-    on the same data (the same JVM command line; start.sh would wipe the run dir).
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.env = dict(os.environ, KAFKA_RUN_DIR=str(run_dir), KAFKA_PORT=str(free_port()),
-                        KAFKA_CONTROLLER_PORT=str(free_port()), PYTHON=sys.executable)
-        proc = subprocess.run(["bash", str(KAFKA_INFRA / "start.sh")], env=self.env, capture_output=True,
-                              text=True, timeout=300, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"start.sh failed: {proc.stderr[-3000:]}")
-        self.bootstrap = proc.stdout.strip().splitlines()[-1]
-        self.pid = int((run_dir / "kafka.pid").read_text().strip())
-        self.argv = Path(f"/proc/{self.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-
-    def _signal(self, sig: int, timeout: float = 60) -> None:
-        os.kill(self.pid, sig)
-        deadline = time.monotonic() + timeout
-        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
-            try:  # reap it if it is our child (a restarted broker)
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    break
-            except ChildProcessError:
-                pass
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def restart(self, timeout: float = 120) -> None:
-        with open(self.run_dir / "kafka-restart.log", "ab") as out:
-            proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        self.pid = proc.pid
-        (self.run_dir / "kafka.pid").write_text(f"{self.pid}\n")
-        from kafka import KafkaAdminClient
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
-                admin.list_topics()
-                admin.close()
-                return
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.5)
-
-    def close(self) -> None:
-        subprocess.run(["bash", str(KAFKA_INFRA / "stop.sh")], env=self.env, capture_output=True, timeout=120,
-                       check=False)
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +186,7 @@ class Scenario:
     app_id: str = ""
     fleet: list[WorkerProcess] = field(default_factory=list)
     recovery_s: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.prefix, self.app_id = unique_names(self.name)
@@ -295,7 +238,7 @@ class Scenario:
             "missing": len(set(want) - set(ids)), "extra": len(set(ids) - set(want)),
             "repeated": sum(n - 1 for n in ids.values()),
             "dead_letters": len(dead), "bad_lines": len(expected.rejects),
-            "recovery_s": [round(s, 1) for s in self.recovery_s],
+            "recovery_s": [round(s, 1) for s in self.recovery_s], **self.extra,
         }
         print("\nFAULTS " + " ".join(f"{k}={v}" for k, v in figures.items()))
         report = os.environ.get("TOLLGUARD_FAULTS_REPORT")
@@ -373,8 +316,10 @@ def test_broker_down_mid_stream(private_broker: PrivateBroker, day: Input, tmp_p
 
     def outage() -> None:
         (private_broker.stop if how == "stop" else private_broker.kill)()
-        time.sleep(10)
+        time.sleep(OUTAGE_S)
+        began = time.monotonic()
         private_broker.restart()
+        run.extra.update(outage_s=OUTAGE_S, broker_restart_s=round(time.monotonic() - began, 1))
 
     run.fault(outage)
     run.finish(producer, day)
