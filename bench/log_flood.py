@@ -40,6 +40,19 @@ def produce(bootstrap: str, prefix: str, path: Path, env: dict[str, str]) -> Non
                     f"{prefix}cdrs", "--format", "jsonl", "-q"], cwd=REPO, env=env, check=True, timeout=300)
 
 
+def drained(bootstrap: str, group: str, topics: list[str], timeout: float = 180) -> None:
+    """Until the group committed everything on ``topics`` (retrying while the broker settles)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_for_lag_zero(bootstrap, group, topics, timeout=max(1.0, deadline - time.monotonic()))
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def shape(line: str) -> str:
     """A log line without its time stamp and numbers: what repeats."""
     return re.sub(r"\d+", "N", line.split("]", 1)[-1])[:110]
@@ -72,10 +85,10 @@ def main() -> None:
                     [sys.executable, "-m", "streams.cli", "worker", "--broker", broker.bootstrap, "--topic-prefix",
                      prefix, "--app-id", app_id, "--datadir", str(tmp / "data"), "--web-port", str(free_port()),
                      "-l", args.loglevel],
-                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    cwd=args.code, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             produce(broker.bootstrap, prefix, hour1, env)
             topics = [f"{prefix}cdrs", f"{prefix}cdrs-by-customer"]
-            wait_for_lag_zero(broker.bootstrap, app_id, topics, timeout=180)
+            drained(broker.bootstrap, app_id, topics)
             time.sleep(3)
             before = log_path.read_bytes()
             broker.stop()
@@ -85,7 +98,7 @@ def main() -> None:
             during = log_path.read_bytes()[len(before):]
             started = time.monotonic()
             produce(broker.bootstrap, prefix, hour2, env)
-            wait_for_lag_zero(broker.bootstrap, app_id, topics, timeout=180)
+            drained(broker.bootstrap, app_id, topics)
             lines = during.decode("utf-8", "replace").splitlines()
             figures = {
                 "code": str(args.code), "loglevel": args.loglevel, "outage_s": args.outage, "settle_s": args.settle,
