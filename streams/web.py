@@ -10,6 +10,8 @@ Endpoints
 ``GET /api/events``         recent events emitted by this worker (newest first)
 ``GET /api/concurrency``    per DID: peak of the retained calls, capacity
 ``POST /api/verdicts``      ``{"suspension_event_id", "verdict", "by", "note"?}`` → ``verifications`` topic
+                            (with tokens, ``by`` is the token's name)
+``GET /api/whoami``         ``{"name", "role"}`` of the caller's token (nulls without tokens)
 ``GET /metrics``            Prometheus text format
 ``GET /v1/authorize``       ``?customer=…&caller=…&callee=…&did=…[&direction=…]``: may the switch route this
                             call? ``{"allow": true}`` or ``{"allow": false, "suspension_event_id", "scope",
@@ -422,6 +424,12 @@ def _register_noc_views(app: Any, api: WebApi) -> None:
     class Concurrency(View):
         async def get(self, request: Request) -> Response:
             return _json(self, Reply(api.concurrency_rows()))
+
+    @app.page("/api/whoami")
+    class WhoAmI(View):
+        async def get(self, request: Request) -> Response:
+            me = identity_of(request)
+            return _json(self, Reply({"name": me.name, "role": me.role} if me else {"name": None, "role": None}))
 
     @app.page("/api/verdicts")
     class Verdicts(View):

@@ -116,6 +116,8 @@ def test_each_role_may_do_exactly_its_part(tmp_path: Path) -> None:
             got.append(("viewer", "verdict", r.status))
             r = await client.post("/api/verdicts", json=verdict)
             got.append(("none", "verdict", r.status))
+            r = await client.get("/api/whoami", headers=bearer(VIEWER))
+            assert (r.status, await r.json()) == (200, {"name": "wallboard", "role": "viewer"})
         return got
 
     got = asyncio.run(scenario())
@@ -163,13 +165,13 @@ def test_without_tokens_loopback_only_and_by_from_the_body(tmp_path: Path) -> No
     assert served.app.conf.web_bind == "127.0.0.1"
     (suspension,) = [e for e in served.events if e.type == "suspension"]
 
-    async def scenario() -> int:
+    async def scenario() -> tuple[int, Any]:
         async with served as client:
             r = await client.post("/api/verdicts", json={
                 "suspension_event_id": suspension.event_id, "verdict": "cleared", "by": "anna"})
-            return r.status
+            return r.status, await (await client.get("/api/whoami")).json()
 
-    assert asyncio.run(scenario()) == 202
+    assert asyncio.run(scenario()) == (202, {"name": None, "role": None})
     assert [v.by for v, _ in served.sent] == ["anna"]
     (line,) = [json.loads(x) for x in audit.read_text().splitlines()]
     assert (line["who"], line["status"], line["verdict"]["by"]) == (None, 202, "anna")
