@@ -260,6 +260,7 @@ class WorkerProcess:
     log_path: Path | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
+    web_port: int = 0
 
     def start(self, timeout: float = 90) -> WorkerProcess:
         self.starts += 1
@@ -273,7 +274,7 @@ class WorkerProcess:
             "--app-id", self.app_id,
             "--fast-rebalance",
             "--datadir", str(self.workdir / f"data-{self.starts}"),
-            "--web-port", str(free_port()),
+            "--web-port", str(self._new_port()),
             "-l", "info",
             *self.extra_args,
         ]  # fmt: skip
@@ -298,6 +299,10 @@ class WorkerProcess:
                 raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
             time.sleep(0.2)
         return self
+
+    def _new_port(self) -> int:
+        self.web_port = free_port()
+        return self.web_port
 
     def log(self) -> str:
         if self.log_path is None or not self.log_path.exists():
