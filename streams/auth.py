@@ -249,30 +249,41 @@ def action_of(method: str, path: str) -> Action:
     return "read"
 
 
-def auth_middleware(registry: TokenRegistry) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
+def auth_middleware(
+    registry: TokenRegistry, audit: AuditLog | None = None
+) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
     """aiohttp middleware: 401 without a known token, 403 when its role may not do what is asked.
 
-    The :class:`Identity` is left on the request under :data:`IDENTITY_KEY`.
+    The :class:`Identity` is left on the request under :data:`IDENTITY_KEY`. A verdict refused
+    here (401 or 403) is written to ``audit`` too (its body unread: ``verdict`` null).
     """
+
+    def refused(request: aioweb.Request, action: Action, identity: Identity | None, status: int,
+                reason: str) -> None:
+        if audit is None or action != "verdict":
+            return
+        try:
+            audit.write("api", None, identity=identity, peer=request.remote, status=status, reason=reason)
+        except OSError:
+            pass  # the request is refused anyway
 
     @aioweb.middleware
     async def authenticate(
         request: aioweb.Request, handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
     ) -> aioweb.StreamResponse:
         identity = registry.authenticate(request.headers.get("Authorization"))
+        action = action_of(request.method, request.path)
         if identity is None:
+            reason = "authentication required: Authorization: Bearer <token>"
+            refused(request, action, None, 401, reason)
             # machines get a Bearer challenge; the pages a Basic one, so a browser asks for the token
             machine = request.path.startswith("/v1/") or request.path == "/metrics"
             challenge = 'Bearer realm="tollguard"' if machine else 'Basic realm="tollguard", charset="UTF-8"'
-            return aioweb.json_response(
-                {"error": "authentication required: Authorization: Bearer <token>"},
-                status=401, headers={"WWW-Authenticate": challenge},
-            )
-        action = action_of(request.method, request.path)
+            return aioweb.json_response({"error": reason}, status=401, headers={"WWW-Authenticate": challenge})
         if not identity.may(action):
-            return aioweb.json_response(
-                {"error": f"forbidden: {identity.name} (role {identity.role}) may not {action}"}, status=403
-            )
+            reason = f"forbidden: {identity.name} (role {identity.role}) may not {action}"
+            refused(request, action, identity, 403, reason)
+            return aioweb.json_response({"error": reason}, status=403)
         request[IDENTITY_KEY] = identity
         return await handler(request)
 
@@ -289,7 +300,7 @@ def identity_of(request: Any) -> Identity | None:
 
 
 class AuditLog:
-    """Append-only JSON-lines file of every verdict received or applied (one object a line, fsynced).
+    """Append-only JSON-lines file of every verdict posted, applied or refused (one object a line, fsynced).
 
     Each line: ``{"at": ISO time written, "what": "api" | "applied" | "refused", "who": name or
     null, "role": role or null, "peer": address or null, "verdict": {...}, "status": int or

@@ -207,14 +207,16 @@ def register_views(
     streams.auth.AuthConfigError
         Unusable tokens settings.
     """
-    _secure(app, environ, tokens_file)
+    _secure(app, environ, tokens_file, audit)
     api = WebApi(app, engine, local_states, recent, metrics, send_verdict, calls_in_progress, audit)
     _register_noc_views(app, api)
     _register_call_setup_views(app, api)
     return api.authorizer
 
 
-def _secure(app: Any, environ: Mapping[str, str] | None, tokens_file: str | Path | None) -> None:
+def _secure(
+    app: Any, environ: Mapping[str, str] | None, tokens_file: str | Path | None, audit: AuditLog | None = None
+) -> None:
     """Set the web server's bind address and, with tokens, add the authentication middleware."""
     bind, tokens = web_access(environ, tokens_file)
     app.conf.web_bind = bind
@@ -222,7 +224,7 @@ def _secure(app: Any, environ: Mapping[str, str] | None, tokens_file: str | Path
         web_app = getattr(app.web, "web_app", None)
         if web_app is None:  # a web driver other than aiohttp: refuse rather than serve unauthenticated
             raise WebAccessError("API tokens need Faust's aiohttp web driver")
-        web_app.middlewares.append(auth_middleware(tokens))
+        web_app.middlewares.append(auth_middleware(tokens, audit))
 
 
 class Reply(NamedTuple):

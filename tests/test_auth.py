@@ -135,12 +135,18 @@ def test_each_role_may_do_exactly_its_part(tmp_path: Path) -> None:
     # one verdict sent, by the authenticated identity (the "by" in the body is not taken)
     assert [(v.suspension_event_id, v.verdict, v.by, c) for v, c in served.sent] == [
         (suspension.event_id, "cleared", "noc-anna", "acme")]
-    # the audit log holds every verdict posted that passed authentication: the bad body, the sent one
+    # the audit log holds every verdict posted, in order: refused without or with an unknown token (401) or
+    # for the role (403), the noc token's bad body (400) and sent verdict (202), the viewer's and the anonymous one
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
-    assert [(x["what"], x["who"], x["role"], x["status"]) for x in lines] == [
-        ("api", "noc-anna", "noc", 400), ("api", "noc-anna", "noc", 202)]
-    assert lines[1]["verdict"]["by"] == "noc-anna" and lines[1]["verdict"]["suspension_event_id"] == suspension.event_id
-    assert lines[0]["reason"].startswith("bad verdict")
+    assert [(x["who"], x["role"], x["status"]) for x in lines] == [
+        (None, None, 401), (None, None, 401), ("noc-anna", "noc", 400), ("kamailio-1", "switch", 403),
+        ("wallboard", "viewer", 403), ("wallboard", "viewer", 403), ("noc-anna", "noc", 202),
+        ("wallboard", "viewer", 403), (None, None, 401)]
+    assert {x["what"] for x in lines} == {"api"} and all(x["peer"] == "127.0.0.1" for x in lines)
+    sent = lines[6]["verdict"]
+    assert sent["by"] == "noc-anna" and sent["suspension_event_id"] == suspension.event_id
+    assert lines[2]["reason"].startswith("bad verdict") and lines[2]["verdict"] is None
+    assert lines[3]["reason"] == "forbidden: kamailio-1 (role switch) may not verdict"
 
 
 def test_the_single_token_is_one_noc_token_and_unreadable_audit_log_refuses(tmp_path: Path) -> None:
