@@ -290,10 +290,13 @@ def worker(
     from streams.auth import AuthConfigError, token_registry
     from streams.worker import run_worker
 
+    try:
+        token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
+    except AuthConfigError as exc:
+        raise _usage(str(exc)) from None
     ruleset = _worker_rules(rules, broker, app_id, topic_prefix)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     try:
-        token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
         run_worker(
             ruleset,
             model=anomaly_model,
