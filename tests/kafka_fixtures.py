@@ -261,6 +261,8 @@ class WorkerProcess:
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
     web_port: int = 0
+    #: ``--fast-rebalance`` (6 s session timeout); False: the worker's production group timeouts
+    fast_rebalance: bool = True
 
     def start(self, timeout: float = 90) -> WorkerProcess:
         self.starts += 1
@@ -272,7 +274,7 @@ class WorkerProcess:
             "--broker", self.bootstrap,
             "--topic-prefix", self.topic_prefix,
             "--app-id", self.app_id,
-            "--fast-rebalance",
+            *(["--fast-rebalance"] if self.fast_rebalance else []),
             "--datadir", str(self.workdir / f"data-{self.starts}"),
             "--web-port", str(self._new_port()),
             "-l", "info",

@@ -6,7 +6,8 @@ Scenarios (marker ``faults``; each a few thousand CDRs and tens of seconds):
 * the broker stopped (SIGTERM) and killed (SIGKILL) mid-stream, then started again on its data;
   a **private** broker of this module (``infra/kafka/start.sh`` on free ports, its own run dir),
   never the shared one;
-* two workers, one SIGKILLed mid-stream (the other takes its partitions);
+* two workers with the production group timeouts (session 10 s), one SIGKILLed mid-stream (the
+  other takes its partitions);
 * five SIGKILLs during a backfill (everything produced before the worker starts): re-sent
   records are re-deliveries, never "late";
 * the poison mix: binary, truncated JSON, wrong types, year 9999, a 5 MB line, a forged
@@ -326,8 +327,10 @@ def test_broker_down_mid_stream(private_broker: PrivateBroker, day: Input, tmp_p
 
 
 def test_two_workers_one_killed(kafka_bootstrap: str, day: Input, tmp_path: Path) -> None:
+    """With the worker's production group timeouts (session 10 s), not --fast-rebalance."""
     run = Scenario("two-workers", kafka_bootstrap, tmp_path, workers=2)
     for worker in run.fleet:
+        worker.fast_rebalance = False
         worker.start()
     producer = run.produce(day.path, rate=800)
     wait_consumed(run, 1500)
