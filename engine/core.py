@@ -100,6 +100,9 @@ class CustomerState:
     #: calls in progress.
     live_s: float = float("-inf")
     live_eval_s: float = float("-inf")
+    #: Input position -> highest offset of it taken into this state (the stream: ``"cdrs[3]" -> 1234``), so
+    #: a record re-delivered after a crash is known as such however old it is. Replay leaves it empty.
+    positions: dict[str, int] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form (for a Faust table); :meth:`from_json_dict` is its inverse."""
@@ -116,6 +119,7 @@ class CustomerState:
             "calls": self.calls,
             "live_s": self.live_s if self.live_s != float("-inf") else None,
             "live_eval_s": self.live_eval_s if self.live_eval_s != float("-inf") else None,
+            "positions": self.positions,
         }
 
     @classmethod
@@ -139,6 +143,7 @@ class CustomerState:
             calls=dict(data.get("calls") or {}),
             live_s=float("-inf") if data.get("live_s") is None else data["live_s"],
             live_eval_s=float("-inf") if data.get("live_eval_s") is None else data["live_eval_s"],
+            positions=dict(data.get("positions", {})),
         )
 
 

@@ -51,15 +51,17 @@ def load_rules(path: str | Path | None = None, ingest: dict[str, Any] | None = N
     return _rules.load_rules(path, Rules, ingest)
 
 
-def parse_rules(text: str, path: str = "<rules>") -> _rules.Rules:
+def parse_rules(text: str, path: str = "<rules>", ingest: dict[str, Any] | None = None) -> _rules.Rules:
     """Validate rules YAML text against :data:`Rules` (see :func:`tollguard.rules.parse_rules`).
+
+    ``ingest`` overrides keys of its ``ingest`` section (``--timezone``, ``--country``).
 
     Raises
     ------
     tollguard.errors.RulesError
         With the line and dotted field of the first fault.
     """
-    return _rules.parse_rules(text, path, Rules)
+    return _rules.parse_rules(text, path, Rules, ingest)
 
 
 def build_detectors(model: Any = None) -> list[Detector]:

@@ -6,16 +6,18 @@ Topology (topic names without the configurable prefix, DESIGN §4)::
     call-events ──parse-calls──┘▲          │                          capacity-increases,
       │   verifications─┘ (verify: keyed   │                          compliance-notices,
       │                    by customer)    │                          reactivations
-      └─► cdrs-dead-letter ◄───────────────┘ (late CDRs, refused verdicts)
+      └─► (rejects) ─►─┘                   └─► cdrs-dead-letter
 
 * ``parse`` turns each raw message (one CDR line of any supported format) into the
-  canonical record, or sends it to ``cdrs-dead-letter`` as a :class:`engine.runner.Reject`
-  (reason, raw value, source and offset): nothing is lost.
+  canonical record, or into a :class:`engine.runner.Reject` (reason, raw value, source and
+  offset) that ``detect`` puts on ``cdrs-dead-letter``: nothing is lost. Every record on
+  ``cdrs-by-customer`` names its input position (header ``tollguard-src``), so ``detect``
+  takes each input once, and dead-letters each bad one once, after any crash.
 * ``parse-calls`` does the same for ``call-events`` (calls in progress, DESIGN §3b): each
   message (a call event of any supported format, the ``format`` header naming it) becomes the
   canonical :class:`tollguard.calls.CallEvent` on ``cdrs-by-customer`` (wrapped as
-  ``{"call_event": …}``), or a reject of kind ``call_event`` on ``cdrs-dead-letter``; a message
-  that is no call event (another event type) is dropped, as replay skips it.
+  ``{"call_event": …}``), or a reject of kind ``call_event`` that ``detect`` dead-letters
+  (once, like the CDRs'); a message that is no call event (another event type) is dropped, as replay skips it.
 * ``verify`` takes verdicts (key = the suspension's customer, as ``tollguard verify`` and
   the NOC page send them) and puts them on ``cdrs-by-customer`` under that key, so a
   verdict reaches the customer's runner in order with the customer's CDRs.
@@ -58,6 +60,7 @@ from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
 from engine.state import StateFormatError, join_state, split_state
+from streams.auth import AuditLog, audit_log_path
 from streams.reload import RULES_POLL_S, RulesReloader
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
@@ -83,6 +86,17 @@ DETECT_CHECKPOINT_S = 0.5
 #: at a few hundred CDRs/s (bench/bench_stream.py). See _limit_fetch_wait().
 FETCH_MAX_WAIT_MS = 50
 
+#: Consumer-group timeouts (s). A worker killed without leaving its group (SIGKILL, host lost) holds its
+#: partitions until the broker misses its heartbeats for ``broker_session_timeout``: Faust's default, 60 s,
+#: is a minute without decisions for its customers. 10 s (heartbeat every 2 s, so 5 missed heartbeats)
+#: keeps that short while a busy 2-core host still heartbeats in time (heartbeats come from the consumer's
+#: own thread, not the agents' loop); ``broker_rebalance_timeout`` bounds how long a rebalance waits for
+#: members to rejoin. ``--fast-rebalance`` (tests, one host) goes lower still.
+GROUP_TIMEOUTS: dict[str, float] = {
+    "broker_session_timeout": 10, "broker_heartbeat_interval": 2, "broker_rebalance_timeout": 20}
+FAST_TIMEOUTS: dict[str, float] = {
+    "broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
+
 #: Control messages start with this (``tollguard produce --flush``: end of a backfill).
 CONTROL_PREFIX = b'{"control"'
 
@@ -91,6 +105,11 @@ CALL_EVENT_PREFIX = b'{"call_event"'
 
 #: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
 CONTROL_HEADER = "tollguard-control"
+#: Kafka header of a record on ``cdrs-by-customer``: where the parse agent read it, ``topic[partition]@offset``
+#: (a verdict: where the verify agent read it). The detect agent keeps per customer the highest offset taken
+#: of each input partition (:attr:`engine.core.CustomerState.positions`): a copy re-sent by a parse agent
+#: restarted after a crash is a re-delivery however old it is, neither taken twice nor refused as late.
+SOURCE_HEADER = "tollguard-src"
 #: Seconds a worker stopping on an unreadable state waits for Faust's orderly shutdown before it
 #: exits anyway (exit code 3): a shutdown that hangs must not leave a worker deciding nothing.
 CRASH_GRACE_S = 20.0
@@ -111,9 +130,15 @@ class StreamSettings:
     partitions : int
         Partitions of ``cdrs-by-customer`` and the state table (the parallelism cap).
     store : str
-        ``memory://`` (changelog replayed on start) or ``rocksdb://`` (local, resumes).
+        ``memory://`` only: the changelog is replayed on start. (Faust's ``rocksdb://`` store writes a
+        table record to the partition of the current event, and asserts there is one: wrong for states
+        written at checkpoints, batched from several partitions, so it is not offered; issue 14.)
     fast_rebalance : bool
         Short session/heartbeat timeouts: a group joins in seconds (tests, small setups).
+    tokens_file : str, optional
+        Web API tokens with roles (:mod:`streams.auth`; else ``TOLLGUARD_API_TOKENS_FILE``).
+    audit_log : str, optional
+        JSON-lines audit log of verdicts (else ``TOLLGUARD_AUDIT_LOG``, else ``DATADIR/verdicts-audit.jsonl``).
     """
 
     broker: str = "kafka://127.0.0.1:9092"
@@ -125,6 +150,8 @@ class StreamSettings:
     web_port: int = 6066
     fast_rebalance: bool = False
     rules_path: str | None = None
+    tokens_file: str | None = None
+    audit_log: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -134,7 +161,7 @@ class StreamSettings:
         broker = os.environ.get("TOLLGUARD_BROKER") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if broker:
             env["broker"] = broker
-        for name, conv in (("app_id", str), ("topic_prefix", str), ("partitions", int), ("store", str)):
+        for name, conv in (("app_id", str), ("topic_prefix", str), ("partitions", int)):
             value = os.environ.get(f"TOLLGUARD_{name.upper()}")
             if value:
                 env[name] = conv(value)
@@ -342,9 +369,7 @@ class StreamJob:
         self.settings = settings
         self.rules = rules or load_rules(settings.rules_path)
         _limit_fetch_wait(FETCH_MAX_WAIT_MS)
-        timeouts: dict[str, Any] = {}
-        if settings.fast_rebalance:
-            timeouts = {"broker_session_timeout": 6, "broker_heartbeat_interval": 1, "broker_rebalance_timeout": 6}
+        timeouts: dict[str, Any] = dict(FAST_TIMEOUTS if settings.fast_rebalance else GROUP_TIMEOUTS)
         self.app = app = faust.App(
             settings.app_id,
             broker=settings.broker,
@@ -382,6 +407,10 @@ class StreamJob:
             # current event: states are written at checkpoints, outside any event.
             use_partitioner=True,
         )
+        # per input partition (key "topic[p]"), the highest offset of it whose reject was dead-lettered: a
+        # reject re-sent by a parse or verify agent restarted after a crash is not dead-lettered twice.
+        self.reject_positions = app.Table(
+            "reject-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
         self.engine = Engine(self.rules, model=model)
         self.metrics = Metrics()
         self.store = TableStore(table, self.engine, self.metrics, settings.partitions)
@@ -391,9 +420,10 @@ class StreamJob:
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
         app.tollguard = self  # type: ignore[attr-defined]
+        self.audit = AuditLog(audit_log_path(None, settings.audit_log, settings.datadir))
         self.authorizer = register_views(
             app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict,
-            self._calls_in_progress)
+            self._calls_in_progress, tokens_file=settings.tokens_file, audit=self.audit)
         self.reloader = self._rules_reloader(model)
         app.agent(self.cdrs, name="parse")(self.parse)
         app.agent(self.call_events, name="parse-calls")(self.parse_calls)
@@ -468,10 +498,10 @@ class StreamJob:
                 # Only a flush, marked by the header tollguard produce sets, is taken. Control-looking
                 # data (a line starting {"control") has no header: it is parsed, and refused, as data.
                 if control != "flush" or _flush_control(value) is None:
-                    await self.send(self.runner.take_unparsable(
+                    await self._forward_rejects(self.runner.take_unparsable(
                         source, message.offset, value.decode("utf-8", "replace"),
                         "not a CDR: control messages are taken only as tollguard produce --flush sends them",
-                    ))
+                    ), source, message.offset)
                     continue
                 for partition in range(self.settings.partitions):
                     await self.by_customer.send(value=value, partition=partition)
@@ -481,19 +511,36 @@ class StreamJob:
                 record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of,
                                     rules.owner_of)
             except RejectError as exc:
-                await self.send(self.runner.take_unparsable(
+                await self._forward_rejects(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
-                ))
+                ), source, message.offset)
                 continue
-            await self.by_customer.send(key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()))
+            # the original record's timestamp (its produce time) travels with it: the latency metric starts there
+            await self.by_customer.send(
+                key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()),
+                headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())],
+                timestamp=message.timestamp or None,
+            )
+
+    async def _forward_rejects(self, outcome: Outcome, source: str, offset: int) -> None:
+        """Rejects of the parse and verify agents → ``cdrs-by-customer`` (key: their input partition),
+        where the detect agent dead-letters each input position once (see :meth:`_dead_letter_once`)."""
+        for reject in outcome.rejects:
+            value = b'{"control":"reject","reject":' + reject.to_json_bytes() + b"}"
+            await self.by_customer.send(key=source.encode(), value=value,
+                                        headers=[(SOURCE_HEADER, f"{source}@{offset}".encode())])
 
     async def parse_calls(self, stream: faust.StreamT) -> None:
-        """Raw call events → canonical call events keyed by customer (or the dead-letter topic)."""
-        rules = self.rules
-        parser = CallEventParser(rules.ingest, rules.owner_of, rules.country_of)
+        """Raw call events → canonical call events keyed by customer; rejects forwarded like the CDRs'
+        (each input position dead-lettered once by ``detect``)."""
+        parser, parsed_with = None, None
         async for event in stream.events():
+            rules = self.rules  # a reload may have replaced them
+            if parser is None or parsed_with is not rules:
+                parser, parsed_with = CallEventParser(rules.ingest, rules.owner_of, rules.country_of), rules
             value: bytes = event.value or b""
             message = event.message
+            source = f"{message.topic}[{message.partition}]"
             fmt = _header(message.headers, "format") or "auto"
             text = value.decode("utf-8", "replace")
             try:
@@ -501,11 +548,14 @@ class StreamJob:
             except NotACallEvent:
                 continue
             except RejectError as exc:
-                source = f"{message.topic}[{message.partition}]"
-                await self.send(self.runner.bad_call_event(source, message.offset, text, exc.reason))
+                await self._forward_rejects(self.runner.bad_call_event(source, message.offset, text, exc.reason),
+                                            source, message.offset)
                 continue
-            await self.by_customer.send(key=call.customer_id.encode(),
-                                        value=orjson.dumps({"call_event": call.to_json_dict()}))
+            await self.by_customer.send(
+                key=call.customer_id.encode(), value=orjson.dumps({"call_event": call.to_json_dict()}),
+                headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())],
+                timestamp=message.timestamp or None,
+            )
 
     async def verify(self, stream: faust.StreamT) -> None:
         """Verdicts (key = the suspension's customer) → that customer's partition of cdrs-by-customer."""
@@ -517,18 +567,20 @@ class StreamJob:
             try:
                 verdict = Verdict.model_validate_json(value)
             except ValidationError as exc:
-                await self.send(self.runner.bad_verdict(source, message.offset, raw, exc))
+                await self._forward_rejects(self.runner.bad_verdict(source, message.offset, raw, exc),
+                                            source, message.offset)
                 continue
             customer = (event.key or b"").decode("utf-8", "replace").strip()
             if not customer:
-                await self.send(self.runner.bad_verdict(
+                await self._forward_rejects(self.runner.bad_verdict(
                     source, message.offset, raw,
                     "no customer: key the message by the suspension's customer_id (as tollguard verify does)",
-                ))
+                ), source, message.offset)
                 continue
             control = orjson.dumps({"control": "verdict", "customer_id": customer,
                                     "verdict": verdict.model_dump(mode="json")})
-            await self.by_customer.send(key=customer.encode(), value=control)
+            await self.by_customer.send(key=customer.encode(), value=control,
+                                        headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())])
 
     async def detect(self, stream: faust.StreamT) -> None:
         """Records and verdicts of this worker's customers → the runner → events and dead letters.
@@ -557,23 +609,92 @@ class StreamJob:
             if value.startswith(CONTROL_PREFIX):
                 control = orjson.loads(value)
                 if control.get("control") == "verdict":
+                    if self._redelivered(control["customer_id"], message.headers, create=False):
+                        self._pending.append(event)
+                        continue
                     verdict = Verdict.model_validate(control["verdict"])
-                    await self.send(runner.take_verdict(
-                        verdict, source, message.offset, control["customer_id"], event, hold=False))
+                    outcome = runner.take_verdict(
+                        verdict, source, message.offset, control["customer_id"], event, hold=False)
+                    self._audit_verdict(verdict, outcome)
+                    await self.send(outcome)
+                    if outcome.events:
+                        await self.checkpoint()
                     continue
-                await self._on_flush(control, message.partition)
+                elif control.get("control") == "reject":
+                    await self._dead_letter_once(control["reject"], message.headers)
+                else:
+                    await self._on_flush(control, message.partition)
             elif value.startswith(CALL_EVENT_PREFIX):
                 call = CallEvent.model_validate(orjson.loads(value)["call_event"])
-                await self.send(runner.take_call_event(call, source, message.offset))
+                if self._redelivered(call.customer_id, message.headers):
+                    self._pending.append(event)
+                    continue
+                outcome = runner.take_call_event(call, source, message.offset)
+                await self.send(outcome)
+                if outcome.events:  # as for a CDR: the state that emitted them is written at once
+                    self._pending.append(event)
+                    await self.checkpoint()
+                    continue
             else:
                 record = CallDetailRecord.model_validate_json(value)
-                await self.send(runner.take_record(record, source, message.offset, value.decode()))
+                if self._redelivered(record.customer_id, message.headers):
+                    self._pending.append(event)
+                    continue
+                outcome = runner.take_record(record, source, message.offset, value.decode())
+                await self.send(outcome)
                 metrics.cdrs.inc()
                 if message.timestamp:
                     metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+                if outcome.events:  # the state that emitted them is written at once: a crash repeats none
+                    self._pending.append(event)
+                    await self.checkpoint()
+                    continue
             self._pending.append(event)
             if len(self._pending) >= DETECT_BATCH:
                 await self.checkpoint()
+
+    async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
+        """Dead-letter a reject forwarded by the parse or verify agent, unless its input position was already."""
+        position = _source_position(headers)
+        if position is not None:
+            key = position[0].encode()
+            done = self.reject_positions.get(key)
+            if done is not None and int(done) >= position[1]:
+                self.metrics.redelivered.inc()
+                return
+        self.metrics.rejected.labels(reason_class(str(reject.get("reason", "")))).inc()
+        await self.dead_letter.send(value=orjson.dumps(reject))
+        if position is not None:
+            self.reject_positions[key] = str(position[1]).encode()
+
+    def _redelivered(self, customer_id: str, headers: Any, create: bool = True) -> bool:
+        """Whether the record's input position (SOURCE_HEADER) is already in the customer's state;
+        else that position is recorded there (the state is written at the next checkpoint). Without
+        ``create``, a customer without a state is left without one (a verdict names no new customer)."""
+        position = _source_position(headers)
+        if position is None:
+            return False
+        where, offset = position
+        state = self.runner.state(customer_id) if create else self.store.get(customer_id)
+        if state is None:
+            return False
+        if state.positions.get(where, -1) >= offset:
+            self.metrics.redelivered.inc()
+            return True
+        state.positions[where] = offset
+        self.store.put(state)
+        return False
+
+    def _audit_verdict(self, verdict: Verdict, outcome: Outcome) -> None:
+        """Write a verdict taken from ``verifications`` to the audit log: applied, refused (with the
+        reason) or a re-delivered copy."""
+        refused = [r.reason for r in outcome.rejects if r.kind == "verdict"]
+        what = "refused" if refused else "applied" if outcome.events else "duplicate"
+        try:
+            self.audit.write(what, verdict.model_dump(mode="json"),
+                             reason=refused[0] if refused else None)
+        except OSError as exc:
+            log.error("audit log %s not writable: %s", self.audit.path, exc.strerror or exc)
 
     async def _on_flush(self, control: dict[str, Any], partition: int) -> None:
         got = self._flushes.setdefault((control["id"], partition), set())
@@ -632,6 +753,19 @@ def _flush_control(value: bytes) -> dict[str, Any] | None:
         and isinstance(control["sources"], int) and 0 < control["sources"] <= 10_000
     )
     return control if ok else None
+
+
+def _source_position(headers: Any) -> tuple[str, int] | None:
+    """``("cdrs[3]", 1234)`` from a SOURCE_HEADER ``cdrs[3]@1234``; None without one (or a malformed one).
+
+    >>> _source_position([("tollguard-src", b"p.cdrs[3]@1234")]), _source_position([])
+    (('p.cdrs[3]', 1234), None)
+    """
+    value = _header(headers, SOURCE_HEADER)
+    if value is None:
+        return None
+    where, _, offset = value.rpartition("@")
+    return (where, int(offset)) if where and offset.isdigit() else None
 
 
 def _header(headers: Any, name: str) -> str | None:

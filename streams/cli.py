@@ -141,6 +141,16 @@ def _kafka_errors(broker: str) -> Iterator[None]:
 def _rules(path: Path | None, timezone: str | None = None, country: str | None = None) -> Rules:
     """Load the rules file (the packaged default without ``path``), with ``--timezone`` / ``--country``
     applied to its ``ingest`` section; exit 2 with the first error (line and field)."""
+    ingest = _ingest_overrides(timezone, country)
+    try:
+        return load_rules(path, ingest)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+
+
+def _ingest_overrides(timezone: str | None, country: str | None) -> dict[str, str] | None:
+    """``--timezone`` / ``--country`` as overrides of the rules' ``ingest`` section (None: neither); exit 2
+    when one is not a valid IANA zone / ISO 3166 region."""
     from pydantic import ValidationError
 
     from tollguard.adapters import IngestSettings
@@ -156,10 +166,7 @@ def _rules(path: Path | None, timezone: str | None = None, country: str | None =
         first = exc.errors()[0]
         option = "--timezone" if first["loc"][0] == "timezone" else "--country"
         raise _usage(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
-    try:
-        return load_rules(path, ingest or None)
-    except RulesError as exc:
-        raise _usage(str(exc)) from None
+    return ingest or None
 
 
 def _chosen(path: Path | None, ruleset: Rules, timezone: str | None, country: str | None) -> tuple[bool, bool]:
@@ -563,8 +570,6 @@ def worker(
         "prefix of every topic name (default: env TOLLGUARD_TOPIC_PREFIX, else none)"))] = None,
     partitions: Annotated[int | None, typer.Option(help=(
         "partitions of the repartition topic and state table (default: env TOLLGUARD_PARTITIONS, else 4)"))] = None,
-    store: Annotated[str | None, typer.Option(help=(
-        "table store: memory:// or rocksdb:// (default: env TOLLGUARD_STORE, else memory://)"))] = None,
     datadir: Annotated[str | None, typer.Option(help=(
         "local data directory (one per worker on a host) (default: tollguard-data)"))] = None,
     web_port: Annotated[int | None, typer.Option(help=(
@@ -574,35 +579,67 @@ def worker(
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
     timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
     country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
+    tokens_file: Annotated[Path | None, typer.Option(help=(
+        "web API tokens with roles, YAML (env TOLLGUARD_API_TOKENS_FILE; see README, Security)"))] = None,
+    audit_log: Annotated[Path | None, typer.Option(help=(
+        "verdict audit log, JSON lines (env TOLLGUARD_AUDIT_LOG; default DATADIR/verdicts-audit.jsonl)"))] = None,
 ) -> None:
     """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events.
 
     The rules file is watched (every 2 s, and on SIGHUP): a changed file that validates becomes
     live without a restart; an invalid one is refused (line and field in the log) and the last
-    good rules stay.
+    good rules stay. At start, an invalid file gives the last good rules kept on the broker.
     """
     from streams.app import StreamSettings
+    from streams.auth import AuthConfigError, token_registry
     from streams.worker import run_worker
 
-    ruleset = _rules(rules, timezone, country)
-    _assumption_warning(rules, ruleset, timezone, country)
+    try:
+        token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
+    except AuthConfigError as exc:
+        raise _usage(str(exc)) from None
     _reach(StreamSettings.from_env(broker=broker).broker)
+    ruleset = _worker_rules(rules, broker, app_id, topic_prefix, _ingest_overrides(timezone, country))
+    _assumption_warning(rules, ruleset, timezone, country)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     watched = rules if rules is not None else default_rules_path()
-    run_worker(
-        ruleset,
-        model=anomaly_model,
-        rules_path=str(watched) if watched is not None else None,
-        broker=broker,
-        app_id=app_id,
-        topic_prefix=topic_prefix,
-        partitions=partitions,
-        store=store,
-        datadir=datadir,
-        web_port=web_port,
-        fast_rebalance=fast_rebalance,
-        loglevel=loglevel,
-    )
+    try:
+        run_worker(
+            ruleset,
+            model=anomaly_model,
+            rules_path=str(watched),
+            broker=broker,
+            app_id=app_id,
+            topic_prefix=topic_prefix,
+            partitions=partitions,
+            datadir=datadir,
+            web_port=web_port,
+            fast_rebalance=fast_rebalance,
+            loglevel=loglevel,
+            tokens_file=str(tokens_file) if tokens_file else None,
+            audit_log=str(audit_log) if audit_log else None,
+        )
+    except AuthConfigError as exc:
+        raise _usage(str(exc)) from None
+
+
+def _worker_rules(rules: Path | None, broker: str | None, app_id: str | None, topic_prefix: str | None,
+                  ingest: dict[str, str] | None = None) -> Rules:
+    """The worker's rules: the file's, or the last good ones kept for its app id when the file is invalid
+    (the file's error is printed); exit 2 when neither (see :func:`streams.lastgood.worker_rules`).
+    ``ingest``: the ``--timezone`` / ``--country`` overrides, applied to either."""
+    from streams.app import StreamSettings, topic_name
+    from streams.lastgood import RULES_TOPIC, worker_rules
+
+    settings = StreamSettings.from_env(broker=broker, app_id=app_id, topic_prefix=topic_prefix)
+    try:
+        ruleset, warning = worker_rules(rules, settings.broker, topic_name(settings, RULES_TOPIC), settings.app_id,
+                                        ingest)
+    except RulesError as exc:
+        raise _usage(str(exc)) from None
+    if warning:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    return ruleset
 
 
 @app.command()

@@ -18,6 +18,8 @@ Endpoints
 ``GET /api/cdrs``           ``?customer=…&event=…`` (or ``&call_id=…``): the calls behind an event's evidence
                             (its ``sample_call_ids``), as far as the worker still holds them
 ``POST /api/verdicts``      ``{"suspension_event_id", "verdict", "by", "note"?}`` → ``verifications`` topic
+                            (with tokens, ``by`` is the token's name)
+``GET /api/whoami``         ``{"name", "role"}`` of the caller's token (nulls without tokens)
 ``GET /metrics``            Prometheus text format
 ``GET /v1/authorize``       ``?customer=…&caller=…&callee=…&did=…[&direction=…]``: may the switch route this
                             call? ``{"allow": true}`` or ``{"allow": false, "suspension_event_id", "scope",
@@ -26,31 +28,31 @@ Endpoints
 
 Access
 ------
-With ``TOLLGUARD_API_TOKEN`` set (at least 16 characters), every endpoint, Faust's own pages
-included, asks for it: ``Authorization: Bearer <token>`` (switches, Prometheus), or HTTP basic
-authentication with the token as the password and any user name (a browser on the NOC page);
-the server then binds to ``TOLLGUARD_WEB_BIND`` (default ``0.0.0.0``). Without a token nothing
-is asked, and the server binds to ``127.0.0.1`` (``TOLLGUARD_WEB_BIND`` may name another
-loopback address; any other address without a token stops the worker with the reason): only
-processes of the host reach it.
+Tokens with roles (:mod:`streams.auth`: ``--tokens-file`` / ``TOLLGUARD_API_TOKENS_FILE``, and
+``TOLLGUARD_API_TOKEN`` as one ``noc`` token): with any token configured, every endpoint, Faust's
+own pages included, asks for one: ``Authorization: Bearer <token>`` (switches, Prometheus), or
+HTTP basic authentication with the token as the password and any user name (a browser on the
+NOC page); 401 without a known token, 403 when its role may not (``noc``: read and post
+verdicts, ``switch``: ``/v1/authorize``, ``viewer``: read). A posted verdict's ``by`` is the
+token's name, and every posted verdict is written to the audit log. The server then binds to
+``TOLLGUARD_WEB_BIND`` (default ``0.0.0.0``). Without tokens nothing is asked, and the server
+binds to ``127.0.0.1`` (``TOLLGUARD_WEB_BIND`` may name another loopback address; any other
+address without tokens stops the worker with the reason): only processes of the host reach it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import ipaddress
+import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import orjson
-from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -60,15 +62,24 @@ from detectors.base import iso
 from detectors.traffic import MINUTE_S, call_row
 from engine.core import CustomerState, Engine
 from engine.enforcement import DIRECTIONS, Authorizer, Direction, NotReady
+from streams.auth import (
+    TOKEN_ENV,
+    TOKENS_FILE_ENV,
+    AuditLog,
+    AuthConfigError,
+    TokenRegistry,
+    auth_middleware,
+    identity_of,
+    token_registry,
+)
 from tollguard.events import Event, EventType, Verdict
+
+log = logging.getLogger("tollguard.web")
 
 NOC_HTML = (Path(__file__).with_name("noc.html")).read_text(encoding="utf-8")
 
-#: Environment: the web API's token (unset or empty: no token, loopback only) and bind address.
-TOKEN_ENV = "TOLLGUARD_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+#: Environment: the web server's bind address (tokens: :mod:`streams.auth`).
 BIND_ENV = "TOLLGUARD_WEB_BIND"
-#: Shortest token accepted (characters).
-MIN_TOKEN_CHARS = 16
 #: The enforcement index is rebuilt at least this often (s), whatever the change signals say.
 AUTHORIZE_INDEX_MAX_AGE_S = 5.0
 #: Longest value of an authorize / calls query parameter (characters).
@@ -86,33 +97,38 @@ RATE_WINDOW_S = 30.0
 CallsInProgress = Callable[[str], list[dict[str, Any]]]
 
 
-class WebAccessError(ValueError):
+class WebAccessError(AuthConfigError):
     """The web server's access settings are unsafe or invalid (the worker does not start)."""
 
 
-def web_access(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
-    """``(bind address, token or None)`` from ``TOLLGUARD_API_TOKEN`` and ``TOLLGUARD_WEB_BIND``.
+def web_access(
+    environ: Mapping[str, str] | None = None, tokens_file: str | Path | None = None
+) -> tuple[str, TokenRegistry | None]:
+    """``(bind address, tokens or None)`` from the tokens settings (:func:`streams.auth.token_registry`)
+    and ``TOLLGUARD_WEB_BIND``.
 
     Raises
     ------
     WebAccessError
-        A token shorter than MIN_TOKEN_CHARS, or a non-loopback bind address without a token.
+        A non-loopback bind address without tokens.
+    streams.auth.AuthConfigError
+        Unusable tokens settings.
 
-    >>> web_access({}), web_access({"TOLLGUARD_API_TOKEN": "s3cret-s3cret-s3cret"})
-    (('127.0.0.1', None), ('0.0.0.0', 's3cret-s3cret-s3cret'))
+    >>> web_access({})
+    ('127.0.0.1', None)
+    >>> bind, tokens = web_access({"TOLLGUARD_API_TOKEN": "s3cret-s3cret-s3cret"}); bind, tokens.identities
+    ('0.0.0.0', [Identity(name='noc', role='noc')])
     """
     env = os.environ if environ is None else environ
-    token = (env.get(TOKEN_ENV) or "").strip() or None
+    tokens = token_registry(env, tokens_file)
     bind = (env.get(BIND_ENV) or "").strip()
-    if token is not None:
-        if len(token) < MIN_TOKEN_CHARS:
-            raise WebAccessError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN_CHARS} characters")
-        return bind or "0.0.0.0", token  # noqa: S104 - reachable from the network, every request authenticated
+    if tokens is not None:
+        return bind or "0.0.0.0", tokens  # noqa: S104 - reachable from the network, every request authenticated
     bind = bind or "127.0.0.1"
     if not _loopback(bind):
         raise WebAccessError(
-            f"{BIND_ENV}={bind} without {TOKEN_ENV}: the web API (verdicts, call authorization) would be open "
-            f"to the network; set {TOKEN_ENV} or bind to 127.0.0.1"
+            f"{BIND_ENV}={bind} without {TOKEN_ENV} or {TOKENS_FILE_ENV}: the web API (verdicts, call "
+            f"authorization) would be open to the network; configure tokens or bind to 127.0.0.1"
         )
     return bind, None
 
@@ -124,48 +140,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def token_matches(header: str | None, token: str) -> bool:
-    """Whether an ``Authorization`` header carries ``token`` (Bearer, or Basic with it as the password).
-
-    >>> token_matches("Bearer abc", "abc"), token_matches("Basic " + base64.b64encode(b"noc:abc").decode(), "abc")
-    (True, True)
-    >>> token_matches("Bearer abd", "abc"), token_matches(None, "abc")
-    (False, False)
-    """
-    if not header:
-        return False
-    scheme, _, credentials = header.strip().partition(" ")
-    scheme, credentials = scheme.lower(), credentials.strip()
-    if scheme == "basic":
-        try:
-            credentials = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-    elif scheme != "bearer":
-        return False
-    return hmac.compare_digest(credentials.encode("utf-8"), token.encode("utf-8"))
-
-
-def auth_middleware(token: str) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
-    """aiohttp middleware refusing any request without ``token`` (401 with a JSON error)."""
-
-    @aioweb.middleware
-    async def authenticate(
-        request: aioweb.Request, handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
-    ) -> aioweb.StreamResponse:
-        if token_matches(request.headers.get("Authorization"), token):
-            return await handler(request)
-        # machines get a Bearer challenge; the pages a Basic one, so a browser asks for the token
-        machine = request.path.startswith("/v1/") or request.path == "/metrics"
-        challenge = 'Bearer realm="tollguard"' if machine else 'Basic realm="tollguard", charset="UTF-8"'
-        return aioweb.json_response(
-            {"error": f"authentication required: Authorization: Bearer <{TOKEN_ENV}>"},
-            status=401, headers={"WWW-Authenticate": challenge},
-        )
-
-    return authenticate
 
 
 class Metrics:
@@ -182,7 +156,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "tollguard_processing_latency_seconds",
-            "from the CDR message's Kafka timestamp to the end of its processing",
+            "from the original CDR message's Kafka timestamp on cdrs (its produce time, carried through the "
+            "repartition) to the end of its processing",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
@@ -192,6 +167,11 @@ class Metrics:
         self.state_piece_bytes = Histogram(
             "tollguard_state_piece_bytes", "size of each state-table piece written (the broker's limit is 1 MB)",
             buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576), registry=self.registry,
+        )
+        self.redelivered = Counter(
+            "tollguard_redelivered_total",
+            "records on cdrs-by-customer already taken into the customer's state (re-sent after a crash): skipped",
+            registry=self.registry,
         )
         self.cap_hits = Counter(
             "tollguard_state_cap_hits_total", "entries dropped because a memory cap was reached", ["what"],
@@ -222,35 +202,42 @@ def register_views(
     send_verdict: Callable[[Verdict, str], Any],
     calls_in_progress: CallsInProgress | None = None,
     environ: Mapping[str, str] | None = None,
+    tokens_file: str | Path | None = None,
+    audit: AuditLog | None = None,
 ) -> Authorizer:
     """Add the NOC page, JSON endpoints, the call-setup API and ``/metrics`` to a Faust app.
 
-    Sets the web server's bind address and, with a token, its authentication (see *Access*
-    in the module docstring; ``environ`` defaults to ``os.environ``). Returns the
-    :class:`engine.enforcement.Authorizer` behind ``/v1/authorize``.
+    Sets the web server's bind address and, with tokens (``tokens_file``, or the environment:
+    :func:`streams.auth.token_registry`), authentication and roles (see *Access* in the module
+    docstring; ``environ`` defaults to ``os.environ``). Verdicts posted are written to ``audit``.
+    Returns the :class:`engine.enforcement.Authorizer` behind ``/v1/authorize``.
 
     Raises
     ------
     WebAccessError
-        Unsafe or invalid access settings.
+        Unsafe access settings.
+    streams.auth.AuthConfigError
+        Unusable tokens settings.
     """
-    _secure(app, environ)
-    api = WebApi(app, engine, local_states, recent, metrics, send_verdict, calls_in_progress)
+    _secure(app, environ, tokens_file, audit)
+    api = WebApi(app, engine, local_states, recent, metrics, send_verdict, calls_in_progress, audit)
     _register_noc_views(app, api)
     _register_customer_views(app, api)
     _register_call_setup_views(app, api)
     return api.authorizer
 
 
-def _secure(app: Any, environ: Mapping[str, str] | None) -> None:
-    """Set the web server's bind address and, with a token, add the authentication middleware."""
-    bind, token = web_access(environ)
+def _secure(
+    app: Any, environ: Mapping[str, str] | None, tokens_file: str | Path | None, audit: AuditLog | None = None
+) -> None:
+    """Set the web server's bind address and, with tokens, add the authentication middleware."""
+    bind, tokens = web_access(environ, tokens_file)
     app.conf.web_bind = bind
-    if token is not None:
+    if tokens is not None:
         web_app = getattr(app.web, "web_app", None)
         if web_app is None:  # a web driver other than aiohttp: refuse rather than serve unauthenticated
-            raise WebAccessError(f"{TOKEN_ENV} needs Faust's aiohttp web driver")
-        web_app.middlewares.append(auth_middleware(token))
+            raise WebAccessError("API tokens need Faust's aiohttp web driver")
+        web_app.middlewares.append(auth_middleware(tokens, audit))
 
 
 class Reply(NamedTuple):
@@ -282,8 +269,10 @@ class WebApi:
         metrics: Metrics,
         send_verdict: Callable[[Verdict, str], Any],
         calls_in_progress: CallsInProgress | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.app = app
+        self.audit = audit
         self.engine = engine
         self.local_states = local_states
         self.recent = recent
@@ -347,22 +336,50 @@ class WebApi:
         return rows
 
     async def post_verdict(self, request: Request) -> Reply:
-        """``POST /api/verdicts``: 202 once sent to the ``verifications`` topic; 400 bad body, 404 not here."""
+        """``POST /api/verdicts``: 202 once sent to the ``verifications`` topic; 400 bad body, 404 not here.
+
+        With authentication, the verdict's ``by`` is the caller's identity (the token's name;
+        a ``by`` in the body is ignored); without, the body must name it. Every verdict posted,
+        sent or refused, is written to the audit log first; 503 when it cannot be written.
+        """
+        identity = identity_of(request)
+        peer = getattr(request, "remote", None)
+        body: Any = None
         try:
             body = await request.json()
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
-            verdict = Verdict.model_validate({"at": datetime.now(UTC).isoformat(), **body})
+            fields = {"at": datetime.now(UTC).isoformat(), **body}
+            if identity is not None:
+                fields["by"] = identity.name
+            verdict = Verdict.model_validate(fields)
         except (ValueError, ValidationError) as exc:
-            return Reply({"error": f"bad verdict: {exc}"}, status=400)
+            reply = Reply({"error": f"bad verdict: {exc}"}, status=400)
+            return self._audited(reply, body if isinstance(body, dict) else None, identity, peer)
         owner = {
             e["event_id"]: s.customer_id
             for s in self.local_states() for e in self.engine.active_suspensions(s) if e["status"] == "active"
         }
+        sent = verdict.model_dump(mode="json")
         if verdict.suspension_event_id not in owner:
-            return Reply({"error": f"no active suspension {verdict.suspension_event_id} on this worker"}, status=404)
-        await self.send_verdict(verdict, owner[verdict.suspension_event_id])
-        return Reply({"sent": verdict.model_dump(mode="json")}, status=202)
+            reply = Reply({"error": f"no active suspension {verdict.suspension_event_id} on this worker"}, status=404)
+            return self._audited(reply, sent, identity, peer)
+        reply = self._audited(Reply({"sent": sent}, status=202), sent, identity, peer)
+        if reply.status == 202:
+            await self.send_verdict(verdict, owner[verdict.suspension_event_id])
+        return reply
+
+    def _audited(self, reply: Reply, verdict: dict[str, Any] | None, identity: Any, peer: str | None) -> Reply:
+        """Write a posted verdict's fate to the audit log; a 503 instead when the log cannot be written."""
+        if self.audit is None:
+            return reply
+        reason = reply.data.get("error") if isinstance(reply.data, dict) else None
+        try:
+            self.audit.write("api", verdict, identity=identity, peer=peer, status=reply.status, reason=reason)
+        except OSError as exc:
+            log.error("audit log %s not writable (%s): verdict refused", self.audit.path, exc.strerror or exc)
+            return Reply({"error": "the audit log cannot be written: verdict not sent"}, status=503)
+        return reply
 
     def metrics_text(self) -> bytes:
         """``GET /metrics`` (the lag gauge updated first)."""
@@ -578,6 +595,12 @@ def _register_noc_views(app: Any, api: WebApi) -> None:
         async def get(self, request: Request) -> Response:
             return _json(self, Reply(api.concurrency_rows()))
 
+    @app.page("/api/whoami")
+    class WhoAmI(View):
+        async def get(self, request: Request) -> Response:
+            me = identity_of(request)
+            return _json(self, Reply({"name": me.name, "role": me.role} if me else {"name": None, "role": None}))
+
     @app.page("/api/verdicts")
     class Verdicts(View):
         async def post(self, request: Request) -> Response:
@@ -656,10 +679,16 @@ def query_params(request: Any, required: tuple[str, ...], optional: tuple[str, .
 
 def update_lag(app: Any, metrics: Metrics) -> None:
     """Set the lag gauge from the consumer's high-water marks and read positions."""
-    consumer = getattr(app, "consumer", None)
-    if consumer is None:
+    from faust.exceptions import ConsumerNotStarted
+
+    try:
+        consumer = getattr(app, "consumer", None)
+        if consumer is None:
+            return
+        assignment = consumer.assignment()
+    except ConsumerNotStarted:  # /metrics asked while the worker starts: no lag to tell yet
         return
-    for tp in consumer.assignment():
+    for tp in assignment:
         if tp.topic.endswith("-changelog") or "__assignor" in tp.topic:
             continue  # read only while recovering a table, not by the agents
         high = consumer.highwater(tp)

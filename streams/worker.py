@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -50,18 +51,31 @@ def run_worker(rules: Rules, loglevel: str = "warn", model: Any = None, **option
     rules : Rules
         Validated rules.
     loglevel : str
-        ``debug``, ``info``, ``warn`` or ``error``.
+        ``debug``, ``info``, ``warn`` or ``error``. Below ``debug``, phone numbers are masked in
+        every log line; at every level, repeated lines are rate-limited (:mod:`streams.logfilter`).
     model : models.model.AnomalyModel, optional
         Trained anomaly model (``tollguard worker --model``), passed to the engine.
     **options
         :class:`StreamSettings` fields (None = environment or default).
+
+    Raises
+    ------
+    streams.auth.AuthConfigError
+        Unusable web access settings (tokens file, bind address).
     """
     import faust
+
+    from streams import logfilter
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            logfilter.install(logger, mask=loglevel.lower() != "debug")
 
     settings = StreamSettings.from_env(**options)
     app = create_app(settings, rules, model=model)
     declare_topics(settings, app)
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
     if not worker.stdout.isatty():
         worker.spinner = None  # no spinner control codes in a log file or a pipe
 

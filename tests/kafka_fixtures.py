@@ -153,6 +153,68 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _local_broker(tmp_path_factory.mktemp("kafka") / "run")
 
 
+class PrivateBroker:
+    """A broker of one test module (or bench script) only: ``infra/kafka/start.sh`` on free ports, own run dir.
+
+    For faults that must not touch the shared broker: :meth:`stop` (SIGTERM, an orderly shutdown)
+    or :meth:`kill` (SIGKILL) it, :meth:`restart` it on the same data (the same JVM command line;
+    start.sh would wipe the run dir), :meth:`close` it (``stop.sh``).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.env = dict(os.environ, KAFKA_RUN_DIR=str(run_dir), KAFKA_PORT=str(free_port()),
+                        KAFKA_CONTROLLER_PORT=str(free_port()), PYTHON=sys.executable)
+        proc = subprocess.run(["bash", str(KAFKA_INFRA / "start.sh")], env=self.env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"start.sh failed: {proc.stderr[-3000:]}")
+        self.bootstrap = proc.stdout.strip().splitlines()[-1]
+        self.pid = int((run_dir / "kafka.pid").read_text().strip())
+        self.argv = Path(f"/proc/{self.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+
+    def _signal(self, sig: int, timeout: float = 60) -> None:
+        os.kill(self.pid, sig)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+            try:  # reap it if it is our child (a restarted broker)
+                if os.waitpid(self.pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def restart(self, timeout: float = 120) -> None:
+        with open(self.run_dir / "kafka-restart.log", "ab") as out:
+            proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        self.pid = proc.pid
+        (self.run_dir / "kafka.pid").write_text(f"{self.pid}\n")
+        from kafka import KafkaAdminClient
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+                admin.list_topics()
+                admin.close()
+                return
+            except Exception:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        subprocess.run(["bash", str(KAFKA_INFRA / "stop.sh")], env=self.env, capture_output=True, timeout=120,
+                       check=False)
+
+
 # --------------------------------------------------------------------------- CLI and worker
 
 
@@ -198,6 +260,9 @@ class WorkerProcess:
     log_path: Path | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
+    web_port: int = 0
+    #: ``--fast-rebalance`` (6 s session timeout); False: the worker's production group timeouts
+    fast_rebalance: bool = True
 
     def start(self, timeout: float = 90) -> WorkerProcess:
         self.starts += 1
@@ -209,9 +274,9 @@ class WorkerProcess:
             "--broker", self.bootstrap,
             "--topic-prefix", self.topic_prefix,
             "--app-id", self.app_id,
-            "--fast-rebalance",
+            *(["--fast-rebalance"] if self.fast_rebalance else []),
             "--datadir", str(self.workdir / f"data-{self.starts}"),
-            "--web-port", str(free_port()),
+            "--web-port", str(self._new_port()),
             "-l", "info",
             *self.extra_args,
         ]  # fmt: skip
@@ -236,6 +301,10 @@ class WorkerProcess:
                 raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
             time.sleep(0.2)
         return self
+
+    def _new_port(self) -> int:
+        self.web_port = free_port()
+        return self.web_port
 
     def log(self) -> str:
         if self.log_path is None or not self.log_path.exists():

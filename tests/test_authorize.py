@@ -25,6 +25,7 @@ from engine.core import CustomerState, Engine
 from engine.enforcement import Authorizer, NotReady, SuspensionIndex
 from engine.registry import Rules, parse_rules
 from engine.runner import Runner
+from streams.auth import AuthConfigError
 from streams.web import Metrics, WebAccessError, register_views, remember, web_access
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import Verdict
@@ -396,8 +397,9 @@ def test_with_a_token_every_endpoint_asks_for_it(rules: Rules, worked, clean_env
 def test_access_settings() -> None:
     assert web_access({}) == ("127.0.0.1", None)
     assert web_access({"TOLLGUARD_WEB_BIND": "::1"}) == ("::1", None)
-    assert web_access({"TOLLGUARD_API_TOKEN": TOKEN, "TOLLGUARD_WEB_BIND": "10.0.0.5"}) == ("10.0.0.5", TOKEN)
+    bind, tokens = web_access({"TOLLGUARD_API_TOKEN": TOKEN, "TOLLGUARD_WEB_BIND": "10.0.0.5"})
+    assert bind == "10.0.0.5" and tokens is not None and tokens.authenticate(f"Bearer {TOKEN}") is not None
     with pytest.raises(WebAccessError, match="without TOLLGUARD_API_TOKEN"):
         web_access({"TOLLGUARD_WEB_BIND": "0.0.0.0"})
-    with pytest.raises(WebAccessError, match="shorter than 16"):
+    with pytest.raises(AuthConfigError, match="shorter than 16"):
         web_access({"TOLLGUARD_API_TOKEN": "short"})
