@@ -164,7 +164,8 @@ def test_without_a_model_the_detector_does_nothing():
     decisions = [d for c in _window_cdrs() for d in det.update(state, c, ctx)]
     assert decisions == [] and det.advance(state, math.inf, ctx) == []
     assert state == det.initial_state()  # no aggregation either
-    assert Engine(Rules(version="t")).detectors[-1].model is None
+    (anomaly,) = [d for d in Engine(Rules(version="t")).detectors if d.name == "anomaly"]
+    assert isinstance(anomaly, AnomalyDetector) and anomaly.model is None
 
 
 def test_the_sink_gets_every_closed_window_and_the_history_learns_it():
