@@ -305,7 +305,9 @@ class Engine:
         """Take one call event of ``state``'s customer, in arrival order; return its fate and any events.
 
         The call is known from its first event; its CDR, when it comes, completes it (an event
-        of a call whose CDR was taken is ``completed``: no effect). The event's time moves the
+        of a call whose CDR was taken is ``completed``: no effect). The first event of a call that
+        is older than the allowed lateness before the customer's newest record is ``late``
+        (refused with the reason, as a late CDR): its CDR may be taken and forgotten already. The event's time moves the
         customer's event time (as a CDR's end does); then calls whose CDR is no longer awaited
         (``engine.cdr_wait_s`` after their end) or that stayed open ``engine.max_call_open_s``
         are given to the detectors as the records their events make, and the calls in progress
@@ -318,6 +320,16 @@ class Engine:
             return IngestResult("completed", [], f"call {call_id} was already completed by its CDR")
         at_s = event.at.timestamp()
         call = state.calls.get(call_id)
+        if call is None and at_s < state.max_end_s - self._lateness_s:
+            # A call unknown here whose event is older than the reorder window: its CDR may have been
+            # taken and forgotten already (a file of events sent after the CDRs): counting it now as a
+            # call in progress would invent concurrency. Refused like a late CDR, with the reason.
+            behind = state.max_end_s - at_s
+            return IngestResult(
+                "late", [],
+                f"late call event: {event.event} of call {call_id} at {iso(at_s)}, {behind:.0f} s before the newest "
+                f"record of customer {state.customer_id} (allowed lateness {self._lateness_s:.0f} s)",
+            )
         if call is None:
             call = state.calls[call_id] = new_call(event)
             apply_event(call, event)

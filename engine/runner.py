@@ -272,11 +272,18 @@ class Runner:
             out.extend(self._settle_due(final=False))
         return out
 
-    def take_call_event(self, event: CallEvent, source: str, position: int | None) -> Outcome:
-        """One parsed call event (DESIGN §3b), in arrival order, through the customer's engine state."""
+    def take_call_event(self, event: CallEvent, source: str, position: int | None, raw: str | None = None) -> Outcome:
+        """One parsed call event (DESIGN §3b), in arrival order, through the customer's engine state.
+
+        A ``late`` one (see :meth:`engine.core.Engine.ingest_call`) is a reject of kind ``call_event``
+        with its reason; ``raw`` is its input text (default: the canonical event's JSON).
+        """
         state = self.state(event.customer_id)
         result = self.engine.ingest_call(state, event)
         counts = self.counts
+        if result.status == "late":
+            text = raw if raw is not None else orjson.dumps(event.to_json_dict()).decode()
+            return self.bad_call_event(source, position, text, result.reason or "late call event")
         out = Outcome(status=result.status)
         counts.call_events += 1
         if result.status == "completed":

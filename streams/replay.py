@@ -253,7 +253,7 @@ class Replay:
         if parsed.event is None:
             outcome = runner.bad_call_event(parsed.source, parsed.line, parsed.raw, parsed.reason or "unparsable")
         else:
-            outcome = runner.take_call_event(parsed.event, parsed.source, parsed.line)
+            outcome = runner.take_call_event(parsed.event, parsed.source, parsed.line, parsed.raw)
         self._after(outcome)
 
     def _after(self, outcome: Outcome) -> None:

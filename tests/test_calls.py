@@ -148,6 +148,25 @@ def test_did_capacity_increase_as_soon_as_the_21st_call_is_up_and_each_call_coun
     assert late_event.status == "completed"
 
 
+def test_call_events_sent_after_their_cdrs_invent_no_concurrency() -> None:
+    """Regression (a fresh user's run): a day of CDRs produced first, its call events after. The CDRs' ids
+    are forgotten after the dedupe horizon, so old events looked like calls in progress: 22 "simultaneous"
+    calls on a DID whose CDRs never passed 16. Events older than the reorder window are refused as late."""
+    runner = Runner(Engine(RULES))
+    for i in range(100):  # 100 short calls, one every 5 min (8 h 20 min), then one 10 h after the first
+        assert runner.take_record(_cdr(i, 300 * i, 300 * i + 60), "cdrs", i, "").events == []
+    runner.take_record(_cdr(100, 36_000, 36_000), "cdrs", 100, "")
+    outs = [runner.take_call_event(_event(i, "start", 300 * i), "events", i, f"raw {i}") for i in range(25)]
+    assert {o.status for o in outs} == {"unparsable"} and [e for o in outs for e in o.events] == []
+    first = outs[0].rejects[0]
+    assert (first.kind, first.raw, first.reason) == (
+        "call_event", "raw 0",
+        "late call event: start of call c0 at 2026-11-02T09:00:00Z, 36000 s before the newest record of customer "
+        "acme (allowed lateness 300 s)")
+    assert runner.counts.call_events_rejected == 25 and runner.state("acme").calls == {}
+    assert [e.type for e in runner.flush().events] == []
+
+
 def test_premium_calls_count_at_start_and_minutes_accrue() -> None:
     runner = Runner(Engine(RULES))
     kinds = []
