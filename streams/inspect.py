@@ -32,7 +32,10 @@ def number_view(value: str | None, raw: str | None, country: str, access_codes: 
     if not value:
         return {"number": None, "raw": raw, "type": None, "region": None}
     info = classify(value, country, access_codes)
-    return {"number": value, "raw": raw if raw is not None and raw != value else None,
+    number = info.e164 or value  # as the detectors read it (a "00…" callee kept as written is its E.164 to them)
+    if raw is None and number != value:
+        raw = value
+    return {"number": number, "raw": raw if raw is not None and raw != number else None,
             "type": info.number_type.value, "region": info.region}
 
 
@@ -41,8 +44,9 @@ def record_view(record: CallDetailRecord, rules: Rules) -> dict[str, Any]:
     country = rules.country_of(record.customer_id)
     access = rules.ingest.access_codes
     cost = None
-    if record.direction == Direction.OUTBOUND and record.callee.startswith("+"):
-        cost = rules.rates.cost(record.callee, record.billsec_s)
+    callee = classify(record.callee, country, access).e164 if record.callee else None
+    if record.direction == Direction.OUTBOUND and callee:
+        cost = rules.rates.cost(callee, record.billsec_s)
     return {
         "call_id": record.call_id,
         "customer_id": record.customer_id,

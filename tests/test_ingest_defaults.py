@@ -132,3 +132,20 @@ def test_a_rules_file_copied_from_the_template_does_not_choose_zone_or_country(m
     copied.write_text(render_rules_yaml(Rules()))  # `tollguard rules template > mine.yaml`
     output = _replay([str(master_csv), "--rules", str(copied)], tmp_path)
     assert output.count("note:") == 2
+
+
+def test_inspect_shows_a_number_as_the_detectors_read_it(tmp_path: Path) -> None:
+    """Regression (a fresh user's run): a jsonl callee written ``0097912345678`` showed as an unknown number
+    with no cost while replay suspended +979; inspect shows the E.164 the detectors use, and its cost."""
+    import json
+
+    line = ('{"call_id":"p1","customer_id":"c1","direction":"outbound","caller":"+390212345678",'
+            '"callee":"0097912345678","start":"2025-03-11T10:00:00Z","answer":"2025-03-11T10:00:05Z",'
+            '"end":"2025-03-11T10:05:05Z","duration_s":305,"billsec_s":300,"disposition":"ANSWERED","hangup_cause":16}')
+    path = tmp_path / "p00.jsonl"
+    path.write_text(line + "\n")
+    result = runner.invoke(app, ["inspect", str(path), "--country", "IT", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(text) for text in result.stdout.splitlines()]
+    assert row["callee"] == {"number": "+97912345678", "raw": "0097912345678", "type": "unknown", "region": None}
+    assert (row["estimated_cost"], row["currency"]) == (10.5, "EUR")

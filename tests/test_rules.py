@@ -25,6 +25,9 @@ CASES = [
     ("customers:\n  c1:\n    dids:\n      '+390212345678': {capacity: 0}\n", 4,
      "customers.c1.dids.+390212345678.capacity", "greater than or equal to 1"),
     ("a: [\n", 2, "", "not valid YAML"),
+    # a key given twice (PyYAML would keep the last silently: the analyst's threshold gone)
+    ("detectors:\n  spend:\n    hour_critical: 100\n  spend:\n    hour_warn: 10\n", 4, "",
+     "key 'spend' is given twice in this mapping (first on line 2)"),
     ("- 1\n- 2\n", 1, "", "must be a YAML mapping"),
 ]
 
