@@ -408,7 +408,10 @@ class Engine:
         ends ``now_s`` + :data:`UP_EPSILON_S`, its talk time counted so far), then event time
         ``now_s``. Their decisions go through the same episodes as the CDRs' (a scope is not
         suspended twice, an event id never emitted twice); the copy is dropped, so each call
-        is folded into the detectors' own state once, by its CDR.
+        is folded into the detectors' own state once, by its CDR. An event emitted here says
+        so in ``evidence["calls_up_when_decided"]`` (the calls still up then): its figures are
+        those known at that moment (a ``capacity_increase``'s ``observed_peak`` is the peak so
+        far; a higher peak beyond the proposed capacity is a new event).
         """
         state.live_eval_s = now_s
         if not state.calls:
@@ -436,7 +439,12 @@ class Engine:
             found = det.advance(copies[det.name], up_to_s, live_ctx)
             if found:
                 decisions.extend((det, d) for d in found)
-        return self._to_events(state, ctx, decisions)
+        events = self._to_events(state, ctx, decisions)
+        if events:
+            calls_up = sum(1 for call in state.calls.values() if call["end"] is None)
+            for event in events:  # its figures (a capacity_increase's observed_peak) are those known so far
+                event.evidence["calls_up_when_decided"] = calls_up
+        return events
 
     def calls_in_progress(self, state: CustomerState) -> list[dict[str, Any]]:
         """The customer's calls still up (known from call events, no end yet), oldest first (``GET /v1/calls``)."""
@@ -540,8 +548,19 @@ class Engine:
                     continue
             event = self._event(det, dec, ctx, trial)
             if event.event_id in state.emitted:
-                continue  # the detector still reports an episode already emitted: never the same id twice
+                raised = self._raised_capacity(state, key, dec)
+                if raised is None:
+                    continue  # the detector still reports an episode already emitted: never the same id twice
+                dec, event = raised, self._event(det, raised, ctx)
+                if event.event_id in state.emitted:
+                    continue
             state.emitted[event.event_id] = dec.occurred_at_s
+            if dec.type is EventType.CAPACITY_INCREASE and "proposed_capacity" in dec.extra:
+                state.open[f"proposed|{key}"] = {
+                    "event_id": event.event_id, "type": str(dec.type), "detector": det.name,
+                    "scope_kind": str(dec.scope_kind), "scope_value": dec.scope_value, "first_s": dec.occurred_at_s,
+                    "last_s": dec.occurred_at_s, "proposed": dec.extra["proposed_capacity"], "status": "proposed",
+                }  # fmt: skip
             if dec.type is not EventType.CAPACITY_INCREASE:
                 state.open[key] = {
                     **({"report_only": True} if trial else {}),
@@ -561,6 +580,22 @@ class Engine:
             if dec.type is EventType.SUSPENSION and dec.scope_kind is not ScopeKind.ACCOUNT:
                 events.extend(self._maybe_widen(state, ctx, det, dec))
         return events
+
+    @staticmethod
+    def _raised_capacity(state: CustomerState, key: str, dec: Decision) -> Decision | None:
+        """A capacity increase whose episode was already emitted with a lower proposed capacity, re-keyed; else None.
+
+        Only the calls-in-progress view can decide one episode twice: its copy of the
+        detector's state does not keep the capacity the first event proposed, so a peak that
+        goes on rising above it is decided again under the same episode. That is a new
+        proposal (a new event, episode suffixed with the capacity); one at or below the
+        proposed capacity is not.
+        """
+        held = state.open.get(f"proposed|{key}")
+        proposed = dec.extra.get("proposed_capacity") if dec.type is EventType.CAPACITY_INCREASE else None
+        if held is None or proposed is None or proposed <= held["proposed"]:
+            return None
+        return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}")
 
     def alert_expiry_s(self, ctx: CustomerContext, detector: str) -> float:
         """Event time (s) after its last evidence at which a warning-level alert closes.

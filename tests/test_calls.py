@@ -241,3 +241,15 @@ def test_replay_interleaves_call_events_with_cdrs(tmp_path: Path) -> None:
     replay_files([cdrs], RULES, out2, io.StringIO())
     (cdr_only,) = [orjson.loads(x) for x in out2.getvalue().splitlines()]
     assert (cdr_only["observed_peak"], cdr_only["event_id"] == lines[0]["event_id"]) == (25, True)
+
+
+def test_a_peak_rising_above_the_proposed_capacity_is_a_new_proposal_and_no_more() -> None:
+    runner = Runner(Engine(RULES))
+    emitted = []
+    for i in range(32):
+        emitted += [(i, e.observed_peak, e.proposed_capacity, e.evidence["calls_up_when_decided"])
+                    for e in runner.take_call_event(_event(i, "start", i), "events", i + 1).events]
+    assert emitted == [(20, 21, 30, 21), (30, 31, 40, 31)]
+    for i in range(32):
+        assert runner.take_record(_cdr(i, i, 3600 + 37 * i), "cdrs", i + 1, "").events == []
+    assert [e.type for e in runner.flush().events] == []
