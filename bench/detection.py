@@ -31,6 +31,8 @@ to labels:
 * every event on a customer without an episode is a false event: suspensions and alerts on
   benign customers are counted per customer and detector, honest traps per trap kind.
 
+The matching is `tollguard.simulate.matching` (`tollguard backtest --labels` uses it too).
+
 The anomaly model sees the volume anomaly only with ``--model FILE``.
 """
 
@@ -45,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +60,6 @@ if str(ROOT) not in sys.path:
 
 RULES = ROOT / "rules" / "default.yaml"
 START = datetime(2025, 3, 14, tzinfo=UTC)  # a Friday: the second day of a 48-hour run is a Saturday
-RANK = {"alert": 1, "suspension": 2}
 
 
 # --------------------------------------------------------------------------- one seed
@@ -80,63 +81,11 @@ def _rules(profiles: list[Any], rules_path: Path, workdir: Path) -> Any:
     return load_rules(path)
 
 
-def _covers(scope: dict[str, str], call: tuple[str, str, str, str | None], home_cc: str) -> bool:
-    direction, caller, callee, did = call
-    kind, value = scope["kind"], scope["value"]
-    if kind == "account":
-        return True
-    if kind == "cli":  # the presented number of outbound calls
-        return direction == "outbound" and (did == value or caller == value)
-    if kind == "did":  # the number, both ways
-        return did == value or callee == value or caller == value
-    if kind == "destination_prefix":
-        return direction == "outbound" and callee.startswith(value)
-    if kind == "outbound_international":
-        return direction == "outbound" and callee.startswith("+") and not callee.startswith(home_cc)
-    return False
-
-
-def _qualifies(event_type: str, required: str) -> bool:
-    if required in RANK:
-        return RANK.get(event_type, 0) >= RANK[required]
-    return event_type == required
-
-
-def _any_level(required: str) -> str:
-    """The lowest event of the required one's family: a fraud kind's alert, else the event itself.
-
-    A ``capacity_increase`` (billing) on a pumped DID is not a detection of the pumping.
-    """
-    return "alert" if required in RANK else required
-
-
-def _reach(events: list[dict[str, Any]], calls: list[tuple[str, str, str, str | None]], home_cc: str,
-           start_s: float, need: float, required: str) -> tuple[float | None, float, list[int]]:
-    """(time to detect or None, best coverage reached, indexes of the events that counted)."""
-    if not calls:
-        return None, 0.0, []
-    covered: set[int] = set()
-    used: list[int] = []
-    for i, ev in enumerate(events):
-        if ev["_t"] < start_s or not _qualifies(ev["type"], required):
-            continue
-        new = {j for j, call in enumerate(calls) if j not in covered and _covers(ev["scope"], call, home_cc)}
-        if not new:
-            continue
-        covered |= new
-        used.append(i)
-        if len(covered) >= need * len(calls):
-            return ev["_t"] - start_s, len(covered) / len(calls), used
-    return None, len(covered) / len(calls), used
-
-
 def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_path: str | None,
              coverage: float) -> dict[str, Any]:
     """Simulate, replay and match one seed; a JSON-ready result."""
-    import phonenumbers
-
     from streams.replay import replay_files
-    from tollguard.simulate import run_scenario, write
+    from tollguard.simulate import matching, run_scenario, write
 
     t_begin = time.perf_counter()
     minutes = int(hours * 60)
@@ -167,12 +116,7 @@ def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_pat
         summary = replay_files([data], rules, out, rej, fmt="jsonl", model=model)
     t_replay = time.perf_counter()
     events = [json.loads(line) for line in out.getvalue().splitlines()]
-    for ev in events:
-        ev["_t"] = datetime.fromisoformat(ev["occurred_at"].replace("Z", "+00:00")).timestamp()
-    events.sort(key=lambda e: e["_t"])
-    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for ev in events:
-        by_customer[ev["customer_id"]].append(ev)
+    by_customer = matching.by_customer(events)
 
     def brief(ev: dict[str, Any]) -> dict[str, Any]:
         return {"type": ev["type"], "detector": ev["detector"], "scope": ev["scope"],
@@ -182,32 +126,27 @@ def run_seed(seed: int, customers: int, hours: float, rules_path: str, model_pat
     used_events: set[int] = set()
     for lab in sim.labels:
         calls = [calls_of[c] for c in lab.call_ids if c in calls_of]
-        home_cc = "+" + str(phonenumbers.country_code_for_region(profiles[lab.customer_id].country))
-        start_s = lab.start.timestamp()
-        evs = by_customer.get(lab.customer_id, [])
-        required = lab.required_level or "alert"
-        ttd_req, cov_req, _ = _reach(evs, calls, home_cc, start_s, coverage, required)
-        ttd_any, cov_any, _ = _reach(evs, calls, home_cc, start_s, coverage, _any_level(required))
-        touching = [i for i, ev in enumerate(evs)
-                    if ev["_t"] >= start_s and any(_covers(ev["scope"], c, home_cc) for c in calls)]
-        used_events.update(id(evs[i]) for i in touching)
+        home_cc = matching.home_code(profiles[lab.customer_id].country)
+        got = matching.match_episode(lab.to_json_dict(), by_customer.get(lab.customer_id, []), calls, home_cc,
+                                     coverage)
+        used_events.update(id(ev) for ev in got.touching)
         episodes.append({
             "kind": lab.kind,
             "customer_id": lab.customer_id,
-            "required_level": required,
+            "required_level": got.required_level,
             "scope": lab.scope,
             "first_call": lab.start.isoformat().replace("+00:00", "Z"),
             "last_end": lab.end.isoformat().replace("+00:00", "Z"),
             "n_calls": lab.n_calls,
             "params": lab.params,
-            "detected_required": ttd_req is not None,
-            "ttd_required_s": ttd_req,
-            "coverage_required": round(cov_req, 3),
-            "detected_any": ttd_any is not None,
-            "ttd_any_s": ttd_any,
-            "coverage_any": round(cov_any, 3),
-            "detectors": sorted({evs[i]["detector"] for i in touching}),
-            "events": [brief(evs[i]) for i in touching],
+            "detected_required": got.detected_required,
+            "ttd_required_s": got.ttd_required_s,
+            "coverage_required": got.coverage_required,
+            "detected_any": got.detected_any,
+            "ttd_any_s": got.ttd_any_s,
+            "coverage_any": got.coverage_any,
+            "detectors": got.detectors,
+            "events": [brief(dict(ev)) for ev in got.touching],
             "customer_calls_per_hour_peak": profiles[lab.customer_id].calls_per_hour_peak,
         })
     # events on customers with an episode that do not touch it (other scopes, before it)

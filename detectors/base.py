@@ -153,6 +153,8 @@ class Detector(Generic[P]):
     name: ClassVar[str]
     clause: ClassVar[str]
     params_model: ClassVar[type[DetectorParams]]
+    #: False for a monitor that only keeps what :meth:`report` shows (e.g. ``traffic``): it never decides.
+    decides: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

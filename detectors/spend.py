@@ -137,6 +137,18 @@ class SpendDetector(Detector[SpendParams]):
             for entry in keep:
                 window.add(state, entry, max_entries=entry_cap())
 
+    def report(self, state: dict[str, Any], ctx: CustomerContext) -> list[dict[str, Any]]:
+        """The estimated cost of the customer's priced outbound calls, per window (NOC customer view).
+
+        ``{"window": "hour" | "day", "window_s": s, "estimated_cost": float (2 decimals), "currency",
+        "calls": priced calls in the window}``, as of the newest event time the detector has seen.
+        """
+        return [
+            {"window": name, "window_s": _SPAN_S[name], "estimated_cost": round(state[f"{name}_cost"], 2),
+             "currency": ctx.rates.currency, "calls": len(state[f"{name}_calls"])}
+            for name in _WINDOWS
+        ]
+
     def _expire(self, state: dict[str, Any], now_s: float) -> None:
         for name, window in _WINDOWS.items():
             window.expire(state, now_s=now_s, window_s=_SPAN_S[name])

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from detectors.base import CustomerContext, Decision, Detector, level_decision
 from engine.registry import build_detectors
 from tollguard.cdr import CallDetailRecord, merge_legs
-from tollguard.context import from_epoch, iso
+from tollguard.context import REPORT_ONLY, from_epoch, iso
 from tollguard.errors import VerdictError
 from tollguard.events import CoS, Event, EventType, Scope, ScopeKind, Verdict, event_id_for
 from tollguard.rules import Rules
@@ -165,18 +165,47 @@ class Engine:
         clock: Callable[[], datetime] = _utcnow,
         model: Any = None,
     ) -> None:
-        self.rules = rules
         self.detectors: list[Detector] = list(detectors) if detectors is not None else build_detectors(model)
         self.clock = clock
         self._contexts: dict[str, CustomerContext] = {}
         self._active: dict[str, tuple[CustomerContext, list[Detector]]] = {}
+        #: customer -> the context its detectors last ran with, for customers not run since a rules change
+        self._before: dict[str, CustomerContext] = {}
+        #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
+        self.cap_hits: Counter[str] = Counter()
+        #: detector states restarted because a rules change moved the detector's window, by detector
+        self.window_restarts: Counter[str] = Counter()
+        self.set_rules(rules)
+
+    def set_rules(self, rules: Rules) -> None:
+        """Make ``rules`` live from now on (a hot reload, ``replay --rules-change``); states are kept.
+
+        Every customer's state (pending CDRs, dedupe memory, episodes, detectors' evidence)
+        survives; events from now on carry ``rules.version``. A detector whose window
+        (a ``*window_s`` threshold) changed for a customer starts its new window cleanly: its
+        state for that customer is reset when the customer's next CDRs are released.
+        """
+        for customer_id, ctx in self._contexts.items():
+            self._before.setdefault(customer_id, ctx)
+        self.rules = rules
+        self._contexts.clear()
+        self._active.clear()
         self._lateness_s = rules.engine.allowed_lateness_s
         self._horizon_s = rules.engine.dedupe_horizon_s
         self._expiry_s = rules.engine.alert_expiry_s
         self._dedupe_cap = rules.engine.max_dedupe_calls
         self._emitted_memory_s = max(EMITTED_MEMORY_S, rules.engine.episode_gap_s, *self._expiry_s.values())
-        #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
-        self.cap_hits: Counter[str] = Counter()
+
+    def _restart_windows(self, state: CustomerState, before: CustomerContext, ctx: CustomerContext) -> None:
+        """Reset the state of each detector whose window thresholds differ between ``before`` and ``ctx``."""
+        for det in self.detectors:
+            old, new = before.params.get(det.name), ctx.params.get(det.name)
+            if old is None or new is None:
+                continue
+            windows = [f for f in type(new).model_fields if f.endswith("window_s")]
+            if any(getattr(old, f, None) != getattr(new, f) for f in windows):
+                state.detectors[det.name] = det.initial_state()
+                self.window_restarts[det.name] += 1
 
     def context(self, customer_id: str) -> CustomerContext:
         """The customer's resolved rules (cached)."""
@@ -237,6 +266,10 @@ class Engine:
         if not state.pending and state.max_end_s == float("-inf"):
             return []
         ctx = self.context(state.customer_id)
+        if self._before:  # the rules changed since this customer last ran
+            before = self._before.pop(state.customer_id, None)
+            if before is not None:
+                self._restart_windows(state, before, ctx)
         if len(state.detectors) < len(self.detectors):  # a state stored before a detector was added
             for det in self.detectors:
                 state.detectors.setdefault(det.name, det.initial_state())
@@ -301,12 +334,13 @@ class Engine:
             # one episode per detector check and scope (e.g. arbitrage's reward and pumping checks apart)
             where = f"{det.name}|{dec.scope_kind}|{dec.scope_value}|{dec.check}"
             key = f"{dec.type}|{where}"
+            trial = report_only(ctx, det.name)
             if dec.type is not EventType.CAPACITY_INCREASE:
-                suspended = state.open.get(f"{EventType.SUSPENSION}|{where}")
+                suspended = _same_mode(state.open.get(f"{EventType.SUSPENSION}|{where}"), trial)
                 if suspended is not None and dec.type is EventType.ALERT:
                     suspended["last_s"] = max(suspended["last_s"], dec.occurred_at_s)
                     continue
-                held = state.open.get(key)
+                held = _same_mode(state.open.get(key), trial)
                 if held is not None and (
                     dec.type is EventType.SUSPENSION
                     or dec.occurred_at_s - held["last_s"] <= self.alert_expiry_s(ctx, det.name)
@@ -316,7 +350,7 @@ class Engine:
                     held["updates"] += 1
                     continue
             if dec.type in (EventType.SUSPENSION, EventType.ALERT):
-                cover = _covering_suspension(state, dec)
+                cover = _covering_suspension(state, dec, trial)
                 if cover is not None:  # the scope is already suspended: corroborate, do not suspend it twice
                     cover["last_s"] = max(cover["last_s"], dec.occurred_at_s)
                     if dec.type is EventType.SUSPENSION:
@@ -324,12 +358,13 @@ class Engine:
                             "at": iso(dec.occurred_at_s), "reason": dec.reason}
                         cover["updates"] += 1
                     continue
-            event = self._event(det, dec, ctx)
+            event = self._event(det, dec, ctx, trial)
             if event.event_id in state.emitted:
                 continue  # the detector still reports an episode already emitted: never the same id twice
             state.emitted[event.event_id] = dec.occurred_at_s
             if dec.type is not EventType.CAPACITY_INCREASE:
                 state.open[key] = {
+                    **({"report_only": True} if trial else {}),
                     "event_id": event.event_id,
                     "type": str(dec.type),
                     "detector": det.name,
@@ -361,7 +396,9 @@ class Engine:
     def _maybe_widen(self, state: CustomerState, ctx: CustomerContext, det: Detector, dec: Decision) -> list[Event]:
         """Suspend the whole account once enough narrow scopes are suspended, where the rules say so."""
         limit = self.rules.engine.widen_to_account_after
-        active = [o for o in state.open.values() if o["type"] == EventType.SUSPENSION and o["status"] == "active"]
+        trial = report_only(ctx, det.name)
+        active = [o for o in state.open.values() if o["type"] == EventType.SUSPENSION and o["status"] == "active"
+                  and o.get("report_only", False) == trial]
         if not limit or any(o["scope_kind"] == ScopeKind.ACCOUNT for o in active) or len(active) < limit:
             return []
         scopes = sorted(f"{o['scope_kind']}:{o['scope_value']}" for o in active)
@@ -422,6 +459,7 @@ class Engine:
             "emitted_at": self.clock(),
             "rules_version": self.rules.version,
             "suspension_event_id": sid,
+            "report_only": bool(entry.get("report_only")),
         }
         evidence = {
             "verdict": verdict.verdict,
@@ -491,18 +529,26 @@ class Engine:
         """The customer's suspensions in force, with their latest evidence.
 
         ``status`` is ``active`` (awaiting a verdict) or ``confirmed`` (fraud confirmed,
-        termination recommended: the service stays suspended).
+        termination recommended: the service stays suspended). The would-be suspensions of
+        report-only mode (emitted as alerts) are not in force and not listed.
         """
         return [dict(o, customer_id=state.customer_id) for o in state.open.values()
-                if o["type"] == EventType.SUSPENSION]
+                if o["type"] == EventType.SUSPENSION and not o.get("report_only")]
 
-    def _event(self, det: Detector, dec: Decision, ctx: CustomerContext) -> Event:
+    def _event(self, det: Detector, dec: Decision, ctx: CustomerContext, trial: bool = False) -> Event:
+        """The event of one decision; in report-only mode (``trial``) a suspension becomes a marked alert.
+
+        A report-only event's id differs from the enforced one's (``report_only`` is one of its
+        parts), so the real suspension of the same episode, once the mode is ``enforce``, is new.
+        """
         cos_rules = self.rules.cos
-        cos = CoS.CRITICAL if det.name in cos_rules.critical_detectors else getattr(cos_rules, str(dec.type))
+        etype = EventType.ALERT if trial and dec.type is EventType.SUSPENSION else dec.type
+        cos = CoS.CRITICAL if det.name in cos_rules.critical_detectors else getattr(cos_rules, str(etype))
+        parts = (str(dec.type), det.name, ctx.customer_id, str(dec.scope_kind), dec.scope_value, dec.episode)
         return Event(
-            event_id=event_id_for(str(dec.type), det.name, ctx.customer_id, str(dec.scope_kind), dec.scope_value,
-                                  dec.episode),
-            type=dec.type,
+            event_id=event_id_for(*parts, "report_only") if trial else event_id_for(*parts),
+            type=etype,
+            report_only=trial,
             detector=det.name,
             customer_id=ctx.customer_id,
             scope=Scope(kind=dec.scope_kind, value=dec.scope_value),
@@ -517,10 +563,29 @@ class Engine:
         )
 
 
-def _covering_suspension(state: CustomerState, dec: Decision) -> dict[str, Any] | None:
-    """A suspension in force (any detector) whose scope covers ``dec``'s: the account, or the same scope."""
+def report_only(ctx: CustomerContext, detector: str) -> bool:
+    """Whether ``detector`` runs in report-only mode for ``ctx``'s customer (rules ``mode: report_only``)."""
+    params = ctx.params.get(detector)
+    return getattr(params, "mode", "enforce") == REPORT_ONLY
+
+
+def _same_mode(entry: dict[str, Any] | None, trial: bool) -> dict[str, Any] | None:
+    """``entry`` when it was opened in the same mode (report-only or not), else None.
+
+    After a switch from report-only to enforce, the trial's episodes do not swallow the real ones.
+    """
+    if entry is None or entry.get("report_only", False) != trial:
+        return None
+    return entry
+
+
+def _covering_suspension(state: CustomerState, dec: Decision, trial: bool = False) -> dict[str, Any] | None:
+    """A suspension in force (any detector) whose scope covers ``dec``'s: the account, or the same scope.
+
+    A report-only would-be suspension covers only report-only decisions (``trial``).
+    """
     for entry in state.open.values():
-        if entry["type"] == EventType.SUSPENSION and (
+        if entry["type"] == EventType.SUSPENSION and (trial or not entry.get("report_only")) and (
             entry["scope_kind"] == ScopeKind.ACCOUNT
             or (entry["scope_kind"] == dec.scope_kind and entry["scope_value"] == dec.scope_value)
         ):

@@ -151,7 +151,8 @@ class SuspensionIndex:
     rows : iterable of mapping
         Suspension rows: ``customer_id``, ``event_id``, ``scope_kind``, ``scope_value``,
         ``status``, ``reason`` (and ``first_s``: when several suspensions cover one scope,
-        the oldest answers). Rows whose status is not in force are ignored.
+        the oldest answers). Rows whose status is not in force, and report-only rows
+        (``report_only``: a trial's would-be suspension), are ignored.
     """
 
     __slots__ = ("customers", "size")
@@ -161,7 +162,7 @@ class SuspensionIndex:
         self.size = 0
         access = tuple(rules.ingest.access_codes)
         ordered = sorted(
-            (r for r in rows if r.get("status", "active") in IN_FORCE),
+            (r for r in rows if r.get("status", "active") in IN_FORCE and not r.get("report_only")),
             key=lambda r: (float(r.get("first_s") or 0.0), str(r["event_id"])),
         )
         for row in ordered:

@@ -18,6 +18,7 @@ from detectors.base import Detector
 from detectors.did_concurrency import DidConcurrencyDetector
 from detectors.premium_destination import PremiumDestinationDetector
 from detectors.spend import SpendDetector
+from detectors.traffic import TrafficDetector
 from models.detector import AnomalyDetector
 from tollguard import rules as _rules
 
@@ -30,21 +31,24 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     BandwidthDetector,
     SpendDetector,
     AnomalyDetector,
+    TrafficDetector,
 )
 
 #: The rules file's schema: the generic sections plus one thresholds section per detector.
 Rules: type[_rules.Rules] = _rules.rules_schema(ALL_DETECTORS)
 
 
-def load_rules(path: str | Path | None = None) -> _rules.Rules:
+def load_rules(path: str | Path | None = None, ingest: dict[str, Any] | None = None) -> _rules.Rules:
     """Load and validate a rules file against :data:`Rules` (see :func:`tollguard.rules.load_rules`).
+
+    ``ingest`` overrides keys of its ``ingest`` section (``--timezone``, ``--country``).
 
     Raises
     ------
     tollguard.errors.RulesError
         The file is missing, unreadable or invalid (with line and field).
     """
-    return _rules.load_rules(path, Rules)
+    return _rules.load_rules(path, Rules, ingest)
 
 
 def parse_rules(text: str, path: str = "<rules>") -> _rules.Rules:

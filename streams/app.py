@@ -40,6 +40,7 @@ import functools
 import hashlib
 import logging
 import os
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -55,11 +56,12 @@ from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
 from engine.state import StateFormatError, join_state, split_state
 from streams.auth import AuditLog, audit_log_path
+from streams.reload import RULES_POLL_S, RulesReloader
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import TOPIC_OF_TYPE, Event, EventType, Verdict
-from tollguard.rules import Rules
+from tollguard.rules import Rules, owner_lookup
 
 log = logging.getLogger("tollguard.worker")
 
@@ -408,13 +410,44 @@ class StreamJob:
         self._acker: Any = None  # detect's stream, through which records are acked
         app.tollguard = self  # type: ignore[attr-defined]
         self.audit = AuditLog(audit_log_path(None, settings.audit_log, settings.datadir))
-        register_views(app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict,
-                       tokens_file=settings.tokens_file, audit=self.audit)
+        self.authorizer = register_views(
+            app, self.engine, self._local_states, self.recent, self.metrics, self.send_verdict,
+            tokens_file=settings.tokens_file, audit=self.audit)
+        self.reloader = self._rules_reloader(model)
         app.agent(self.cdrs, name="parse")(self.parse)
         app.agent(self.verifications, name="verify")(self.verify)
         app.agent(self.by_customer, name="detect")(self.detect)
         app.timer(DETECT_CHECKPOINT_S)(self._on_timer)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+
+    # -- rules hot reload (streams/reload.py) ---------------------------------------------
+    def _rules_reloader(self, model: Any) -> RulesReloader | None:
+        """Watch ``settings.rules_path`` (poll and SIGHUP) when the worker was started with a file."""
+        if not self.settings.rules_path:
+            return None
+        reloader = RulesReloader(self.settings.rules_path, self.rules, self.set_rules,
+                                 lambda: self.runner.event_time_s, self.metrics.registry,
+                                 check=getattr(model, "check_rules", None))
+        self.app.timer(RULES_POLL_S)(self._poll_rules)
+        self.app.task(self._on_start)
+        return reloader
+
+    def set_rules(self, rules: Rules) -> None:
+        """Make validated ``rules`` live between two records: engine, parser, call authorization."""
+        self.rules = rules
+        self.engine.set_rules(rules)
+        self.authorizer.rules = rules
+        self.authorizer.changed()
+
+    async def _poll_rules(self) -> None:
+        if self.reloader is not None:
+            self.reloader.poll()
+
+    async def _on_start(self) -> None:
+        """At worker start: SIGHUP re-reads the rules file (mode's worker leaves SIGHUP alone)."""
+        if self.reloader is not None:
+            reloader = self.reloader
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
 
     # -- outputs ---------------------------------------------------------------------------
     async def send(self, outcome: Outcome) -> None:
@@ -438,8 +471,8 @@ class StreamJob:
     # -- agents ----------------------------------------------------------------------------
     async def parse(self, stream: faust.StreamT) -> None:
         """Raw CDR lines → canonical records keyed by customer (or the dead-letter topic)."""
-        rules = self.rules
         async for event in stream.events():
+            rules = self.rules  # a reload may have replaced them
             value: bytes = event.value or b""
             message = event.message
             source = f"{message.topic}[{message.partition}]"
@@ -458,7 +491,8 @@ class StreamJob:
                 continue
             fmt = _header(message.headers, "format") or "auto"
             try:
-                record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of)
+                record = parse_line(fmt if fmt in FORMATS else "auto", value, rules.ingest, rules.country_of,
+                                    owner_lookup(rules))
             except RejectError as exc:
                 await self._forward_rejects(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason

@@ -11,19 +11,22 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from engine.registry import load_rules
 from streams.replay import Replay, ReplaySummary
+from tollguard.adapters import FORMATS as ADAPTER_FORMATS
 from tollguard.errors import RulesError
 from tollguard.events import Event
-from tollguard.rules import Rules
+from tollguard.rules import Rules, default_rules_path
 
 if TYPE_CHECKING:
     from models.model import AnomalyModel
@@ -33,13 +36,34 @@ app = typer.Typer(
     no_args_is_help=True,
     help="tollguard: streaming anti-fraud and traffic-compliance detector for telephony CDRs.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"tollguard {version('tollguard')}")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+            typer.echo("tollguard (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """tollguard: streaming anti-fraud and traffic-compliance detector for telephony CDRs."""
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="Analyst rules files.")
 app.add_typer(rules_app, name="rules")
 model_app = typer.Typer(no_args_is_help=True, help="The anomaly model (clause 8.6): metadata and evaluation.")
 app.add_typer(model_app, name="model")
 
 err = Console(stderr=True, soft_wrap=True)  # long reasons and paths stay on one line (grep-able)
-FORMATS = ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl")
+FORMATS = ADAPTER_FORMATS
 #: Inputs above this size get a progress bar.
 PROGRESS_MIN_BYTES = 2_000_000
 #: Help of the ``--model`` option of replay and worker.
@@ -49,29 +73,120 @@ SHOWN_EVENTS = 25
 
 
 def _usage(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(2)
 
 
-def _check_format(fmt: str) -> None:
-    """Refuse an unknown ``--format`` (exit 2)."""
-    if fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+def _check_format(fmt: str, ruleset: Rules | None = None) -> None:
+    """Refuse an unknown ``--format`` (exit 2): a built-in one, or (given the rules) one of their ingest.mappings."""
+    known = ruleset.ingest.formats() if ruleset is not None else FORMATS
+    if fmt not in known and (ruleset is not None or not fmt.islower()):
+        hint = "" if ruleset is not None and ruleset.ingest.mappings else " or the name of an ingest.mappings entry"
+        raise _usage(f"--format must be one of {', '.join(known)}{hint}, got {fmt!r}")
 
 
 def _check_files(paths: list[Path]) -> None:
-    """Refuse missing input files (exit 2), naming them all."""
+    """Refuse missing input files and directories (exit 2), naming them all."""
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        raise _usage(f"{', '.join(folders)}: a directory, not a file; give the CDR files in it "
+                     f"(e.g. {folders[0].rstrip('/')}/*.csv)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise _usage(f"no such file: {', '.join(missing)}")
 
 
-def _rules(path: Path | None) -> Rules:
-    """Load the rules file, or exit 2 with its first error (line and field)."""
+def _plural(count: int, word: str) -> str:
+    """``1 CDR``, ``2 CDRs``, ``1,500 CDRs``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+#: Help of ``--timezone`` and ``--country`` (replay, inspect, worker).
+TIMEZONE_HELP = (
+    "IANA time zone of zone-less timestamps, e.g. Europe/Rome (overrides the rules' ingest.timezone; default UTC)"
+)
+COUNTRY_HELP = (
+    "ISO 3166 region of the numbers of customers the rules give no country, e.g. DE "
+    "(overrides ingest.default_country; default IT)"
+)
+
+
+def _reach(broker: str) -> None:
+    """Exit 1 with one line when the Kafka broker does not accept a connection (within 5 s)."""
+    from streams.broker import BrokerUnreachable, check_broker
+
     try:
-        return load_rules(path)
+        check_broker(broker)
+    except BrokerUnreachable as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _kafka_errors(broker: str) -> Iterator[None]:
+    """A Kafka client error (broker gone mid-way, timeouts) as one line and exit 1, not a traceback."""
+    from kafka.errors import KafkaError
+
+    from streams.broker import WHAT_TO_CHECK
+
+    try:
+        yield
+    except KafkaError as exc:
+        err.print(f"[red]error:[/red] {escape(f'Kafka at {broker}: {type(exc).__name__}: {exc}; {WHAT_TO_CHECK}')}",
+                  highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _rules(path: Path | None, timezone: str | None = None, country: str | None = None) -> Rules:
+    """Load the rules file (the packaged default without ``path``), with ``--timezone`` / ``--country``
+    applied to its ``ingest`` section; exit 2 with the first error (line and field)."""
+    ingest = _ingest_overrides(timezone, country)
+    try:
+        return load_rules(path, ingest or None)
     except RulesError as exc:
         raise _usage(str(exc)) from None
+
+
+def _ingest_overrides(timezone: str | None, country: str | None) -> dict[str, str]:
+    """``--timezone`` / ``--country`` as overrides of the rules' ``ingest`` section; exit 2 when invalid."""
+    from pydantic import ValidationError
+
+    from tollguard.adapters import IngestSettings
+
+    ingest: dict[str, str] = {}
+    if timezone is not None:
+        ingest["timezone"] = timezone
+    if country is not None:
+        ingest["default_country"] = country
+    try:
+        IngestSettings(**ingest)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--timezone" if first["loc"][0] == "timezone" else "--country"
+        raise _usage(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
+    return ingest
+
+
+def _chosen(path: Path | None, ruleset: Rules, timezone: str | None, country: str | None) -> tuple[bool, bool]:
+    """(time zone chosen, default country chosen): by the option, or by the user's own rules file."""
+    own = path is not None
+    fields = ruleset.ingest.model_fields_set
+    return (timezone is not None or (own and "timezone" in fields),
+            country is not None or (own and "default_country" in fields))
+
+
+def _assumption_warning(path: Path | None, ruleset: Rules, timezone: str | None, country: str | None) -> None:
+    """The worker's one start-up note when the time zone or the country are the defaults nobody chose."""
+    tz_chosen, country_chosen = _chosen(path, ruleset, timezone, country)
+    parts = []
+    if not tz_chosen:
+        parts.append(f"zone-less timestamps are read as {ruleset.ingest.timezone} (give --timezone if the switches "
+                     "write local time)")
+    if not country_chosen:
+        parts.append(f"national numbers of customers the rules give no country are read as "
+                     f"{ruleset.ingest.default_country} numbers (give --country or customers.<id>.country)")
+    if parts:
+        err.print("[yellow]note:[/yellow] " + "; ".join(parts), highlight=False)
 
 
 @contextmanager
@@ -111,11 +226,13 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
     table.add_row("  accepted", f"{summary.accepted:,}")
     table.add_row("    distinct calls", f"{summary.calls:,}")
     table.add_row("    merged legs", f"{summary.merged_legs:,}")
+    if summary.paired:
+        table.add_row("      acc transactions paired", f"{summary.paired:,}")
     table.add_row("    duplicate deliveries", f"{summary.duplicates:,}")
     table.add_row("  rejected", f"{summary.rejected:,}")
     for reason, count in summary.rejects_by_reason.most_common(6):
         table.add_row(f"    {reason}", f"{count:,}")
-    table.add_row("comment/blank lines", f"{summary.skipped:,}")
+    table.add_row("comment/blank/other lines", f"{summary.skipped:,}")
     if summary.verdicts_applied or summary.verdicts_refused:
         table.add_row("verdicts applied", f"{summary.verdicts_applied:,}")
         table.add_row("verdicts refused", f"{summary.verdicts_refused:,}")
@@ -127,8 +244,8 @@ def _summary_table(summary: ReplaySummary, shown: list[Event]) -> None:
         table.add_row(f"  by {det}", f"{count:,}")
     err.print(table)
     if shown:
-        err.print(f"[bold]events[/bold] (first {len(shown)}; all of them in the events file)")
-        for ev in shown:
+        err.print(f"[bold]events[/bold] (first {len(shown)}, in event-time order; all of them in the events file)")
+        for ev in sorted(shown, key=lambda e: e.occurred_at):  # the model's come at the end of the input
             style = "red" if ev.cos == "critical" else "yellow" if ev.type == "alert" else "cyan"
             err.print(
                 f"[{style}]{ev.occurred_at:%Y-%m-%d %H:%M:%S} UTC  {ev.type}  {ev.detector}  {ev.customer_id}  "
@@ -144,17 +261,24 @@ def replay(
         list[Path] | None, typer.Argument(help="CDR files, read in this order (none: built-in example)")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
-    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
+    rules: Annotated[Path | None, typer.Option(help="rules file (default: the packaged rules/default.yaml)")] = None,
     out: Annotated[str, typer.Option(help="events output, JSON lines ('-' = stdout)")] = "events.jsonl",
     rejects: Annotated[str, typer.Option(help="rejected lines with reasons, JSON lines")] = "rejects.jsonl",
     verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or tables")] = False,
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    rules_change: Annotated[list[str] | None, typer.Option("--rules-change", help=(
+        "AT=FILE: make the rules FILE live before the first CDR that ends after AT (ISO 8601 with a zone; "
+        "a worker's log gives the event time of each reload); repeatable"))] = None,
+    timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
+    country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
 ) -> None:
     """Run the detectors over CDR files without a broker; write events and rejects."""
     _check_format(fmt)
     _check_files([*(files or []), *([verifications] if verifications else [])])
-    ruleset = _rules(rules)
+    ruleset = _rules(rules, timezone, country)
+    changes = [_rules_change(text) for text in rules_change or []]
+    _check_format(fmt, ruleset)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     with tempfile.TemporaryDirectory(prefix="tollguard-example-") as tmp:
         paths = list(files) if files else _example_files(Path(tmp))
@@ -171,6 +295,8 @@ def replay(
             run = Replay(ruleset, out_handle, rej_handle, on_event=keep, model=anomaly_model)
             if verifications is not None:
                 run.load_verdicts(verifications)
+            for at_s, changed in changes:
+                run.change_rules_at(at_s, changed)
             show_bar = not quiet and total >= PROGRESS_MIN_BYTES
             with Progress(
                 "[progress.description]{task.description}",
@@ -190,12 +316,135 @@ def replay(
     if not quiet:
         _summary_table(summary, shown)
         err.print(f"events → {out}   rejects → {rejects}   rules {ruleset.version}")
+        for at_s, version in run.rules_changed:
+            err.print(f"rules {version} live from event time {datetime.fromtimestamp(at_s, UTC).isoformat()}",
+                      highlight=False)
+    if files:  # the built-in example's files are ours, written in UTC by Italian customers
+        for note in summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country)):
+            err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if summary.rejected or summary.verdicts_refused:
         err.print(
             f"[yellow]{summary.rejected} line(s) rejected, {summary.verdicts_refused} verdict(s) refused[/yellow]; "
             f"reasons in {rejects}"
         )
         raise typer.Exit(1)
+
+
+def _rules_change(text: str) -> tuple[float, Rules]:
+    """``AT=FILE`` of ``replay --rules-change``: (UTC epoch s, validated rules), or exit 2."""
+    at, sep, path = text.partition("=")
+    if not sep or not at.strip() or not path.strip():
+        raise _usage(f"--rules-change takes AT=FILE (e.g. 2025-03-11T12:00:00Z=rules/new.yaml), got {text!r}")
+    try:
+        when = datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _usage(f"--rules-change: {at!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise _usage(f"--rules-change: {at!r} needs a time zone (e.g. Z)")
+    file = Path(path.strip())
+    _check_files([file])
+    return when.timestamp(), _rules(file)
+
+
+@app.command()
+def backtest(
+    files: Annotated[list[Path], typer.Argument(help="CDR files of history, read once in this order")],
+    rules: Annotated[Path, typer.Option(help="the new rules file")],
+    baseline: Annotated[Path, typer.Option(help="the rules file in force (what the change is measured against)")],
+    labels: Annotated[Path | None, typer.Option(help="episode labels (tollguard simulate --labels): recall")] = None,
+    verifications: Annotated[Path | None, typer.Option(help="verdicts on suspensions, one JSON a line")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "auto",
+    model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    coverage: Annotated[float, typer.Option(min=0.01, max=1.0, help=(
+        "share of an episode's calls the events' scopes must cover for it to count as detected"))] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON (for scripts)")] = False,
+) -> None:
+    """What a rules change would have done on history: events added, removed, changed; recall with labels.
+
+    Exit status 0 whatever the difference (2 on usage errors).
+    """
+    from streams.backtest import backtest as run_backtest
+    from streams.backtest import render
+    from streams.train import read_labels
+
+    _check_format(fmt)
+    _check_files([*files, *(p for p in (labels, verifications, rules, baseline) if p is not None)])
+    new_rules, old_rules = _rules(rules), _rules(baseline)
+    anomaly_model = _load_model(model, new_rules) if model is not None else None
+    try:
+        label_rows = read_labels(labels) if labels is not None else None
+    except (ValueError, KeyError) as exc:
+        raise _usage(f"{labels}: not a labels file of tollguard simulate --labels ({exc})") from None
+    report = run_backtest(files, new_rules, old_rules, fmt=fmt, labels=label_rows, verifications=verifications,
+                          model=anomaly_model, coverage=coverage)
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+    else:
+        render(report, Console(soft_wrap=True, width=max(Console().width, 140)))
+
+
+def _number_cell(view: dict[str, Any]) -> str:
+    if not view["number"]:
+        return ""
+    kind = " ".join(x for x in (view["type"], view["region"]) if x)
+    raw = f" (as {view['raw']})" if view["raw"] else ""
+    return f"{escape(view['number'])}{escape(raw)}\n[dim]{kind}[/dim]"
+
+
+def _inspect_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="tollguard inspect: how each line was read", show_lines=True)
+    for name, justify in (("line", "right"), ("format", "left"), ("customer", "left"), ("direction", "left"),
+                          ("caller", "left"), ("callee", "left"), ("DID", "left"), ("answered", "left"),
+                          ("duration", "right"), ("est. cost", "right")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        where = f"{Path(row['source']).name}:{row['line']}"
+        if row["status"] != "accepted":
+            style = "dim" if row["status"] == "paired" else "red"
+            table.add_row(where, row["status"], "", "", f"[{style}]{escape(row['reason'] or '')}[/{style}]")
+            continue
+        cost = row["estimated_cost"]
+        table.add_row(
+            where, row["format"], f"{row['customer_id']} ({row['country']})", row["direction"],
+            _number_cell(row["caller"]), _number_cell(row["callee"]), row["did"] or "",
+            f"yes, {row['billsec_s']:g} s" if row["answered"] else f"no ({row['disposition']})",
+            f"{row['duration_s']:g} s", f"{cost:.4f} {row['currency']}" if cost is not None else "",
+        )
+    return table
+
+
+@app.command()
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="CDR files, read in this order")],
+    fmt: Annotated[str, typer.Option("--format", help="a format name, an ingest.mappings name, or auto")] = "auto",
+    rules: Annotated[Path | None, typer.Option(help="rules file (default: the packaged rules/default.yaml)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="lines shown (all lines are read for the counts)")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line on stdout, for scripts")] = False,
+    timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
+    country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
+) -> None:
+    """Show how each CDR line is read (format, customer, direction, E.164 numbers with type and region,
+    DID, answered, duration, estimated cost) or why it is refused; nothing is detected or written."""
+    from streams.inspect import inspect_files
+
+    _check_format(fmt)
+    _check_files(files)
+    ruleset = _rules(rules, timezone, country)
+    _check_format(fmt, ruleset)
+    result = inspect_files(files, fmt, ruleset, limit)
+    summary = result.summary
+    notes = summary.assumption_notes(ruleset, *_chosen(rules, ruleset, timezone, country))
+    if as_json:
+        for row in result.rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        Console(width=None if sys.stdout.isatty() else 180).print(_inspect_table(result.rows))
+    more = f" (first {len(result.rows)} shown; --limit)" if result.shown_limit_hit else ""
+    paired = f" ({summary.paired:,} of them transactions paired into the CDR of a later line)" if summary.paired else ""
+    err.print(f"{summary.lines_read:,} CDR line(s): {summary.accepted:,} accepted{paired}, {summary.rejected:,} "
+              f"rejected{more}; rules {ruleset.version}", highlight=False)
+    for note in notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
 
 
 @app.command("simulate")
@@ -242,9 +491,10 @@ def simulate_cmd(
     from datetime import datetime
 
     from tollguard import simulate
+    from tollguard.adapters import WRITE_FORMATS
 
-    if fmt == "auto" or fmt not in FORMATS:
-        raise _usage(f"--format must be one of {', '.join(FORMATS[1:])}, got {fmt!r}")
+    if fmt not in WRITE_FORMATS:
+        raise _usage(f"--format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
     try:
         begin = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
         if begin is not None and begin.tzinfo is None:
@@ -260,8 +510,8 @@ def simulate_cmd(
         simulate.write_labels(sim.labels + sim.trap_labels, labels)
     if rules_out:
         simulate.write_rules(sim.profiles, rules_out, timezone, version=f"simulated-{scenario}-seed{seed}")
-    err.print(f"{count:,} CDRs written ({fmt}) to {out}; {len(sim.labels)} episode(s)" +
-              (f", {len(sim.trap_labels)} honest trap(s)" if sim.trap_labels else "") +
+    err.print(f"{_plural(count, 'CDR')} written ({fmt}) to {out}; {_plural(len(sim.labels), 'episode')}" +
+              (f", {_plural(len(sim.trap_labels), 'honest trap')}" if sim.trap_labels else "") +
               (f", labels in {labels}" if labels else "") + (f", rules in {rules_out}" if rules_out else ""))
     if fmt in ("asterisk-csv", "freeswitch-csv") and any(lab.kind == "bandwidth" for lab in sim.labels):
         err.print(f"note: {fmt} carries no RTP counters: the bandwidth episode gives no notice in this format")
@@ -269,24 +519,38 @@ def simulate_cmd(
 
 @app.command()
 def worker(
-    broker: Annotated[
-        str | None, typer.Option(help="Kafka bootstrap, kafka://host:port (env KAFKA_BOOTSTRAP_SERVERS)")
-    ] = None,
-    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
-    app_id: Annotated[str | None, typer.Option("--app-id", help="consumer group / changelog prefix")] = None,
-    topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name")] = None,
-    partitions: Annotated[int | None, typer.Option(help="partitions of the repartition topic and state table")] = None,
-    datadir: Annotated[str | None, typer.Option(help="local data directory (one per worker on a host)")] = None,
-    web_port: Annotated[int | None, typer.Option(help="port of the web server (one per worker on a host)")] = None,
+    broker: Annotated[str | None, typer.Option(help=(
+        "Kafka bootstrap, kafka://host:port (default: env TOLLGUARD_BROKER or KAFKA_BOOTSTRAP_SERVERS, "
+        "else kafka://127.0.0.1:9092)"))] = None,
+    rules: Annotated[Path | None, typer.Option(help="rules file (default: the packaged rules/default.yaml)")] = None,
+    app_id: Annotated[str | None, typer.Option("--app-id", help=(
+        "consumer group / changelog prefix (default: env TOLLGUARD_APP_ID, else tollguard)"))] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help=(
+        "prefix of every topic name (default: env TOLLGUARD_TOPIC_PREFIX, else none)"))] = None,
+    partitions: Annotated[int | None, typer.Option(help=(
+        "partitions of the repartition topic and state table (default: env TOLLGUARD_PARTITIONS, else 4)"))] = None,
+    datadir: Annotated[str | None, typer.Option(help=(
+        "local data directory (one per worker on a host) (default: tollguard-data)"))] = None,
+    web_port: Annotated[int | None, typer.Option(help=(
+        "port of the web server (one per worker on a host) (default: 6066)"))] = None,
     fast_rebalance: Annotated[bool, typer.Option(help="short group timeouts (tests, single host)")] = False,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="debug, info, warn, error")] = "warn",
     model: Annotated[Path | None, typer.Option(help=MODEL_HELP)] = None,
+    timezone: Annotated[str | None, typer.Option(help=TIMEZONE_HELP)] = None,
+    country: Annotated[str | None, typer.Option(help=COUNTRY_HELP)] = None,
     tokens_file: Annotated[Path | None, typer.Option(help=(
         "web API tokens with roles, YAML (env TOLLGUARD_API_TOKENS_FILE; see README, Security)"))] = None,
     audit_log: Annotated[Path | None, typer.Option(help=(
         "verdict audit log, JSON lines (env TOLLGUARD_AUDIT_LOG; default DATADIR/verdicts-audit.jsonl)"))] = None,
 ) -> None:
-    """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events."""
+    """Run the streaming job: Faust agents consuming CDRs from Kafka, producing events.
+
+    The rules file is watched (every 2 s, and on SIGHUP): a changed file that validates becomes
+    live without a restart; an invalid one is refused (line and field in the log) and the last
+    good rules stay. A restart that finds it invalid runs with the last good rules kept on the
+    ``tollguard-rules`` topic (the file's error is printed); the tokens file is checked first.
+    """
+    from streams.app import StreamSettings
     from streams.auth import AuthConfigError, token_registry
     from streams.worker import run_worker
 
@@ -294,12 +558,18 @@ def worker(
         token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
     except AuthConfigError as exc:
         raise _usage(str(exc)) from None
-    ruleset = _worker_rules(rules, broker, app_id, topic_prefix)
+    settings = StreamSettings.from_env(broker=broker, app_id=app_id, topic_prefix=topic_prefix)
+    ingest = _ingest_overrides(timezone, country)
+    _reach(settings.broker)
+    ruleset = _worker_rules(rules, ingest, settings)
+    _assumption_warning(rules, ruleset, timezone, country)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
+    watched = rules if rules is not None else default_rules_path()
     try:
         run_worker(
             ruleset,
             model=anomaly_model,
+            rules_path=str(watched) if watched is not None else None,
             broker=broker,
             app_id=app_id,
             topic_prefix=topic_prefix,
@@ -315,19 +585,19 @@ def worker(
         raise _usage(str(exc)) from None
 
 
-def _worker_rules(rules: Path | None, broker: str | None, app_id: str | None, topic_prefix: str | None) -> Rules:
+def _worker_rules(rules: Path | None, ingest: dict[str, str], settings: Any) -> Rules:
     """The worker's rules: the file's, or the last good ones kept for its app id when the file is invalid
     (the file's error is printed); exit 2 when neither (see :func:`streams.lastgood.worker_rules`)."""
-    from streams.app import StreamSettings, topic_name
+    from streams.app import topic_name
     from streams.lastgood import RULES_TOPIC, worker_rules
 
-    settings = StreamSettings.from_env(broker=broker, app_id=app_id, topic_prefix=topic_prefix)
     try:
-        ruleset, warning = worker_rules(rules, settings.broker, topic_name(settings, RULES_TOPIC), settings.app_id)
+        ruleset, warning = worker_rules(
+            rules, settings.broker, topic_name(settings, RULES_TOPIC), settings.app_id, ingest or None)
     except RulesError as exc:
         raise _usage(str(exc)) from None
     if warning:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     return ruleset
 
 
@@ -350,23 +620,25 @@ def produce(
     _check_files(files)
     ruleset = _rules(rules)
     settings = StreamSettings.from_env(broker=broker)
+    _reach(settings.broker)
     total = sum(p.stat().st_size for p in files)
     with Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(), console=err, disable=quiet, transient=True,
     ) as bar:
         task = bar.add_task("produce", total=total)
-        summary = produce_files(
-            files, settings.broker, topic, ruleset, fmt=fmt, rate=rate, flush=flush,
-            progress=lambda n: bar.advance(task, n),
-        )
+        with _kafka_errors(settings.broker):
+            summary = produce_files(
+                files, settings.broker, topic, ruleset, fmt=fmt, rate=rate, flush=flush,
+                progress=lambda n: bar.advance(task, n),
+            )
     if not quiet:
         err.print(
             f"sent {summary.sent:,} CDR message(s) to {topic} in {summary.elapsed_s:.1f} s "
             f"({summary.sent / max(summary.elapsed_s, 1e-9):,.0f}/s); {summary.unparsable:,} of them will be "
             f"dead-lettered by the worker; {summary.dead_lettered:,} line(s) the reader could not take whole "
             f"(too long, undecodable) put on {summary.dead_letter_topic} directly; "
-            f"{summary.skipped:,} comment/blank/header line(s) not sent"
+            f"{summary.skipped:,} comment/blank/header line(s) (and acc transactions, sent paired as CDRs) not sent"
         )
 
 
@@ -399,18 +671,40 @@ def verify(
         at=datetime.now(UTC),
         note=note,
     )
+    address = StreamSettings.from_env(broker=broker).broker
+    _reach(address)
     try:
-        send_verdict(StreamSettings.from_env(broker=broker).broker, topic_prefix, verdict)
+        with _kafka_errors(address):
+            send_verdict(address, topic_prefix, verdict)
     except VerdictError as exc:
         err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(1) from None
     err.print(f"verdict {verdict.verdict} on {suspension_event_id} sent to {topic_prefix}verifications")
 
 
+#: The packages of the ``ml`` extra (import name, distribution name).
+ML_PACKAGES = (("numpy", "numpy"), ("sklearn", "scikit-learn"), ("skops", "skops"))
+
+
+def _need_ml(what: str) -> None:
+    """Exit 2 naming the extra to install when a package of the ``ml`` extra is missing."""
+    import importlib
+
+    missing = []
+    for module, dist in ML_PACKAGES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(dist)
+    if missing:
+        raise _usage(f"{what} needs the ml extra: pip install 'tollguard[ml]' (missing: {', '.join(missing)})")
+
+
 def _load_model(path: Path, ruleset: Rules | None) -> AnomalyModel:
     """Load a model file (refusing untrusted content) and check it against the rules; usage error if not."""
     if not path.is_file():
         raise _usage(f"no such file: {path}")
+    _need_ml("the anomaly model")
     try:
         from models.model import AnomalyModel, ModelError
     except ImportError as exc:
@@ -438,6 +732,7 @@ def train_cmd(
     _check_format(fmt)
     _check_files(files)
     ruleset = _rules(rules)
+    _need_ml("training")
     try:
         from models.model import ModelError
         from streams.train import train as fit_model
@@ -545,6 +840,43 @@ def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML file")]) -
         err.print(f"[red]invalid:[/red] {exc}")
         raise typer.Exit(1) from None
     typer.echo(f"{file}: OK (version {ruleset.version}, {len(ruleset.customers)} customer(s))")
+
+
+@rules_app.command("explain")
+def rules_explain(
+    customer: Annotated[str, typer.Argument(help="customer id (accountcode)")],
+    rules: Annotated[Path | None, typer.Option(help="rules file (default rules/default.yaml)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the explanation as JSON")] = False,
+) -> None:
+    """Effective thresholds of one customer, where each comes from, and the rate-table entries."""
+    from tollguard.explain import BUILT_IN, DEFAULT, explain
+
+    info = explain(_rules(rules), customer)
+    if as_json:
+        typer.echo(json.dumps(info, indent=1))
+        return
+    out = Console(soft_wrap=True, highlight=False)
+    known = "" if info["in_rules"] else " (no section in the rules: defaults only)"
+    out.print(f"[bold]customer {customer}[/bold]{known}  rules {info['rules_version']}")
+    out.print(f"country {info['country']} ({info['country_source']}); mode {info['mode']}; "
+              f"link {info['link_kbps'] if info['link_kbps'] is not None else 'not declared'} kbit/s")
+    for did, row in info["dids"].items():
+        out.print(f"DID {did}: capacity {row['capacity']} ({row['source']})")
+    if info["allow_destinations"]:
+        out.print(f"allowed destinations: {', '.join(info['allow_destinations'])}")
+    for name, fields in info["detectors"].items():
+        out.print(f"[bold]{name}[/bold]")
+        for field, row in fields.items():
+            own = row["source"] not in (DEFAULT, BUILT_IN)
+            style = "yellow" if own else "dim" if row["source"] == BUILT_IN else ""
+            line = f"  {field} = {json.dumps(row['value'])}  ({row['source']})"
+            out.print(f"[{style}]{line}[/{style}]" if style else line, markup=bool(style))
+    rates = info["rates"]
+    out.print(f"[bold]rates[/bold] ({rates['currency']}, {rates['rule']})")
+    for row in rates["entries"]:
+        tags = f"  [{', '.join(row['tags'])}]" if row["tags"] else ""
+        out.print(f"  {row['prefix']}: {row['per_min']:g}/min + {row['per_call']:g}/call  {row['note']}{tags}",
+                  markup=False)
 
 
 @rules_app.command("template")

@@ -28,7 +28,7 @@ from engine.runner import Reject
 from tollguard.adapters import Parsed, RejectError, read_file, sniff
 from tollguard.errors import VerdictError
 from tollguard.events import Verdict
-from tollguard.rules import Rules
+from tollguard.rules import Rules, owner_lookup
 
 
 @dataclass
@@ -42,6 +42,11 @@ class ProduceSummary:
     dead_lettered: int = 0
     dead_letter_topic: str = ""
     elapsed_s: float = 0.0
+
+
+#: Formats whose CDRs the reader builds from several lines (Kamailio acc: INVITE + BYE); produce sends
+#: the paired CDR as canonical JSON (``format: jsonl``) instead of the line.
+PAIRED_FORMATS = frozenset({"kamailio-acc"})
 
 
 def bootstrap_of(broker: str) -> str:
@@ -157,10 +162,12 @@ def produce_files(
     )
     summary = ProduceSummary(dead_letter_topic=dead_letter_topic or dead_letter_topic_of(topic))
     started = time.perf_counter()
+    owners = owner_lookup(rules)
     try:
         for path in paths:
             header = [("format", fmt.encode())] if fmt != "auto" else []
-            for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of):
+            for parsed in read_file(path, fmt, settings=rules.ingest, country_of=rules.country_of,
+                                    owner_of=owners):
                 if progress is not None:
                     progress(len(parsed.raw) + 1)
                 action = route(parsed)
@@ -172,6 +179,13 @@ def produce_files(
                     summary.dead_lettered += 1
                     continue
                 value = parsed.raw.encode("utf-8", "surrogateescape")
+                if parsed.record is not None and parsed.fmt in PAIRED_FORMATS:
+                    # one transaction record is not a CDR: the CDR the reader paired goes, as canonical JSON
+                    value = orjson.dumps(parsed.record.to_json_dict())
+                    producer.send(topic, key=parsed.record.customer_id.encode(), value=value,
+                                  headers=[("format", b"jsonl")])
+                    summary.sent += 1
+                    continue
                 if parsed.record is None:
                     summary.unparsable += 1
                 elif not header:

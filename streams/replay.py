@@ -9,17 +9,18 @@ position, raw text and reason).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
 
 from engine.core import CustomerState, Engine
-from engine.runner import MemoryStore, Outcome, RunCounts, Runner, event_bytes
-from tollguard.adapters import read_file
+from engine.runner import MAX_RAW_CHARS, MemoryStore, Outcome, RunCounts, Runner, event_bytes
+from tollguard.adapters import Parsed, ctx_for, read_file
+from tollguard.cdr import CallDetailRecord
 from tollguard.events import Event, Verdict
-from tollguard.rules import Rules
+from tollguard.rules import Rules, owner_lookup
 
 
 @dataclass
@@ -33,6 +34,53 @@ class ReplaySummary(RunCounts):
     lines_read: int = 0
     skipped: int = 0
     customers: int = 0
+    #: transaction records (Kamailio acc INVITE 200, auth challenges) that went into the CDR of a later line;
+    #: counted in ``accepted`` and ``merged_legs`` too (a line of that call), so every line stays accepted or rejected
+    paired: int = 0
+    #: timestamps read without a time zone (in ``ingest.timezone``)
+    naive_times: int = 0
+    #: customers whose national numbers were normalised with ``ingest.default_country`` (no country of their own)
+    default_country_customers: set[str] = field(default_factory=set)
+
+    def assumption_notes(self, rules: Rules, timezone_chosen: bool, country_chosen: bool) -> list[str]:
+        """One sentence per default the run relied on without the user choosing it (empty: none).
+
+        ``timezone_chosen`` / ``country_chosen``: the user gave ``--timezone`` / ``--country`` or a
+        rules file of their own setting ``ingest.timezone`` / ``ingest.default_country``.
+        """
+        notes = []
+        if self.naive_times and not timezone_chosen:
+            notes.append(
+                f"{self.naive_times:,} timestamp(s) carried no time zone and were read as {rules.ingest.timezone} "
+                "(the default): if the switch writes local time, give --timezone ZONE (e.g. Europe/Rome) or "
+                "ingest.timezone in the rules"
+            )
+        if self.default_country_customers and not country_chosen:
+            names = sorted(self.default_country_customers)
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            notes.append(
+                f"national numbers of {len(names)} customer(s) the rules give no country ({shown}) were normalised "
+                f"as {rules.ingest.default_country} numbers (the default): give --country CC or "
+                "customers.<id>.country in the rules"
+            )
+        return notes
+
+
+def note_default_country(summary: ReplaySummary, rules: Rules, record: CallDetailRecord, line: str = "") -> None:
+    """Add the record's customer to ``summary.default_country_customers`` when it has no country in the
+    rules and a number of the record was written without ``+`` and normalised in this run (so the
+    default country decided what it means). ``line``: the input text; a canonical line that already
+    carries the E.164 form (``"+39…"``, with its ``caller_raw``) was normalised before, not here."""
+    cid = record.customer_id
+    if cid in summary.default_country_customers:
+        return
+    cust = rules.customers.get(cid)
+    if cust is not None and cust.country:
+        return
+    for raw, e164 in ((record.caller_raw, record.caller), (record.callee_raw, record.callee)):
+        if raw and raw[:1] != "+" and e164[:1] == "+" and f'"{e164}"' not in line:
+            summary.default_country_customers.add(cid)
+            return
 
 
 class Replay:
@@ -71,6 +119,11 @@ class Replay:
         self.summary = ReplaySummary()
         self.runner.counts = self.summary
         self._verdicts: list[tuple[Verdict, str, int]] = []  # (verdict, file, line) by verdict time
+        self._changes: list[tuple[float, Rules]] = []  # (event time s, rules) by time: --rules-change
+        #: (event time s given, rules version) of each rules change made live, in order
+        self.rules_changed: list[tuple[float, str]] = []
+        self._verdict_lines: dict[tuple[str, int], str] = {}  # (file, line) -> the verdict as written
+        self._owner_of = owner_lookup(rules)
 
     @property
     def states(self) -> dict[str, CustomerState]:
@@ -95,7 +148,27 @@ class Replay:
                     self._write(self.runner.bad_verdict(str(path), number, line.rstrip("\n"), exc))
                     continue
                 self._verdicts.append((verdict, str(path), number))
+                self._verdict_lines[(str(path), number)] = line.rstrip("\r\n")
         self._verdicts.sort(key=lambda item: item[0].at)
+
+    def change_rules_at(self, at_s: float, rules: Rules) -> None:
+        """Make ``rules`` live once replay's event time reaches ``at_s`` (UTC epoch s).
+
+        The change happens before the first CDR that ends after ``at_s``: a worker that picked up
+        a changed rules file logs the event time it had reached (its newest CDR end), and took
+        every CDR up to that one under the old rules, so a replay of the same input with that
+        change gives what the stream gave. Detector states are kept
+        (:meth:`engine.core.Engine.set_rules`); the lines are still read with the first rules'
+        ``ingest`` settings.
+        """
+        self._changes.append((at_s, rules))
+        self._changes.sort(key=lambda change: change[0])
+
+    def _apply_changes(self, before_s: float) -> None:
+        while self._changes and self._changes[0][0] < before_s:
+            at_s, rules = self._changes.pop(0)
+            self.engine.set_rules(rules)
+            self.rules_changed.append((at_s, rules.version))
 
     def _feed_verdicts(self, until_s: float) -> None:
         """Give the runner every verdict of the file whose ``at`` is at or before ``until_s``."""
@@ -110,29 +183,61 @@ class Replay:
             if self.on_event is not None:
                 self.on_event(event)
         for reject in outcome.rejects:
+            if reject.kind == "verdict" and reject.position is not None:
+                # the refused verdict as written in its file, not re-serialised
+                written = self._verdict_lines.get((reject.source, reject.position))
+                if written is not None:
+                    reject = replace(reject, raw=written[:MAX_RAW_CHARS])
             self.rejects.write(reject.to_json_bytes().decode() + "\n")
 
     def run_file(self, path: str | Path, fmt: str = "auto", progress: Callable[[int], None] | None = None) -> None:
         """Feed one file's lines, in order, to the runner. ``progress`` gets bytes consumed."""
         summary = self.summary
         summary.files.append(str(path))
-        runner, write = self.runner, self._write
-        for parsed in read_file(path, fmt, settings=self.rules.ingest, country_of=self.rules.country_of):
-            if progress is not None:
-                progress(len(parsed.raw) + 1)
-            if parsed.skipped:
-                summary.skipped += 1
-                continue
+        ctx = ctx_for(self.rules.ingest)
+        naive_before = ctx.naive_times
+        try:
+            take = self.take
+            for parsed in read_file(path, fmt, settings=self.rules.ingest, country_of=self.rules.country_of,
+                                    owner_of=self._owner_of):
+                if progress is not None:
+                    progress(len(parsed.raw) + 1)
+                take(parsed)
+        finally:
+            summary.naive_times += ctx.naive_times - naive_before
+
+    def _note_country(self, record: CallDetailRecord, line: str) -> None:
+        """Remember the customer when the default country decided how its national numbers read."""
+        note_default_country(self.summary, self.rules, record, line)
+
+    def take(self, parsed: Parsed) -> None:
+        """Feed one line read by the adapters (``tollguard.adapters.read_file``) to the runner.
+
+        :meth:`run_file` calls it per line; ``tollguard backtest`` reads the input once and
+        gives each line to two replays.
+        """
+        summary, runner = self.summary, self.runner
+        if parsed.paired:  # a transaction record in the CDR of a later line: accepted, merged into that call
+            summary.paired += 1
             summary.lines_read += 1
-            if parsed.record is None:
-                outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw,
-                                                 parsed.reason or "unparsable line")
-            else:
-                outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
-            if outcome.events or outcome.rejects:
-                write(outcome)
-            if self._verdicts and runner.event_time_s >= self._verdicts[0][0].at.timestamp():
-                self._feed_verdicts(runner.event_time_s)
+            summary.accepted += 1
+            summary.merged_legs += 1
+            return
+        if parsed.skipped:
+            summary.skipped += 1
+            return
+        if self._changes and parsed.record is not None and parsed.record.end.timestamp() > self._changes[0][0]:
+            self._apply_changes(parsed.record.end.timestamp())
+        summary.lines_read += 1
+        if parsed.record is None:
+            outcome = runner.take_unparsable(parsed.source, parsed.line, parsed.raw, parsed.reason or "unparsable line")
+        else:
+            self._note_country(parsed.record, parsed.raw)
+            outcome = runner.take_record(parsed.record, parsed.source, parsed.line, parsed.raw)
+        if outcome.events or outcome.rejects:
+            self._write(outcome)
+        if self._verdicts and runner.event_time_s >= self._verdicts[0][0].at.timestamp():
+            self._feed_verdicts(runner.event_time_s)
 
     def finish(self) -> ReplaySummary:
         """End of input: flush every customer (in order of first appearance) and settle verdicts."""

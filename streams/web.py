@@ -5,10 +5,18 @@ of the partitions it holds; with several workers, each page shows its share.
 
 Endpoints
 ---------
-``GET /noc/``               the page (active suspensions with clear / confirm, recent events, DID concurrency)
+``GET /noc/``               the page (figures; active suspensions with clear / confirm, recent events, DID
+                            concurrency, filtered by customer, detector, type); ``/noc/?customer=ID``: one
+                            customer's view, with its traffic chart
 ``GET /api/suspensions``    suspensions in force (active, or confirmed: termination recommended) with their evidence
 ``GET /api/events``         recent events emitted by this worker (newest first)
 ``GET /api/concurrency``    per DID: peak of the retained calls, capacity
+``GET /api/overview``       figures for the top of the page: CDRs processed and per second, consumer lag,
+                            suspensions in force, customers held
+``GET /api/customer``       ``?id=…``: one customer's view: suspensions in force, recent events, estimated
+                            cost, DID concurrency, traffic per minute of event time with its events marked
+``GET /api/cdrs``           ``?customer=…&event=…`` (or ``&call_id=…``): the calls behind an event's evidence
+                            (its ``sample_call_ids``), as far as the worker still holds them
 ``POST /api/verdicts``      ``{"suspension_event_id", "verdict", "by", "note"?}`` → ``verifications`` topic
                             (with tokens, ``by`` is the token's name)
 ``GET /api/whoami``         ``{"name", "role"}`` of the caller's token (nulls without tokens)
@@ -51,6 +59,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from detectors.base import iso
+from detectors.traffic import MINUTE_S, call_row
 from engine.core import CustomerState, Engine
 from engine.enforcement import DIRECTIONS, Authorizer, Direction, NotReady
 from streams.auth import (
@@ -80,6 +89,9 @@ NO_CALL_EVENTS_NOTE = (
     "calls in progress come from call events (DESIGN §3b: the call-events topic); this worker has no "
     "call-event input yet, so it knows calls only from their CDRs, once they have ended"
 )
+
+#: The CDRs-per-second figure of ``/api/overview`` is the rate over at most this many seconds (wall clock).
+RATE_WINDOW_S = 30.0
 
 #: A customer's calls in progress (rows for ``/v1/calls``), given by the call-events input when there is one.
 CallsInProgress = Callable[[str], list[dict[str, Any]]]
@@ -210,6 +222,7 @@ def register_views(
     _secure(app, environ, tokens_file, audit)
     api = WebApi(app, engine, local_states, recent, metrics, send_verdict, calls_in_progress, audit)
     _register_noc_views(app, api)
+    _register_customer_views(app, api)
     _register_call_setup_views(app, api)
     return api.authorizer
 
@@ -275,6 +288,8 @@ class WebApi:
         )
         self.allowed, self.refused = metrics.authorize.labels("allow"), metrics.authorize.labels("refuse")
         self.bad, self.unready = metrics.authorize.labels("bad_request"), metrics.authorize.labels("not_ready")
+        #: (monotonic s, CDRs processed) at the latest calls of :meth:`overview`, for the CDRs/s figure.
+        self._rate_samples: deque[tuple[float, int]] = deque()
 
     def suspensions(self) -> Iterable[dict[str, Any]]:
         """The suspension rows in force of every local state."""
@@ -371,6 +386,159 @@ class WebApi:
         update_lag(self.app, self.metrics)
         return generate_latest(self.metrics.registry)
 
+    # ------------------------------------------------------------------ the figures and the customer view
+
+    def overview(self) -> dict[str, Any]:
+        """``GET /api/overview``: the figures at the top of the NOC page.
+
+        ``{"cdrs_processed": int, "cdrs_per_s": float or None (wall-clock rate over the last
+        RATE_WINDOW_S seconds of calls to this endpoint; None at the first call), "consumer_lag":
+        messages not yet read (int, every topic partition of this worker), "lag_by_topic": {topic: int},
+        "suspensions_active": int, "suspensions_confirmed": int, "customers": int, "detectors": names
+        of the detectors that decide, "types": event types}`` (the last two for the page's filter)
+        """
+        registry = self.metrics.registry
+        processed = int(registry.get_sample_value("tollguard_cdrs_processed_total") or 0)
+        now = time.monotonic()
+        samples = self._rate_samples
+        samples.append((now, processed))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()
+        (then, before) = samples[0]
+        rate = round((processed - before) / (now - then), 1) if now - then > 0 else None
+        update_lag(self.app, self.metrics)
+        by_topic: dict[str, int] = {}
+        for family in self.metrics.lag.collect():
+            for sample in family.samples:
+                topic = sample.labels["topic"]
+                by_topic[topic] = by_topic.get(topic, 0) + int(sample.value)
+        states = list(self.local_states())
+        statuses = [e["status"] for state in states for e in self.engine.active_suspensions(state)]
+        return {
+            "cdrs_processed": processed,
+            "cdrs_per_s": rate,
+            "consumer_lag": sum(by_topic.values()),
+            "lag_by_topic": dict(sorted(by_topic.items())),
+            "suspensions_active": statuses.count("active"),
+            "suspensions_confirmed": statuses.count("confirmed"),
+            "customers": len(states),
+            "detectors": [d.name for d in self.engine.detectors if d.decides],
+            "types": [str(t) for t in EventType],
+        }
+
+    def _state_of(self, customer_id: str) -> CustomerState | None:
+        return next((s for s in self.local_states() if s.customer_id == customer_id), None)
+
+    def customer(self, request: Request) -> Reply:
+        """``GET /api/customer?id=…``: 400 bad query, 404 a customer this worker does not hold.
+
+        ``{"customer_id", "as_of": ISO of the newest CDR end seen (event time) or None,
+        "suspensions": rows of /api/suspensions, "events": rows of /api/events (the worker keeps
+        the last RECENT_EVENTS of all its customers), "cost": the spend detector's rows (estimated
+        cost per window), "concurrency": rows of /api/concurrency, "series": {"step_s": 60, "from_s",
+        "to_s": UTC epoch s bounding the points, "points": [{"minute_s", "attempts", "answered_min"}]
+        (one per minute from the first to the last minute with traffic, zeros included)}, "markers":
+        [{"event_id", "type", "detector", "at_s", "at"}] (the events and suspensions in force whose
+        event time falls within the series), "calls_held": int}``
+        """
+        try:
+            customer_id = query_params(request, required=("id",))["id"]
+        except ValueError as exc:
+            return Reply({"error": str(exc)}, status=400)
+        state = self._state_of(customer_id)
+        if state is None:
+            return Reply({"error": f"customer {customer_id} has no state on this worker (another worker may "
+                                   "hold it, or it sent no CDR yet)"}, status=404)
+        return Reply(self.customer_view(state))
+
+    def customer_view(self, state: CustomerState) -> dict[str, Any]:
+        """The body of ``/api/customer`` for one state (see :meth:`customer`)."""
+        cid = state.customer_id
+        traffic = self.engine.report(state, "traffic")
+        stored = {row["minute_s"]: row for row in traffic if row["kind"] == "minute"}
+        points: list[dict[str, Any]] = []
+        if stored:
+            first, last = min(stored), max(stored)
+            points = [stored.get(m, {"minute_s": m, "attempts": 0, "answered_min": 0.0})
+                      for m in range(first, last + MINUTE_S, MINUTE_S)]
+            points = [{k: v for k, v in p.items() if k != "kind"} for p in points]
+        from_s = points[0]["minute_s"] if points else None
+        to_s = points[-1]["minute_s"] + MINUTE_S if points else None
+        suspensions = [r for r in self.suspension_rows() if r["customer_id"] == cid]
+        events = [e for e in self.recent_events() if e["customer_id"] == cid]
+        marked = {e["event_id"]: (e["type"], e["detector"], datetime.fromisoformat(e["occurred_at"]).timestamp())
+                  for e in events}
+        for r in suspensions:
+            marked.setdefault(r["event_id"], (r["type"], r["detector"], r["first_s"]))
+        markers = sorted(
+            ({"event_id": eid, "type": kind, "detector": det, "at_s": at_s, "at": iso(at_s)}
+             for eid, (kind, det, at_s) in marked.items()
+             if from_s is not None and to_s is not None and from_s <= at_s <= to_s),
+            key=lambda m: (m["at_s"], m["event_id"]),
+        )
+        return {
+            "customer_id": cid,
+            "as_of": iso(state.max_end_s) if state.max_end_s != float("-inf") else None,
+            "suspensions": suspensions,
+            "events": events,
+            "cost": self.engine.report(state, "spend"),
+            "concurrency": [r for r in self.concurrency_rows() if r["customer_id"] == cid],
+            "series": {"step_s": MINUTE_S, "from_s": from_s, "to_s": to_s, "points": points},
+            "markers": markers,
+            "calls_held": sum(1 for row in traffic if row["kind"] == "call"),
+        }
+
+    def cdrs(self, request: Request) -> Reply:
+        """``GET /api/cdrs?customer=…&event=…`` (or ``&call_id=…``): the calls behind an event, as held here.
+
+        ``{"customer_id", "event_id" (or None), "call_ids": [...], "calls": [row per call id]}``; a row is
+        the call's CDR (``call_row`` fields) with ``"held": "recent"`` (among the customer's newest CDRs,
+        ``traffic.recent_calls``) or ``"waiting"`` (not yet released to the detectors), else
+        ``{"call_id", "held": "released", "end"}`` (processed; only its id and end are remembered) or
+        ``{"call_id", "held": "no"}``. 400 bad query, 404 unknown customer or event.
+        """
+        try:
+            q = query_params(request, required=("customer",), optional=("event", "call_id"))
+            if bool(q["event"]) == bool(q["call_id"]):
+                raise ValueError("give one of the parameters event or call_id")
+        except ValueError as exc:
+            return Reply({"error": str(exc)}, status=400)
+        state = self._state_of(q["customer"])
+        if state is None:
+            return Reply({"error": f"customer {q['customer']} has no state on this worker"}, status=404)
+        call_ids = [q["call_id"]]
+        if q["event"]:
+            evidence = self._evidence_of(state, q["event"])
+            if evidence is None:
+                return Reply({"error": f"event {q['event']} of customer {q['customer']} is not held on this "
+                                       "worker any more"}, status=404)
+            call_ids = [str(c) for c in evidence.get("sample_call_ids")
+                        or (evidence.get("suspension_evidence") or {}).get("sample_call_ids") or []]
+        recent = {row["call_id"]: row for row in self.engine.report(state, "traffic") if row["kind"] == "call"}
+        calls = []
+        for call_id in call_ids:
+            if call_id in recent:
+                row = {k: v for k, v in recent[call_id].items() if k != "kind"}
+                calls.append(dict(row, held="recent"))
+            elif call_id in state.pending:
+                calls.append(dict(call_row(state.pending[call_id]), held="waiting"))
+            elif call_id in state.released:
+                calls.append({"call_id": call_id, "held": "released", "end": iso(state.released[call_id])})
+            else:
+                calls.append({"call_id": call_id, "held": "no"})
+        return Reply({"customer_id": state.customer_id, "event_id": q["event"] or None, "call_ids": call_ids,
+                      "calls": calls})
+
+    def _evidence_of(self, state: CustomerState, event_id: str) -> dict[str, Any] | None:
+        """The latest evidence of one of ``state``'s events: its open episode's, else the recent event's."""
+        for entry in state.open.values():
+            if entry["event_id"] == event_id:
+                return cast(dict[str, Any], entry["evidence"])
+        for event in self.recent:
+            if event["event_id"] == event_id and event["customer_id"] == state.customer_id:
+                return cast(dict[str, Any], event.get("evidence") or {})
+        return None
+
     # ------------------------------------------------------------------ the call-setup API
 
     def authorize(self, request: Request) -> Reply:
@@ -442,6 +610,25 @@ def _register_noc_views(app: Any, api: WebApi) -> None:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             return self.bytes(api.metrics_text(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def _register_customer_views(app: Any, api: WebApi) -> None:
+    """The figures of the page and its customer view: ``/api/overview``, ``/api/customer``, ``/api/cdrs``."""
+
+    @app.page("/api/overview")
+    class Overview(View):
+        async def get(self, request: Request) -> Response:
+            return _json(self, Reply(api.overview()))
+
+    @app.page("/api/customer")
+    class Customer(View):
+        async def get(self, request: Request) -> Response:
+            return _json(self, api.customer(request))
+
+    @app.page("/api/cdrs")
+    class Cdrs(View):
+        async def get(self, request: Request) -> Response:
+            return _json(self, api.cdrs(request))
 
 
 def _register_call_setup_views(app: Any, api: WebApi) -> None:

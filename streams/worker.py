@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from streams.app import StreamSettings, create_app, topic_name
@@ -75,4 +76,14 @@ def run_worker(rules: Rules, loglevel: str = "warn", model: Any = None, **option
     app = create_app(settings, rules, model=model)
     declare_topics(settings, app)
     worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    if not worker.stdout.isatty():
+        worker.spinner = None  # no spinner control codes in a log file or a pipe
+
+    @app.task
+    async def _announce() -> None:
+        """One line at start, whatever the log level: where the NOC page is."""
+        host = app.conf.web_bind if app.conf.web_bind not in ("0.0.0.0", "", None) else "127.0.0.1"  # noqa: S104
+        print(f"tollguard worker started: {settings.broker}, topics {settings.topic_prefix or ''}cdrs -> events; "
+              f"NOC page on http://{host}:{app.conf.web_port}/noc/", file=sys.stderr, flush=True)
+
     worker.execute_from_commandline()

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from engine.registry import Rules, load_rules
 from streams.replay import replay_files
 from tollguard.adapters import (
+    MAPPING_HINT,
     MAX_DOC_BYTES,
     IngestSettings,
     Parsed,
@@ -146,8 +147,8 @@ def test_asterisk_bad_lines_each_rejected_with_reason() -> None:
         8: "asterisk-csv: non-numeric duration 'ten'",
         9: "asterisk-csv: non-numeric billsec 'abc'",
         10: "asterisk-csv: expected 16, 18 or 21 columns, got 19; start/answer/end at columns 9-11 look like "
-        "an Asterisk cdr_custom mapping (clid first, 19 columns), which is not the cdr_csv layout and is "
-        "not supported",
+        "an Asterisk cdr_custom mapping (clid first, 19 columns), which is not the cdr_csv layout"
+        + MAPPING_HINT,
     }
     assert [r.call_id for r in accepted(items)] == ["b.1"]
     assert [p.line for p in items if p.skipped] == [1, 6]
@@ -758,20 +759,21 @@ def test_unknown_layout_reason_says_what_did_not_fit() -> None:
 
     assert reason([*fs[:4], "xyz", *fs[5:]]) == (
         "auto: unknown layout (15 CSV columns like FreeSWITCH mod_cdr_csv, but column 5 (start_stamp) "
-        "'xyz' is not a timestamp)"
+        "'xyz' is not a timestamp)" + MAPPING_HINT
     )
     assert reason([*fs[:6], "", *fs[7:]]) == (
         "auto: unknown layout (15 CSV columns like FreeSWITCH mod_cdr_csv, but column 7 (end_stamp) "
-        "'' is not a timestamp)"
+        "'' is not a timestamp)" + MAPPING_HINT
     )
     assert reason([*ast[:11], "bad", *ast[12:]]) == (
         "auto: unknown layout (21 CSV columns like Asterisk cdr_csv, but column 12 (end) 'bad' is not "
-        "a timestamp)"
+        "a timestamp)" + MAPPING_HINT
     )
     assert reason(fs[:14]) == (
         "auto: unknown layout (14 CSV columns): Asterisk cdr_csv writes 16, 18 or 21 columns "
         "(start/answer/end at columns 10-12), FreeSWITCH mod_cdr_csv 13, 15, 17 or 20 (timestamps at "
-        "columns 5-7)"
+        "columns 5-7); closest to FreeSWITCH mod_cdr_csv (freeswitch-csv), 13/15/17/20 columns with times at "
+        "columns 5 and 7 (timestamps at column(s) 5, 6, 7)" + MAPPING_HINT
     )
     # cdr_custom, clid first
     custom = ["x"] * 8 + ["2025-03-14 10:00:00", "", "2025-03-14 10:01:00"] + ["y"] * 8
@@ -779,7 +781,7 @@ def test_unknown_layout_reason_says_what_did_not_fit() -> None:
         "auto: unknown layout (19 CSV columns): Asterisk cdr_csv writes 16, 18 or 21 columns "
         "(start/answer/end at columns 10-12), FreeSWITCH mod_cdr_csv 13, 15, 17 or 20 (timestamps at "
         "columns 5-7); start/answer/end at columns 9-11 look like an Asterisk cdr_custom mapping (clid "
-        "first, 19 columns), which is not the cdr_csv layout and is not supported"
+        "first, 19 columns), which is not the cdr_csv layout" + MAPPING_HINT
     )
 
 

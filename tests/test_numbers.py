@@ -650,3 +650,24 @@ def test_matches_prefix_many_prefixes() -> None:
     assert matches_prefix("+2399123", prefixes) == "+2399"
     assert matches_prefix("+2400123", prefixes) is None
     assert matches_prefix("+8812345678", prefixes) == "+881"
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "e164", "number_type", "valid"),
+    [
+        ("+4900822978790", "IT", "+490822978790", "fixed_line", True),  # two zeros after +49: E.164 keeps one
+        ("+3860008780791", "DE", "+386008780791", "unknown", False),
+        ("+390612345678", "DE", "+390612345678", "fixed_line", True),
+        ("0612345678", "IT", "+390612345678", "fixed_line", True),
+    ],
+)
+def test_a_number_is_typed_as_its_e164_form_reads(
+    raw: str, country: str, e164: str, number_type: str, valid: bool
+) -> None:
+    """Regression for typing from the parsed input (issue 11): type and validity are those of the
+    E.164 string, which differs from the input where zeros follow the country code."""
+    from tollguard.numbers import classify
+
+    assert normalize(raw, country) == e164
+    info = classify(raw, country)
+    assert (info.e164, info.number_type.value, info.is_valid) == (e164, number_type, valid)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -21,6 +21,11 @@ from tollguard.rates import RateTable
 #: pydantic's error types for a number outside a field's ``ge`` / ``gt`` / ``le`` / ``lt`` bounds.
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+#: How a detector's decisions act: ``enforce`` (suspensions suspend) or ``report_only`` (trial: every
+#: event is marked ``report_only``, a suspension is emitted as an alert and no call is refused).
+Mode = Literal["enforce", "report_only"]
+REPORT_ONLY: Mode = "report_only"
 
 
 class DetectorParams(BaseModel):
@@ -49,6 +54,10 @@ class DetectorParams(BaseModel):
     level_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     enabled: bool = Field(True, description="run this detector (a customer allowlist can turn it off)")
+    mode: Mode = Field(
+        "enforce",
+        description="enforce, or report_only (a trial: events marked report_only, a suspension sent as an alert)",
+    )
 
     @model_validator(mode="wrap")
     @classmethod

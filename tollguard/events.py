@@ -63,7 +63,8 @@ class Event(BaseModel):
     """One decision for the NOC, billing or fraud analysts (DESIGN §4).
 
     ``occurred_at`` is event time (the latest CDR end the detector had seen when it
-    fired, UTC); ``emitted_at`` is wall-clock. Capacity events also fill ``did``,
+    fired, UTC); ``emitted_at`` is wall-clock. ``report_only`` marks an event of a detector or
+    customer in report-only mode (a would-be suspension is then an ``alert``). Capacity events also fill ``did``,
     ``observed_peak``, ``current_capacity``, ``proposed_capacity``,
     ``first_exceeded_at`` and ``due_by``; reactivations fill ``suspension_event_id``.
     """
@@ -92,10 +93,18 @@ class Event(BaseModel):
     # reactivation / verdict follow-ups
     suspension_event_id: str | None = None
     termination_recommended: bool | None = None
+    #: Decided in report-only mode (rules ``mode: report_only``): nothing is suspended because of it.
+    report_only: bool = False
 
     def to_json_dict(self) -> dict[str, Any]:
-        """JSON-ready dict without the fields that do not apply to this type."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """JSON-ready dict without the fields that do not apply to this type.
+
+        ``report_only`` appears only when true (an absent field means false).
+        """
+        data = self.model_dump(mode="json", exclude_none=True)
+        if not self.report_only:
+            del data["report_only"]
+        return data
 
 
 class Verdict(BaseModel):

@@ -314,8 +314,10 @@ def _parse(digits: str, region: str | None) -> PhoneNumber | None:
         return None
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _typing(e164: str) -> tuple[str | None, int | None, NumberType, bool]:
+_TYPED: dict[str, tuple[str | None, int | None, NumberType, bool]] = {}
+
+
+def _typing(e164: str, numobj: PhoneNumber | None = None) -> tuple[str | None, int | None, NumberType, bool]:
     """Type an E.164 string: ``(region, country_code, number_type, is_valid)``.
 
     ``is_valid`` is libphonenumber's ``is_valid_number`` (the number is in a
@@ -326,21 +328,38 @@ def _typing(e164: str) -> tuple[str | None, int | None, NumberType, bool]:
     INVALID otherwise (a distinction used by :func:`normalize` only: every
     invalid number is UNKNOWN to callers of :func:`classify`). An unassigned
     country code gives ``(None, None, INVALID, False)``.
+
+    ``numobj``, when given, is ``e164`` already parsed (by :func:`normalize`, from the
+    dialled digits): it is not parsed again. Memoised by ``e164`` (:data:`CACHE_SIZE`
+    entries, then cleared: diverse destinations must not grow memory).
     """
-    numobj = _parse(e164, None)
+    hit = _TYPED.get(e164)
+    if hit is not None:
+        return hit
+    result = _type_number(_parse(e164, None) if numobj is None else numobj)
+    if len(_TYPED) >= CACHE_SIZE:
+        _TYPED.clear()
+    _TYPED[e164] = result
+    return result
+
+
+def _type_number(numobj: PhoneNumber | None) -> tuple[str | None, int | None, NumberType, bool]:
+    """:func:`_typing` of a parsed number: one type match of its range (``number_type``),
+    which is what ``is_valid_number`` tests too (valid = typed other than UNKNOWN)."""
     if numobj is None:
         return None, None, NumberType.INVALID, False
     cc: int = numobj.country_code or 0
     if phonenumbers.region_code_for_country_code(cc) == phonenumbers.UNKNOWN_REGION:
         return None, None, NumberType.INVALID, False
-    if phonenumbers.is_valid_number(numobj):
-        return phonenumbers.region_code_for_number(numobj), cc, _PN_TYPE_MAP[phonenumbers.number_type(numobj)], True
+    pn_type = phonenumbers.number_type(numobj)
+    if pn_type != PhoneNumberType.UNKNOWN:
+        return phonenumbers.region_code_for_number(numobj), cc, _PN_TYPE_MAP[pn_type], True
     if phonenumbers.is_possible_number_with_reason(numobj) == ValidationResult.IS_POSSIBLE:
         return None, cc, NumberType.UNKNOWN, False
     return None, cc, NumberType.INVALID, False
 
 
-def _international_ok(numobj: PhoneNumber) -> str | None:
+def _international_ok(numobj: PhoneNumber, written: str = "") -> str | None:
     """E.164 of a number written in international form, or None.
 
     Accepted: assigned country code, at most 15 digits (ITU-T E.164), and valid
@@ -351,7 +370,9 @@ def _international_ok(numobj: PhoneNumber) -> str | None:
     if len(nsn) < MIN_NSN_DIGITS or len(str(cc)) + len(nsn) > E164_MAX_DIGITS:
         return None
     e164 = _e164(numobj)
-    _region, known_cc, ntype, _valid = _typing(e164)
+    # typed from numobj only when it is what parsing e164 gives (written as e164 itself): leading
+    # zeros after the country code (+49 00…, +386 000…) are written differently in e164
+    _region, known_cc, ntype, _valid = _typing(e164, numobj if e164 == written else None)
     if known_cc is None or ntype is NumberType.INVALID:
         return None
     return e164
@@ -377,7 +398,7 @@ def _normalize_digits(digits: str, region: str) -> str | None:
     """E.164 of a cleaned ``+``/digit string dialled in ``region``, or None (see :func:`normalize`)."""
     numobj = _parse(digits, region)
     if digits.startswith("+"):
-        return _international_ok(numobj) if numobj is not None else None
+        return _international_ok(numobj, digits) if numobj is not None else None
     if _short_info(digits, region)[0]:  # emergency numbers never become E.164
         return None
     national_type = None

@@ -10,7 +10,7 @@ domain layer) imports no detector.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol
 
@@ -28,15 +28,34 @@ from pydantic import (
 )
 
 from tollguard.adapters.settings import IngestSettings
-from tollguard.context import CustomerContext, DetectorParams
+from tollguard.context import CustomerContext, DetectorParams, Mode
 from tollguard.errors import RulesError
 from tollguard.events import CoS
 from tollguard.numbers import check_region, normalize
 from tollguard.rates import RateTable
 
-#: The analysts' default rules file, relative to the working directory (the repository root).
-#: Where it is absent the built-in defaults apply: they are the same values (a test checks it).
+#: The analysts' default rules file in the repository; the same file is package data (the ``rules`` package),
+#: which :func:`default_rules_path` finds wherever a command runs. ``tollguard rules template`` writes it.
 DEFAULT_RULES_PATH = Path("rules/default.yaml")
+
+
+def default_rules_path() -> Path:
+    """The packaged ``rules/default.yaml`` (an installed package's copy, or the source tree's).
+
+    Raises
+    ------
+    RulesError
+        When the package data is missing (a broken install).
+    """
+    from importlib.resources import files
+
+    try:
+        path = Path(str(files("rules") / "default.yaml"))
+    except ModuleNotFoundError:  # pragma: no cover - a broken install
+        path = DEFAULT_RULES_PATH
+    if not path.is_file():  # pragma: no cover - a broken install
+        raise RulesError("the packaged default rules (rules/default.yaml) are missing: reinstall tollguard", "", None)
+    return path
 
 
 class _Strict(BaseModel):
@@ -168,6 +187,10 @@ class CustomerRules(_Strict):
     link_kbps: float | None = Field(None, gt=0, description="declared access-link bandwidth, kbit/s (clause 3.1)")
     allow: AllowRules = AllowRules()
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="detector -> thresholds")
+    mode: Mode | None = Field(
+        None, description="report_only (a trial) or enforce for every detector of this customer, above the "
+        "detectors' own mode and below the customer's overrides; default: each detector's mode"
+    )
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -270,7 +293,9 @@ class Rules(_Strict):
         params: dict[str, DetectorParams] = {}
         for name, model in self.param_models().items():
             base: DetectorParams = getattr(self.detectors, name)
-            values = {**base.model_dump(), **cust.overrides.get(name, {})}
+            # most specific wins: the detector's section, the customer's mode, its override of the detector
+            values = {**base.model_dump(), **({"mode": cust.mode} if cust.mode else {}),
+                      **cust.overrides.get(name, {})}
             if name in cust.allow.detectors:
                 values["enabled"] = False
             params[name] = model.model_validate(values)
@@ -285,6 +310,34 @@ class Rules(_Strict):
             high_risk_prefixes=self.high_risk_prefixes,
             rates=self.rates,
         )
+
+
+def did_owners(rules: Rules) -> dict[str, str]:
+    """E.164 DID -> the customer whose ``customers.<id>.dids`` lists it (the first, if two do).
+
+    For the formats whose switch gives no account code (Kamailio acc, 3CX, CUCM, CSV
+    mappings): the adapters' ``owner_of`` is this dict's ``get``.
+    """
+    owners: dict[str, str] = {}
+    for cid, cust in rules.customers.items():
+        for did in cust.dids:
+            owners.setdefault(did, cid)
+    return owners
+
+
+_OWNER_LOOKUPS: dict[int, tuple[Rules, Callable[[str], str | None]]] = {}
+
+
+def owner_lookup(rules: Rules) -> Callable[[str], str | None]:
+    """``did_owners(rules).get``, built once per rules object (the stream parses one message at a time)."""
+    cached = _OWNER_LOOKUPS.get(id(rules))
+    if cached is not None and cached[0] is rules:
+        return cached[1]
+    if len(_OWNER_LOOKUPS) > 16:  # rules reloaded many times: start over
+        _OWNER_LOOKUPS.clear()
+    lookup = did_owners(rules).get
+    _OWNER_LOOKUPS[id(rules)] = (rules, lookup)
+    return lookup
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -328,8 +381,15 @@ def rules_schema(detectors: Iterable[type[DetectorSpec]]) -> type[Rules]:
     return schema
 
 
-def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -> Rules:
+def parse_rules(
+    text: str, path: str = "<rules>", schema: type[Rules] = Rules, ingest: dict[str, Any] | None = None
+) -> Rules:
     """Validate rules YAML text against ``schema`` (from :func:`rules_schema`).
+
+    ``ingest`` overrides keys of the file's ``ingest`` section (the command line's
+    ``--timezone`` / ``--country``: ``{"timezone": "Europe/Rome", "default_country": "DE"}``)
+    before validation, so DID keys are read in the overriding country; they change
+    ``version`` too (the digest covers them).
 
     Raises
     ------
@@ -341,12 +401,15 @@ def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -
         root = yaml.compose(text, Loader=_LineLoader)
         data = yaml.load(text, Loader=_LineLoader) or {}  # noqa: S506 (SafeLoader subclass)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise RulesError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "", line, path) from None
+        line, message = yaml_fault(exc, text)
+        raise RulesError(f"not valid YAML: {message}", "", line, path) from None
     if not isinstance(data, dict):
         raise RulesError("the rules file must be a YAML mapping", "", 1, path)
     _check_overrides(data, root, path, schema.param_models())
+    if ingest:
+        section = data.get("ingest")
+        data["ingest"] = {**(section if isinstance(section, dict) else {}), **ingest}
+        text += "\n# overrides: " + repr(sorted(ingest.items()))
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     data["version"] = f"{data.get('version', 'unversioned')}+{digest}"
     ingest = data.get("ingest")
@@ -361,6 +424,73 @@ def parse_rules(text: str, path: str = "<rules>", schema: type[Rules] = Rules) -
         got = err.get("input")
         got_text = _got(err["msg"], got)
         raise RulesError(f"{err['msg']}{got_text}", field, _node_line(root, loc), path) from None
+
+
+def _unbalanced_quote_line(lines: list[str], first: int, last: int) -> int | None:
+    """The first line in ``first..last`` (1-based) with an odd number of ``"`` or ``'`` before any comment."""
+    for number in range(first, min(last, len(lines)) + 1):
+        code = lines[number - 1].split(" #", 1)[0]
+        if code.count('"') % 2 or code.replace("''", "").count("'") % 2:
+            return number
+    return None
+
+
+def _block_start(lines: list[str], line: int) -> str | None:
+    """"N where its block's keys start (under line P)": the first key of the block ``line`` (1-based)
+    would join by its indentation, when it is indented differently; else None.
+
+    The block opens after the nearest line above indented less than ``line``; when its first key is
+    indented differently, one of the two lines is at fault.
+    """
+
+    def indent(n: int) -> int:
+        return len(lines[n - 1]) - len(lines[n - 1].lstrip(" "))
+
+    def content(n: int) -> bool:
+        return bool(lines[n - 1].strip()) and not lines[n - 1].lstrip().startswith("#")
+
+    if line > len(lines):
+        return None
+    parent = next((n for n in range(line - 1, 0, -1) if content(n) and indent(n) < indent(line)), 0)
+    first = next((n for n in range(parent + 1, line) if content(n)), None)
+    if first is None or indent(first) == indent(line):
+        return None
+    return f"{first} where its block's keys start" + (f" (under line {parent})" if parent else "")
+
+
+def yaml_fault(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """(1-based line of the fault, message) of a YAML syntax error, where the writer has to look.
+
+    PyYAML marks where it noticed the problem, which is often after the fault: an unclosed
+    quote is noticed where the quoted text ends (lines later), a missing ``:`` on the next line,
+    a line indented too little on the line after it. This points at the line that starts the
+    quoted scalar, the simple key, or names both lines for an indentation fault.
+    """
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = str(getattr(exc, "context", None) or "")
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    lines = text.splitlines()
+    if context_mark is not None and context in ("while scanning a quoted scalar", "while scanning a simple key"):
+        return context_mark.line + 1, f"{problem} ({context} that starts on this line)"
+    if line is not None and "found '<scalar>'" in problem and context_mark is not None:
+        quoted = _unbalanced_quote_line(lines, context_mark.line + 1, line)
+        if quoted is not None and quoted != line:
+            return quoted, f"a quote opened on this line is closed only on line {line} ({problem})"
+    before = None
+    if line is not None:
+        before = next((n for n in range(line - 1, 0, -1)
+                       if lines[n - 1].strip() and not lines[n - 1].lstrip().startswith("#")), None)
+    if line is not None and before is not None and "<block mapping start>" in problem:
+        block = _block_start(lines, line)
+        also = f", and of line {block}" if block is not None and not block.startswith(f"{before} ") else ""
+        return line, f"{problem}: check the indentation of this line, of line {before} before it{also}"
+    if before is not None and problem == "mapping values are not allowed here":
+        code = lines[before - 1].split(" #", 1)[0].rstrip()
+        if ":" not in code and not code.lstrip().startswith("-"):
+            return before, f"no ':' after the key on this line, so line {line} reads as its continuation ({problem})"
+    return line, problem
 
 
 def _got(message: str, got: Any) -> str:
@@ -424,21 +554,24 @@ def _check_overrides(
                 raise RulesError(message, ".".join(map(str, loc)), _node_line(root, loc), path)
 
 
-def load_rules(path: str | Path | None = None, schema: type[Rules] = Rules) -> Rules:
-    """Load and validate a rules file (``rules/default.yaml``, else built-in defaults, when ``path`` is None).
+def load_rules(
+    path: str | Path | None = None, schema: type[Rules] = Rules, ingest: dict[str, Any] | None = None
+) -> Rules:
+    """Load and validate a rules file (the packaged ``rules/default.yaml`` when ``path`` is None).
 
     ``schema`` is the composed class (:func:`rules_schema`); the top layer passes the registry's.
+    ``ingest`` overrides keys of the ``ingest`` section (see :func:`parse_rules`).
 
     Raises
     ------
     RulesError
         The file is missing, unreadable or invalid (with line and field).
     """
-    if path is None and not DEFAULT_RULES_PATH.is_file():
-        return schema(version="builtin-defaults")
-    file = Path(path) if path is not None else DEFAULT_RULES_PATH
+    file = Path(path) if path is not None else default_rules_path()
+    if file.is_dir():
+        raise RulesError("is a directory, not a rules file", "", None, str(file))
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(f"cannot read rules file: {exc}", "", None, str(file)) from None
-    return parse_rules(text, str(file), schema)
+    return parse_rules(text, str(file), schema, ingest)

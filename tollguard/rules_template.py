@@ -14,6 +14,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from tollguard.adapters.settings import IngestSettings
 from tollguard.rules import Rules
 
 _HEADER = """\
@@ -39,7 +40,35 @@ _CUSTOMERS_EXAMPLE = """\
 #       destinations: ["+39899123456"]      # an agreed premium number
 #     overrides:
 #       arbitrage: {reward_critical_calls: 60} # a threshold for this customer only
+#       spend: {mode: report_only}          # trial this customer's spend thresholds (nothing suspended)
+#     mode: report_only                     # or trial every detector of this customer
 """
+
+_MAPPINGS_EXAMPLE = """\
+# A CSV layout no built-in format reads (Asterisk cdr_custom, CDR-Stats, a billing export), described
+# here instead of converted: `--format NAME`, or `auto` when the file starts with the `columns` header row
+# (without a header: `column_count` and 1-based positions). Missing fields are derived (end = start +
+# duration, answer = end - billsec, the disposition from the answer). `tollguard inspect FILE --rules R`
+# shows how each line is read. Example (CDR-Stats import CSV):
+#
+#   mappings:
+#     - name: cdrstats
+#       columns: [switch, cdr_source_type, callid, caller_id_number, caller_id_name, destination_number,
+#                 dialcode, state, channel, starting_date, duration, billsec, progresssec, answersec, waitsec,
+#                 hangup_cause_id, hangup_cause, direction, country_code, accountcode, buy_rate, buy_cost,
+#                 sell_rate, sell_cost, extradata]
+#       fields: {call_id: callid, caller: caller_id_number, callee: destination_number, customer_id: accountcode,
+#                start: starting_date, duration_s: duration, billsec_s: billsec, hangup_cause: hangup_cause_id}
+#       time_format: iso            # or epoch, epoch_ms, or a strptime pattern such as "%d/%m/%Y %H:%M:%S"
+#       timezone: Europe/Madrid     # zone of its zone-less times (default: ingest.timezone)
+#       direction: {column: direction, inbound: ["1"], outbound: ["2"]}
+"""
+
+#: Ingest settings the template leaves commented out: the user's data decides them (issue 12).
+_CHOOSE_ME = {
+    "timezone": "uncomment and set the zone your switches write in (replay --timezone does it for one run)",
+    "default_country": "uncomment and set the country of customers without their own (or --country)",
+}
 
 
 def _value(value: Any) -> str:
@@ -85,6 +114,13 @@ def _render(model: BaseModel, indent: int, lines: list[str]) -> None:
             lines.append(f"{pad}{name}: {{}}" + (f"  # {doc}" if doc else ""))
             continue
         comment = f"  # {doc}" if doc else ""
+        if name in _CHOOSE_ME and isinstance(model, IngestSettings):
+            # commented out: a file copied from the template does not choose them silently (a run says
+            # that it assumed the default until the analyst sets them)
+            lines.append(f"{pad}# {name}: {_value(value)}{comment} -- {_CHOOSE_ME[name]}")
+            continue
+        if name == "mappings" and not value:
+            lines.extend(pad + line if line else line for line in _MAPPINGS_EXAMPLE.splitlines())
         lines.append(f"{pad}{name}: {_value(value)}{comment}")
 
 

@@ -26,6 +26,11 @@ from tollguard.errors import RejectError
 from .settings import IngestSettings
 
 CountryOf = Callable[[str], str]
+#: How to describe a layout no format reads (appended to "unknown layout" rejects).
+MAPPING_HINT = (
+    "; if it is another switch's or a billing export, describe its columns in the rules' ingest.mappings "
+    "(name, columns, fields, time_format, timezone; see `tollguard rules template`) and replay with --rules"
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SLASH_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
@@ -42,6 +47,8 @@ class Ctx:
     ast_outbound: re.Pattern[str] | None
     fs_inbound: re.Pattern[str] | None
     extensions: re.Pattern[str] | None
+    #: timestamps read without a zone (given ``zone``), counted so a run can say it assumed one
+    naive_times: int = 0
     # context -> inbound? ; contexts are few, so the cache stays small (bounded anyway)
     ast_cache: dict[str, bool] = field(default_factory=dict)
     fs_cache: dict[str, bool] = field(default_factory=dict)
@@ -104,11 +111,13 @@ def freeswitch_inbound(ctx: Ctx, context: str) -> bool:
 
 
 # --------------------------------------------------------------------------- timestamps
-def local_ts(value: str, column: str, zone: tzinfo, fmt: str) -> datetime | None:
+def local_ts(value: str, column: str, zone: tzinfo | Ctx, fmt: str) -> datetime | None:
     """Parse a switch timestamp; naive values are in ``zone``. Empty -> None.
 
     Accepts ISO 8601 ("YYYY-MM-DD HH:MM:SS[.ffffff][+hh:mm]") and, leniently,
-    the spreadsheet re-save "YYYY/M/D HH:MM[:SS]".
+    the spreadsheet re-save "YYYY/M/D HH:MM[:SS]". Given a :class:`Ctx` instead of a
+    zone, its ``zone`` applies and a naive value is counted in its ``naive_times``
+    (so a run can say that it read zone-less times in an assumed zone).
 
     Raises
     ------
@@ -133,10 +142,18 @@ def local_ts(value: str, column: str, zone: tzinfo, fmt: str) -> datetime | None
     if dt is None:
         raise RejectError(f"{fmt}: bad timestamp {value[:40]!r} in column {column}")
     if dt.tzinfo is None:
-        if zone is UTC:
-            return dt.replace(tzinfo=UTC)
-        return dt.replace(tzinfo=zone).astimezone(UTC)
+        return naive_to_utc(dt, zone)
     return dt.astimezone(UTC)
+
+
+def naive_to_utc(dt: datetime, zone: tzinfo | Ctx) -> datetime:
+    """A naive local time in ``zone`` (a Ctx: its zone, counted in ``naive_times``) -> UTC."""
+    if isinstance(zone, Ctx):
+        zone.naive_times += 1
+        zone = zone.zone
+    if zone is UTC:
+        return dt.replace(tzinfo=UTC)
+    return dt.replace(tzinfo=zone).astimezone(UTC)
 
 
 def epoch_us(value: str, column: str, fmt: str) -> datetime | None:
@@ -445,3 +462,30 @@ def build(fmt: str, **fields: Any) -> CallDetailRecord:
         return CallDetailRecord(**fields)
     except ValidationError as exc:
         raise RejectError(validation_reason(exc, fmt)) from None
+
+
+# --------------------------------------------------------------------------- ownership
+OwnerOf = Callable[[str], "str | None"]
+
+
+def owner(
+    ctx: Ctx, owner_of: OwnerOf | None, callee_raw: str, caller_raw: str, customer: str = "",
+    country_of: CountryOf | None = None,
+) -> tuple[str, bool]:
+    """(customer, callee is its DID) for a switch that gives no account code (Kamailio, 3CX, CUCM, mappings).
+
+    ``owner_of`` maps an E.164 DID to the customer the rules list it under. The callee is tried
+    first (a listed DID called: inbound), then the caller (a listed DID presented as CLI). Numbers
+    are normalised for ``customer``'s country when it is known, else ``ingest.default_country``.
+    With ``customer`` given, only its own DIDs count. No match: (``customer`` or
+    ``ingest.default_customer_id``, False).
+    """
+    settings = ctx.settings
+    if owner_of is not None:
+        country = country_of(customer) if customer and country_of is not None else settings.default_country
+        for raw, is_did in ((callee_raw, True), (caller_raw, False)):
+            e164 = normalize_cached(raw, country, settings.access_codes) if raw else None
+            found = owner_of(e164) if e164 else None
+            if found and (not customer or found == customer):
+                return found, is_did
+    return customer or settings.default_customer_id, False

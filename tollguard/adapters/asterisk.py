@@ -14,6 +14,7 @@ from tollguard.errors import RejectError
 
 from ._common import (
     FS_CAUSES,
+    MAPPING_HINT,
     CountryOf,
     Ctx,
     asterisk_inbound,
@@ -55,7 +56,7 @@ def layout_hint(row: list[str]) -> str:
     if n >= 11 and looks_like_ts(row[8]) and (looks_like_ts(row[10]) or looks_like_ts(row[9])):
         return (
             f"; start/answer/end at columns 9-11 look like an Asterisk cdr_custom mapping (clid first, "
-            f"{n} columns), which is not the cdr_csv layout and is not supported"
+            f"{n} columns), which is not the cdr_csv layout"
         )
     if n >= 12 and looks_like_ts(row[9]) and looks_like_ts(row[11]):
         return "; the timestamps sit where cdr_csv has them, but cdr_csv never writes this many columns"
@@ -88,15 +89,15 @@ def parse_row(row: list[str], ctx: Ctx, country_of: CountryOf) -> CallDetailReco
     """
     n = len(row)
     if n not in WIDTHS:
-        raise RejectError(f"{FMT}: expected 16, 18 or 21 columns, got {n}{layout_hint(row)}")
+        hint = layout_hint(row)
+        raise RejectError(f"{FMT}: expected 16, 18 or 21 columns, got {n}{hint}{MAPPING_HINT if hint else ''}")
     accountcode, src, dst, dcontext, clid = row[0], row[1], row[2], row[3], row[4]
     disp_raw = row[14]
     disposition = DISPOSITIONS.get(disp_raw.strip().upper())
     cause: int | None = None
-    zone = ctx.zone
-    start = local_ts(row[9], "start", zone, FMT)
-    answer = local_ts(row[10], "answer", zone, FMT)
-    end = local_ts(row[11], "end", zone, FMT)
+    start = local_ts(row[9], "start", ctx, FMT)
+    answer = local_ts(row[10], "answer", ctx, FMT)
+    end = local_ts(row[11], "end", ctx, FMT)
     if start is None:
         raise RejectError(f"{FMT}: empty start timestamp (column start)")
     if end is None:

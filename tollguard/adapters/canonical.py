@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from tollguard.cdr import CallDetailRecord
 from tollguard.errors import RejectError
 
-from ._common import CountryOf, Ctx, normalize_cached, short_cached, validation_reason
+from ._common import CountryOf, Ctx, naive_to_utc, normalize_cached, short_cached, validation_reason
 
 FMT = "jsonl"
 _TIME_KEYS = ("start", "answer", "end", "media_start")
@@ -76,7 +76,6 @@ def parse_obj(obj: Any, ctx: Ctx, country_of: CountryOf | None = None) -> CallDe
     """
     if not isinstance(obj, dict):
         raise RejectError(f"{FMT}: not a JSON object")
-    zone = ctx.zone
     for key in _TIME_KEYS:
         value = obj.get(key)
         if isinstance(value, str) and value:
@@ -84,9 +83,7 @@ def parse_obj(obj: Any, ctx: Ctx, country_of: CountryOf | None = None) -> CallDe
                 dt = datetime.fromisoformat(value)
             except ValueError:
                 raise RejectError(f"{FMT}: bad timestamp {value[:40]!r} in column {key}") from None
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=zone)
-            obj[key] = dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+            obj[key] = naive_to_utc(dt, ctx) if dt.tzinfo is None else dt.astimezone(UTC)
     _normalize_numbers(obj, ctx, country_of or ctx.default_country_of)
     try:
         return CallDetailRecord.model_validate(obj)

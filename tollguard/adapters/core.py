@@ -18,10 +18,10 @@ from typing import IO, Any
 from tollguard.cdr import CallDetailRecord
 from tollguard.errors import RejectError
 
-from . import asterisk, canonical, freeswitch
-from ._common import CountryOf, Ctx, ctx_for
+from . import asterisk, canonical, cucm, freeswitch, kamailio, mapping, threecx
+from ._common import MAPPING_HINT, CountryOf, Ctx, OwnerOf, ctx_for
 from .asterisk import layout_hint, looks_like_ts
-from .settings import IngestSettings
+from .settings import BUILTIN_FORMATS, IngestSettings
 
 try:  # orjson is a dependency, but keep a pure-python fallback
     import orjson
@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 #: Format names accepted by :func:`parse_line` and :func:`read_file`.
-FORMATS = ("auto", "asterisk-csv", "freeswitch-csv", "freeswitch-json", "jsonl")
+FORMATS = BUILTIN_FORMATS
 JSON_FORMATS = frozenset({"freeswitch-json", "jsonl"})
 #: Longest line, and longest (pretty-printed) JSON document, the file reader accepts.
 MAX_DOC_BYTES = 1 << 20
@@ -60,6 +60,11 @@ class Parsed:
     record : CallDetailRecord or None
     reason : str or None
     skipped : bool
+    fmt : str or None
+        The format that read an accepted line (an ``ingest.mappings`` name for a mapping).
+    paired : bool
+        With ``skipped``: a transaction record (Kamailio ``acc`` INVITE 200, an auth challenge)
+        that went into the CDR of a later line (its BYE), not a line of its own.
     exact : bool
         False when ``raw`` is not the line's text as written, so it cannot be parsed
         again: undecodable bytes escaped, a line or JSON document over
@@ -74,6 +79,8 @@ class Parsed:
     reason: str | None
     skipped: bool = False
     exact: bool = True
+    paired: bool = False
+    fmt: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -81,14 +88,46 @@ class Parsed:
         return self.record is not None
 
 
-def _check_fmt(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown CDR format {fmt!r}; expected one of {', '.join(FORMATS)}")
+def _check_fmt(fmt: str, settings: IngestSettings | None = None) -> None:
+    known = (settings or DEFAULT_SETTINGS).formats()
+    if fmt not in known:
+        raise ValueError(f"unknown CDR format {fmt!r}; expected one of {', '.join(known)}")
 
 
-def _csv_row(text: str, fmt: str) -> list[str]:
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-. ")
+
+
+def _looks_like_names(row: list[str]) -> bool:
+    """A row of column names: 3 or more cells, all identifiers (a header no layout knows)."""
+    cells = [c.strip() for c in row if c.strip()]
+    return len(cells) >= 3 and all(c[0].isalpha() and set(c) <= _NAME_CHARS for c in cells)
+
+
+def _closest(row: list[str]) -> str:
+    """Which known layout a row of unknown layout is closest to, by column count and timestamp positions."""
+    n = len(row)
+    ts = [i for i, c in enumerate(row) if looks_like_ts(c)]
+    if _looks_like_names(row):
+        shown = ", ".join(c.strip() for c in row[:6]) + (", …" if n > 6 else "")
+        return f"; a header row naming {n} columns ({shown}) that no layout has"
+    candidates = (
+        ("Asterisk cdr_csv (asterisk-csv)", (16, 18, 21), (9, 11)),
+        ("FreeSWITCH mod_cdr_csv (freeswitch-csv)", (13, 15, 17, 20), (4, 6)),
+        ("3CX (3cx)", (26, 27), (3, 5)),
+    )
+    best, score = "", 0.0
+    for name, widths, (a, b) in candidates:
+        points = 2 * (n in widths) + (a in ts) + (b in ts) - min(abs(n - w) for w in widths) / 10
+        if points > score:
+            best, score = f"; closest to {name}, {'/'.join(map(str, widths))} columns with times at columns "\
+                          f"{a + 1} and {b + 1}", points
+    where = f" (timestamps at column(s) {', '.join(str(i + 1) for i in ts[:4])})" if ts else ""
+    return (best + where) if best else where
+
+
+def _csv_row(text: str, fmt: str, delimiter: str = ",") -> list[str]:
     try:
-        return next(csv.reader((text,), skipinitialspace=True))
+        return next(csv.reader((text,), skipinitialspace=True, delimiter=delimiter))
     except (csv.Error, StopIteration) as exc:
         raise RejectError(f"{fmt}: bad CSV: {exc}") from None
 
@@ -119,7 +158,63 @@ def _sniff_row(row: list[str]) -> str:
             "): Asterisk cdr_csv writes 16, 18 or 21 columns (start/answer/end at columns 10-12), "
             "FreeSWITCH mod_cdr_csv 13, 15, 17 or 20 (timestamps at columns 5-7)"
         )
-    raise RejectError(f"auto: unknown layout ({n} CSV columns{why}{layout_hint(row)}")
+        hint = layout_hint(row)
+        raise RejectError(f"auto: unknown layout ({n} CSV columns{why}{hint or _closest(row)}{MAPPING_HINT}")
+    raise RejectError(f"auto: unknown layout ({n} CSV columns{why}{layout_hint(row)}{MAPPING_HINT}")
+
+
+def _row_format(row: list[str], settings: IngestSettings, text: str) -> str:
+    """The format of a CSV row: 3CX, CUCM, a positional or named mapping of its width, else
+    Asterisk / FreeSWITCH by column count and timestamps (:func:`_sniff_row`, which raises)."""
+    if threecx.looks_like(row):
+        return threecx.FMT
+    if cucm.looks_like(row):
+        return cucm.FMT
+    if settings.mappings:
+        for m in settings.mappings:
+            cells = row if m.delimiter == "," else _csv_row(text, m.name, m.delimiter)
+            if len(cells) == m.width and not (len(row) in asterisk.WIDTHS + freeswitch.CSV_WIDTHS
+                                              and _sniffs_as_builtin(row)):
+                return m.name
+    return _sniff_row(row)
+
+
+def _sniffs_as_builtin(row: list[str]) -> bool:
+    try:
+        _sniff_row(row)
+    except RejectError:
+        return False
+    return True
+
+
+def header_format(text: str, settings: IngestSettings) -> tuple[str, tuple[str, ...] | None] | None:
+    """(format, column names or None) when ``text`` is a header row a layout names, else None.
+
+    CUCM's header (``cdrRecordType,globalCallID_callManagerId,…``) and its SQL-types row, a Kamailio
+    acc table header (``id,method,from_tag,…``), the 3CX field names, an ``ingest.mappings`` entry's
+    ``columns``. The names returned locate the fields of the rows that follow.
+    """
+    head = text.lstrip()[:1]
+    if not head or not (head.isalpha() or head in "\"'"):
+        return None
+    try:
+        row = next(csv.reader((text,), skipinitialspace=True))
+    except (csv.Error, StopIteration):
+        return None
+    names = tuple(c.strip() for c in row)
+    if cucm.is_header(row):
+        return cucm.FMT, names
+    if cucm.is_types_row(row):
+        return cucm.FMT, None
+    if names[: len(kamailio.CORE_COLUMNS)] == kamailio.CORE_COLUMNS:
+        return kamailio.FMT, names
+    if tuple(n.lower() for n in names[: len(threecx.COLUMNS)]) == threecx.COLUMNS:
+        return threecx.FMT, None
+    for m in settings.mappings:
+        cells = row if m.delimiter == "," else next(csv.reader((text,), delimiter=m.delimiter))
+        if mapping.header_matches(m, cells):
+            return m.name, None
+    return None
 
 
 #: Column names of the Asterisk (cdr_csv, cdr_custom / cdr_adaptive_odbc) and FreeSWITCH
@@ -168,7 +263,7 @@ def _parse_obj(fmt: str, obj: Any, ctx: Ctx, country_of: CountryOf) -> CallDetai
     return canonical.parse_obj(obj, ctx, country_of)
 
 
-def sniff(text: str) -> str:
+def sniff(text: str, settings: IngestSettings | None = None) -> str:
     """The format of one CDR line: '{' -> freeswitch-json (``variables`` / ``channel_data`` /
     ``core-uuid`` keys) or jsonl; "INSERT INTO" -> freeswitch-csv ("sql" template); else the
     CSV column count and timestamp positions decide.
@@ -182,16 +277,19 @@ def sniff(text: str) -> str:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         return freeswitch.JSON_FMT if any(k in stripped for k in _FS_KEYS) else canonical.FMT
+    if kamailio.looks_like_log(stripped) or kamailio.db_row(stripped) is not None:
+        return kamailio.FMT
     if stripped.startswith(freeswitch.SQL_PREFIX):
-        row = _csv_row(freeswitch.sql_values(stripped), "auto")
-        if len(row) == 13 and looks_like_ts(row[4]) and looks_like_ts(row[6]):
+        row = freeswitch.sql_row(stripped)
+        if len(row) in (13, 15) and looks_like_ts(row[4]) and looks_like_ts(row[6]):
             return freeswitch.CSV_FMT
         n = len(row)
         reason = f"auto: unknown layout: SQL INSERT with {n} values"
         raise RejectError(
-            f"{reason} (only the FreeSWITCH mod_cdr_csv 'sql' template, 13 values, is supported)"
+            f"{reason} (FreeSWITCH mod_cdr_csv's 'sql' template has 13, mod_cdr_sqlite's default table 14)"
+            + MAPPING_HINT
         )
-    return _sniff_row(_csv_row(text, "auto"))
+    return _row_format(_csv_row(text, "auto"), settings or DEFAULT_SETTINGS, text)
 
 
 def _load(fmt: str, text: str) -> Any:
@@ -201,7 +299,30 @@ def _load(fmt: str, text: str) -> Any:
         raise RejectError(f"{fmt}: invalid JSON: {str(exc).splitlines()[0][:120]}") from None
 
 
-def _parse_text(fmt: str, text: str, ctx: Ctx, country_of: CountryOf) -> tuple[str, CallDetailRecord]:
+def _parse_row(
+    fmt: str, row: list[str], ctx: Ctx, country_of: CountryOf, owner_of: OwnerOf | None,
+    names: tuple[str, ...] | None = None,
+) -> CallDetailRecord:
+    """A CSV row of a known CSV format (not Kamailio: :func:`_parse_text`) -> record."""
+    if fmt == asterisk.FMT:
+        return asterisk.parse_row(row, ctx, country_of)
+    if fmt == freeswitch.CSV_FMT:
+        return freeswitch.parse_csv_row(row, ctx, country_of)
+    if fmt == threecx.FMT:
+        return threecx.parse_row(row, ctx, country_of, owner_of)
+    if fmt == cucm.FMT:
+        index = {n: i for i, n in enumerate(names)} if names else None
+        return cucm.parse_row(row, ctx, country_of, index, owner_of)
+    m = ctx.settings.mapping(fmt)
+    if m is None:  # pragma: no cover - formats are checked first
+        raise ValueError(f"unknown CDR format {fmt!r}")
+    return mapping.parse_row(m, row, ctx, country_of, owner_of)
+
+
+def _parse_text(
+    fmt: str, text: str, ctx: Ctx, country_of: CountryOf, owner_of: OwnerOf | None = None,
+    names: tuple[str, ...] | None = None,
+) -> tuple[str, CallDetailRecord]:
     """(format actually used, record) of one line / document; ``fmt`` may be "auto"."""
     head = text.lstrip()[:1]
     if fmt == "auto":
@@ -209,22 +330,17 @@ def _parse_text(fmt: str, text: str, ctx: Ctx, country_of: CountryOf) -> tuple[s
             obj = _load("auto", text)
             fmt = _sniff_obj(obj)
             return fmt, _parse_obj(fmt, obj, ctx, country_of)
-        if text.lstrip().startswith(freeswitch.SQL_PREFIX):
-            fmt = sniff(text)
-        else:
-            row = _csv_row(text, "auto")
-            fmt = _sniff_row(row)
-            parse = asterisk.parse_row if fmt == asterisk.FMT else freeswitch.parse_csv_row
-            return fmt, parse(row, ctx, country_of)
+        fmt = sniff(text, ctx.settings)
+    if fmt == kamailio.FMT:
+        return fmt, kamailio.parse_single(text, ctx, country_of, owner_of)
     if fmt in JSON_FORMATS:
         if head != "{":
             raise RejectError(f"{fmt}: not a JSON object (expected '{{' at the start of the line)")
         return fmt, _parse_obj(fmt, _load(fmt, text), ctx, country_of)
-    if fmt == asterisk.FMT:
-        return fmt, asterisk.parse_row(_csv_row(text, fmt), ctx, country_of)
-    if text.lstrip().startswith(freeswitch.SQL_PREFIX):
-        text = freeswitch.sql_values(text.strip())
-    return fmt, freeswitch.parse_csv_row(_csv_row(text, fmt), ctx, country_of)
+    if fmt == freeswitch.CSV_FMT and text.lstrip().startswith(freeswitch.SQL_PREFIX):
+        return fmt, freeswitch.parse_csv_row(freeswitch.sql_row(text), ctx, country_of)
+    m = ctx.settings.mapping(fmt)
+    return fmt, _parse_row(fmt, _csv_row(text, fmt, m.delimiter if m else ","), ctx, country_of, owner_of, names)
 
 
 def parse_line(
@@ -232,6 +348,7 @@ def parse_line(
     raw: str | bytes,
     settings: IngestSettings | None = None,
     country_of: CountryOf | None = None,
+    owner_of: OwnerOf | None = None,
 ) -> CallDetailRecord:
     """Parse one CDR line (a Kafka message, a line of a file) into the canonical record.
 
@@ -249,6 +366,9 @@ def parse_line(
     country_of : callable, optional
         customer_id -> ISO 3166 region used to normalise that customer's numbers
         (default: always ``settings.default_country``).
+    owner_of : callable, optional
+        E.164 DID -> the customer the rules list it under (formats without an account
+        code: kamailio-acc, 3cx, cucm, mappings).
 
     Returns
     -------
@@ -267,7 +387,7 @@ def parse_line(
     ValueError
         On an unknown ``fmt`` (a caller error, not a bad line).
     """
-    _check_fmt(fmt)
+    _check_fmt(fmt, settings)
     if isinstance(raw, bytes | bytearray):
         try:
             raw = bytes(raw).decode("utf-8")
@@ -285,7 +405,7 @@ def parse_line(
         raise RejectError("NUL byte in line (binary data?)")
     ctx = ctx_for(settings or DEFAULT_SETTINGS)
     try:
-        return _parse_text(fmt, text, ctx, country_of or ctx.default_country_of)[1]
+        return _parse_text(fmt, text, ctx, country_of or ctx.default_country_of, owner_of)[1]
     except RejectError:
         if stripped[0] != "{" and fmt not in JSON_FORMATS and is_header_row(text):
             raise RejectError("CSV header row (column names), not a CDR") from None
@@ -328,13 +448,14 @@ def read_stream(
     fmt: str = "auto",
     settings: IngestSettings | None = None,
     country_of: CountryOf | None = None,
+    owner_of: OwnerOf | None = None,
 ) -> Iterator[Parsed]:
     """Stream :class:`Parsed` outcomes from a binary stream (a file, stdin.buffer...).
 
     Same contract as :func:`read_file`; ``source`` names the stream in the outcomes.
     """
-    _check_fmt(fmt)
-    return _read(stream, source, fmt, settings or DEFAULT_SETTINGS, country_of)
+    _check_fmt(fmt, settings)
+    return _read(stream, source, fmt, settings or DEFAULT_SETTINGS, country_of, owner_of)
 
 
 def read_file(
@@ -342,6 +463,7 @@ def read_file(
     fmt: str = "auto",
     settings: IngestSettings | None = None,
     country_of: CountryOf | None = None,
+    owner_of: OwnerOf | None = None,
 ) -> Iterator[Parsed]:
     """Stream one :class:`Parsed` per CDR line of a file, accepted or rejected.
 
@@ -357,7 +479,13 @@ def read_file(
     yields nothing; a freeswitch-json / jsonl document pretty-printed over several
     lines is one outcome (``line`` = its first line, at most :data:`MAX_DOC_BYTES`).
     With ``fmt="auto"`` the first CDR line whose layout is recognised fixes the
-    format for the rest of the file (lines before it are rejected as unknown).
+    format for the rest of the file (lines before it are rejected as unknown); a header
+    row a layout names (CUCM's two, a Kamailio acc table's, an ``ingest.mappings``
+    entry's ``columns``) fixes it too and locates the columns.
+    Kamailio ``acc`` transactions are paired into CDRs (INVITE 200 with its BYE, by
+    Call-ID): the INVITE's outcome is ``skipped`` and ``paired``, yielded just before its
+    BYE's record; an answered INVITE without a BYE is rejected at the end of the file. The
+    other lines of a Kamailio log (start-up, warnings) are ``skipped``.
 
     Parameters
     ----------
@@ -367,6 +495,8 @@ def read_file(
     settings : IngestSettings, optional
     country_of : callable, optional
         customer_id -> ISO region (default: ``settings.default_country``).
+    owner_of : callable, optional
+        E.164 DID -> customer listing it (see :func:`parse_line`).
 
     Returns
     -------
@@ -380,18 +510,24 @@ def read_file(
     OSError
         The file cannot be opened or read (raised while iterating).
     """
-    _check_fmt(fmt)
-    return _read_path(path, fmt, settings or DEFAULT_SETTINGS, country_of)
+    _check_fmt(fmt, settings)
+    return _read_path(path, fmt, settings or DEFAULT_SETTINGS, country_of, owner_of)
 
 
 def _read_path(
-    path: str | os.PathLike[str], fmt: str, settings: IngestSettings, country_of: CountryOf | None
+    path: str | os.PathLike[str], fmt: str, settings: IngestSettings, country_of: CountryOf | None,
+    owner_of: OwnerOf | None,
 ) -> Iterator[Parsed]:
     with open(path, "rb") as fh:
-        yield from _read(fh, os.fspath(path), fmt, settings, country_of)
+        yield from _read(fh, os.fspath(path), fmt, settings, country_of, owner_of)
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: Statements of an SQL dump around its INSERT lines (schema, session, comments): skipped, not CDR lines.
+_SQL_NOISE = re.compile(
+    r"(?:CREATE|DROP|ALTER|LOCK|UNLOCK|SET|BEGIN|COMMIT|START TRANSACTION|USE|PRAGMA)\b[^;]*(?:;|\($)|--|/\*",
+    re.IGNORECASE,
+)
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 #: Errors of a damaged gzip stream (truncated: EOFError; bad CRC, trailing garbage, bad data).
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -484,22 +620,27 @@ def _decode(b: bytes, utf16: bool = False) -> tuple[str, str | None]:
 
 
 def _read(
-    stream: IO[bytes], source: str, fmt: str, settings: IngestSettings, country_of: CountryOf | None
+    stream: IO[bytes], source: str, fmt: str, settings: IngestSettings, country_of: CountryOf | None,
+    owner_of: OwnerOf | None = None,
 ) -> Iterator[Parsed]:
     # a generator, so nothing is read before the first next()
-    yield from _Reader(stream, source, fmt, settings, country_of).outcomes()
+    yield from _Reader(stream, source, fmt, settings, country_of, owner_of).outcomes()
 
 
 class _Reader:
     """One pass of :func:`_read` over a stream: the format once fixed, the line count, a gzip error."""
 
     def __init__(
-        self, stream: IO[bytes], source: str, fmt: str, settings: IngestSettings, country_of: CountryOf | None
+        self, stream: IO[bytes], source: str, fmt: str, settings: IngestSettings, country_of: CountryOf | None,
+        owner_of: OwnerOf | None = None,
     ) -> None:
         self.source = source
         self.ctx = ctx_for(settings)
         self.cof = country_of or self.ctx.default_country_of
+        self.owner_of = owner_of
         self.fixed: str | None = None if fmt == "auto" else fmt
+        self.names: tuple[str, ...] | None = None  # column names of a header row (CUCM, Kamailio acc table)
+        self.pairer: kamailio.Pairer | None = None
         text_stream, gz, self.utf16, self.broken = _unwrap(stream)
         self._readline: Callable[[], bytes] = partial(text_stream.readline, MAX_DOC_BYTES + 1)
         self.readline = self._gz_readline if gz else self._readline
@@ -535,10 +676,14 @@ class _Reader:
             outcome = self._parse_line(text, len(b))
             if isinstance(outcome, _Doc):
                 doc = outcome
+            elif isinstance(outcome, list):
+                yield from outcome
             else:
                 yield outcome
         if doc is not None:
             yield self._finish(doc)
+        if self.pairer is not None:
+            yield from (self._paired(*item) for item in self.pairer.finish())
         if self.broken is not None:
             yield self._gzip_reject()
 
@@ -558,22 +703,59 @@ class _Reader:
             text = text[:200] + "..."
         return text, bad
 
-    def _parse_line(self, text: str, size: int) -> Parsed | _Doc:
-        """The outcome of one decoded line outside a document, or the document it opens."""
+    def _parse_line(self, text: str, size: int) -> Parsed | _Doc | list[Parsed]:
+        """The outcome(s) of one decoded line outside a document, or the document it opens."""
         stripped = text.strip()
         if not stripped or stripped[0] == "#":
             return Parsed(self.source, self.lineno, text, None, None, True)
         if stripped[0] == "{" and (self.fixed is None or self.fixed in JSON_FORMATS):
             return self._parse_json_line(text, size)
+        if _SQL_NOISE.match(stripped):  # an SQL dump's schema and session statements
+            return Parsed(self.source, self.lineno, text, None, None, True)
         try:
+            if self.fixed in (None, kamailio.FMT) and kamailio.is_other_log_line(text):
+                self.fixed = kamailio.FMT  # the switch's own log around its acc records
+                return Parsed(self.source, self.lineno, text, None, None, True)
             if self.fixed is None:
-                self.fixed = sniff(text)
-            record = _parse_text(self.fixed, text, self.ctx, self.cof)[1]
+                if self._header(text):
+                    return Parsed(self.source, self.lineno, text, None, None, True)
+                self.fixed = sniff(text, self.ctx.settings)
+            if self.fixed == kamailio.FMT:
+                return self._pair(text)
+            used, record = _parse_text(self.fixed, text, self.ctx, self.cof, self.owner_of, self.names)
         except RejectError as exc:
             # checked only once a line failed: costs nothing on the CDR lines
-            header = self.fixed not in JSON_FORMATS and stripped[0] != "{" and is_header_row(text)
+            header = self.fixed not in JSON_FORMATS and stripped[0] != "{" and (
+                self._header(text) or is_header_row(text))
             return Parsed(self.source, self.lineno, text, None, None if header else exc.reason, header)
-        return Parsed(self.source, self.lineno, text, record, None)
+        return Parsed(self.source, self.lineno, text, record, None, fmt=used)
+
+    def _header(self, text: str) -> bool:
+        """A header row of the file's layout (or, format not fixed yet, of any): take its names."""
+        found = header_format(text, self.ctx.settings)
+        if found is None or (self.fixed is not None and found[0] != self.fixed):
+            return False
+        self.fixed = found[0]
+        if found[1] is not None:
+            self.names = found[1]
+            if self.pairer is not None:
+                self.pairer.names = found[1]
+        return True
+
+    def _pair(self, text: str) -> list[Parsed]:
+        """A Kamailio acc line: the outcomes it settles (see :class:`kamailio.Pairer`)."""
+        if self.pairer is None:
+            self.pairer = kamailio.Pairer(self.ctx, self.cof, self.owner_of, self.names)
+        if text[:1].isalpha() and "ACC:" not in text and self._header(text):  # a table export's header row
+            return [Parsed(self.source, self.lineno, text, None, None, True)]
+        return [self._paired(*item) for item in self.pairer.take(self.lineno, text)]
+
+    def _paired(self, line: int, raw: str, kind: str, value: Any) -> Parsed:
+        if kind == "record":
+            return Parsed(self.source, line, raw, value, None, fmt=kamailio.FMT)
+        if kind == "paired":
+            return Parsed(self.source, line, raw, None, None, skipped=True, paired=True)
+        return Parsed(self.source, line, raw, None, value)
 
     def _parse_json_line(self, text: str, size: int) -> Parsed | _Doc:
         try:
@@ -593,7 +775,7 @@ class _Reader:
             record = _parse_obj(used, obj, self.ctx, self.cof)
         except RejectError as exc:
             return Parsed(self.source, line, text, None, exc.reason)
-        return Parsed(self.source, line, text, record, None)
+        return Parsed(self.source, line, text, record, None, fmt=used)
 
     def _finish(self, d: _Doc) -> Parsed:
         """The outcome of a document accumulated over several lines."""

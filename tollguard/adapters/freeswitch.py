@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,6 +38,28 @@ CSV_COLUMNS = (
 )  # fmt: skip
 CSV_WIDTHS = (13, 15, 17, 20)
 SQL_PREFIX = "INSERT INTO"
+
+
+def sql_row(text: str) -> list[str]:
+    """The values of an ``INSERT INTO … VALUES (…);`` line: the "sql" template's 13 (double-quoted), or
+    mod_cdr_sqlite's default table's 14 (single-quoted; ``hangup_cause_q850`` after ``hangup_cause``,
+    dropped: the cause name gives it).
+
+    Raises
+    ------
+    RejectError
+        Not a CSV list of values.
+    """
+    body = sql_values(text.strip())
+    quote = "'" if body.lstrip()[:1] == "'" else '"'
+    try:
+        row = next(csv.reader((body,), quotechar=quote, skipinitialspace=True))
+    except (csv.Error, StopIteration) as exc:
+        raise RejectError(f"{CSV_FMT}: bad SQL values: {exc}") from None
+    if len(row) == 14 and row[10].strip().isdigit():
+        del row[10]
+        row = [*row, "", ""]  # read_codec, write_codec: mod_cdr_sqlite's default table has none
+    return row
 
 
 def sql_values(text: str) -> str:
@@ -74,10 +97,9 @@ def parse_csv_row(row: list[str], ctx: Ctx, country_of: CountryOf) -> CallDetail
         raise RejectError(
             f"{CSV_FMT}: expected 15 columns (example template; 13 sql, 17 linksys, 20 snom), got {n}"
         )
-    zone = ctx.zone
-    start = local_ts(row[4], "start_stamp", zone, CSV_FMT)
-    answer = local_ts(row[5], "answer_stamp", zone, CSV_FMT)
-    end = local_ts(row[6], "end_stamp", zone, CSV_FMT)
+    start = local_ts(row[4], "start_stamp", ctx, CSV_FMT)
+    answer = local_ts(row[5], "answer_stamp", ctx, CSV_FMT)
+    end = local_ts(row[6], "end_stamp", ctx, CSV_FMT)
     if start is None:
         raise RejectError(f"{CSV_FMT}: empty start timestamp (column start_stamp)")
     if end is None:
@@ -182,7 +204,7 @@ def _earliest(flows: list[dict[str, Any]], key: str) -> datetime | None:
     return earliest
 
 
-def _json_times(v: Callable[[str], str | None], zone: tzinfo) -> tuple[datetime, datetime | None, datetime]:
+def _json_times(v: Callable[[str], str | None], zone: Ctx) -> tuple[datetime, datetime | None, datetime]:
     """(start, answer, end): ``*_uepoch`` (µs since epoch, UTC; "0" = none), else the local ``*_stamp``."""
     start = epoch_us(v("start_uepoch") or "", "start_uepoch", JSON_FMT) or local_ts(
         v("start_stamp") or "", "start_stamp", zone, JSON_FMT
@@ -256,7 +278,7 @@ def parse_json_doc(doc: Any, ctx: Ctx, country_of: CountryOf) -> CallDetailRecor
     profile = _obj(flows[-1].get("caller_profile")) if flows else {}
     fields = _Variables(var, doc)
     v = fields.get
-    start, answer, end = _json_times(v, ctx.zone)
+    start, answer, end = _json_times(v, ctx)
     duration, billsec = _json_durations(v)
     name, cause = _json_cause(v)
     check_times(start, answer, end, JSON_FMT)
