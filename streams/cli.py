@@ -143,14 +143,13 @@ def _rules(path: Path | None, timezone: str | None = None, country: str | None =
     applied to its ``ingest`` section; exit 2 with the first error (line and field)."""
     ingest = _ingest_overrides(timezone, country)
     try:
-        return load_rules(path, ingest)
+        return load_rules(path, ingest or None)
     except RulesError as exc:
         raise _usage(str(exc)) from None
 
 
-def _ingest_overrides(timezone: str | None, country: str | None) -> dict[str, str] | None:
-    """``--timezone`` / ``--country`` as overrides of the rules' ``ingest`` section (None: neither); exit 2
-    when one is not a valid IANA zone / ISO 3166 region."""
+def _ingest_overrides(timezone: str | None, country: str | None) -> dict[str, str]:
+    """``--timezone`` / ``--country`` as overrides of the rules' ``ingest`` section; exit 2 when invalid."""
     from pydantic import ValidationError
 
     from tollguard.adapters import IngestSettings
@@ -166,7 +165,7 @@ def _ingest_overrides(timezone: str | None, country: str | None) -> dict[str, st
         first = exc.errors()[0]
         option = "--timezone" if first["loc"][0] == "timezone" else "--country"
         raise _usage(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
-    return ingest or None
+    return ingest
 
 
 def _chosen(path: Path | None, ruleset: Rules, timezone: str | None, country: str | None) -> tuple[bool, bool]:
@@ -588,7 +587,8 @@ def worker(
 
     The rules file is watched (every 2 s, and on SIGHUP): a changed file that validates becomes
     live without a restart; an invalid one is refused (line and field in the log) and the last
-    good rules stay. At start, an invalid file gives the last good rules kept on the broker.
+    good rules stay. A restart that finds it invalid runs with the last good rules kept on the
+    ``tollguard-rules`` topic (the file's error is printed); the tokens file is checked first.
     """
     from streams.app import StreamSettings
     from streams.auth import AuthConfigError, token_registry
@@ -598,8 +598,10 @@ def worker(
         token_registry(tokens_file=tokens_file)  # a bad tokens file stops here, with its reason
     except AuthConfigError as exc:
         raise _usage(str(exc)) from None
-    _reach(StreamSettings.from_env(broker=broker).broker)
-    ruleset = _worker_rules(rules, broker, app_id, topic_prefix, _ingest_overrides(timezone, country))
+    settings = StreamSettings.from_env(broker=broker, app_id=app_id, topic_prefix=topic_prefix)
+    ingest = _ingest_overrides(timezone, country)
+    _reach(settings.broker)
+    ruleset = _worker_rules(rules, ingest, settings)
     _assumption_warning(rules, ruleset, timezone, country)
     anomaly_model = _load_model(model, ruleset) if model is not None else None
     watched = rules if rules is not None else default_rules_path()
@@ -607,7 +609,7 @@ def worker(
         run_worker(
             ruleset,
             model=anomaly_model,
-            rules_path=str(watched),
+            rules_path=str(watched) if watched is not None else None,
             broker=broker,
             app_id=app_id,
             topic_prefix=topic_prefix,
@@ -623,22 +625,19 @@ def worker(
         raise _usage(str(exc)) from None
 
 
-def _worker_rules(rules: Path | None, broker: str | None, app_id: str | None, topic_prefix: str | None,
-                  ingest: dict[str, str] | None = None) -> Rules:
+def _worker_rules(rules: Path | None, ingest: dict[str, str], settings: Any) -> Rules:
     """The worker's rules: the file's, or the last good ones kept for its app id when the file is invalid
-    (the file's error is printed); exit 2 when neither (see :func:`streams.lastgood.worker_rules`).
-    ``ingest``: the ``--timezone`` / ``--country`` overrides, applied to either."""
-    from streams.app import StreamSettings, topic_name
+    (the file's error is printed); exit 2 when neither (see :func:`streams.lastgood.worker_rules`)."""
+    from streams.app import topic_name
     from streams.lastgood import RULES_TOPIC, worker_rules
 
-    settings = StreamSettings.from_env(broker=broker, app_id=app_id, topic_prefix=topic_prefix)
     try:
-        ruleset, warning = worker_rules(rules, settings.broker, topic_name(settings, RULES_TOPIC), settings.app_id,
-                                        ingest)
+        ruleset, warning = worker_rules(
+            rules, settings.broker, topic_name(settings, RULES_TOPIC), settings.app_id, ingest or None)
     except RulesError as exc:
         raise _usage(str(exc)) from None
     if warning:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     return ruleset
 
 

@@ -116,12 +116,12 @@ def worker_rules(
 ) -> tuple[Rules, str | None]:
     """The rules a starting worker runs with, and a warning when they are not the file's.
 
-    ``path`` is the ``--rules`` file (None: the packaged ``rules/default.yaml``); ``ingest``
-    overrides its ``ingest`` section (``--timezone`` / ``--country``), and the kept rules' too. A
-    valid file is returned and kept as the last good rules of ``app_id`` on ``topic`` (a broker
-    that cannot be reached then only costs the keeping: the warning says so). An invalid file
-    gives the last good rules kept, validated again, with a warning naming the file's error and
-    the rules used instead.
+    ``path`` is the ``--rules`` file (None: the packaged ``rules/default.yaml``); ``ingest`` the
+    command line's overrides of its ``ingest`` section (``--timezone``, ``--country``), applied to
+    the kept rules too. A valid file is returned and kept as the last good rules of ``app_id`` on
+    ``topic`` (a broker that cannot be reached then only costs the keeping: the warning says so).
+    An invalid file gives the last good rules kept, validated again, with a warning naming the
+    file's error and the rules used instead.
 
     Raises
     ------
@@ -130,13 +130,13 @@ def worker_rules(
     """
     from kafka.errors import KafkaError
 
-    from engine.registry import load_rules, parse_rules
+    from engine.registry import Rules as Schema
     from tollguard.errors import RulesError
-    from tollguard.rules import default_rules_path
+    from tollguard.rules import default_rules_path, load_rules, parse_rules
 
-    file = Path(path) if path is not None else default_rules_path()
     try:
-        rules = load_rules(file, ingest)
+        file = Path(path) if path is not None else default_rules_path()
+        rules = load_rules(file, Schema, ingest)
     except RulesError as exc:
         try:
             saved = load_last_good(broker, topic, app_id)
@@ -145,13 +145,11 @@ def worker_rules(
         if saved is None:
             raise
         try:
-            kept = parse_rules(saved.text, f"last good rules of {app_id}", ingest)
+            kept = parse_rules(saved.text, f"last good rules of {app_id}", Schema, ingest)
         except RulesError:
             raise exc from None
         return kept, (f"rules file invalid: {exc}; running with the last good rules instead (version "
                       f"{kept.version}, from {saved.source}, kept {saved.saved_at})")
-    if not file.is_file():
-        return rules, None  # built-in defaults: nothing to keep
     try:
         save_last_good(broker, topic, app_id, file.read_text(encoding="utf-8"), rules.version, str(file))
     except (KafkaError, OSError) as exc:
