@@ -45,10 +45,10 @@ from kafka_fixtures import (
     PrivateBroker,
     WorkerProcess,
     cli_env,
+    group_lag,
     read_topics,
     run_cli,
     unique_names,
-    wait_for_lag_zero,
 )
 
 from tollguard.simulate import run_scenario, write
@@ -189,6 +189,34 @@ def wait_resumed(bootstrap: str, group: str, topic: str, before: dict[int, int],
     raise TimeoutError(f"processing did not resume on {topic} in {timeout} s")
 
 
+def wait_settled(bootstrap: str, group: str, cdrs: str, repartition: str, worker: WorkerProcess,
+                 timeout: float = 180, quiet_s: float = 10) -> int:
+    """Wait until the group has committed everything, or everything but at most one record of ``cdrs``
+    for ``quiet_s`` with nothing left on ``repartition``; returns that uncommitted tail (0 or 1).
+
+    After a worker is killed, Faust sometimes leaves the offset of the very last input record
+    uncommitted (it is acked when the agent takes the next record, and none comes): its effect is
+    checked all the same, since the outputs are compared with replay's one for one.
+    """
+    started = time.monotonic()
+    calm_since: float | None = None
+    lag: dict[str, int] = {}
+    while time.monotonic() - started < timeout:
+        lag = group_lag(bootstrap, group, [cdrs, repartition])
+        if not any(lag.values()):
+            return 0
+        if lag.get(repartition, 0) == 0 and lag.get(cdrs, 0) <= 1:
+            calm_since = calm_since or time.monotonic()
+            if time.monotonic() - calm_since >= quiet_s:
+                return lag.get(cdrs, 0)
+        else:
+            calm_since = None
+        if worker.proc is not None and not worker.alive():
+            raise RuntimeError(f"worker died:\n{worker.log()[-4000:]}")
+        time.sleep(0.5)
+    raise TimeoutError(f"group {group} still lagging after {timeout}s: {lag}\n{worker.log()[-4000:]}")
+
+
 @dataclass
 class Scenario:
     name: str
@@ -236,8 +264,9 @@ class Scenario:
             assert producer.returncode == 0, err.decode()[-3000:]
         alive = [w for w in self.fleet if w.alive()]
         assert alive, "no worker alive"
-        wait_for_lag_zero(self.bootstrap, self.app_id, [f"{self.prefix}cdrs", self.repartition], timeout=180,
-                          worker=alive[0])
+        tail = wait_settled(self.bootstrap, self.app_id, f"{self.prefix}cdrs", self.repartition, alive[0])
+        if tail:
+            self.extra["uncommitted_input_tail"] = tail
         outputs = read_topics(self.bootstrap, [f"{self.prefix}{t}" for t in (*EVENT_TOPICS, DEAD_LETTER)])
         assert all(w.alive() for w in alive)
         logs = "\n".join(w.all_logs() for w in self.fleet)
