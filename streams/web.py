@@ -580,26 +580,10 @@ def _register_noc_views(app: Any, api: WebApi) -> None:
         async def get(self, request: Request) -> Response:
             return self.html(NOC_HTML)
 
-    @app.page("/api/suspensions")
-    class Suspensions(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, Reply(api.suspension_rows()))
-
-    @app.page("/api/events")
-    class Events(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, Reply(api.recent_events()))
-
-    @app.page("/api/concurrency")
-    class Concurrency(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, Reply(api.concurrency_rows()))
-
-    @app.page("/api/whoami")
-    class WhoAmI(View):
-        async def get(self, request: Request) -> Response:
-            me = identity_of(request)
-            return _json(self, Reply({"name": me.name, "role": me.role} if me else {"name": None, "role": None}))
+    _json_get(app, "/api/suspensions", lambda request: Reply(api.suspension_rows()))
+    _json_get(app, "/api/events", lambda request: Reply(api.recent_events()))
+    _json_get(app, "/api/concurrency", lambda request: Reply(api.concurrency_rows()))
+    _json_get(app, "/api/whoami", _whoami)
 
     @app.page("/api/verdicts")
     class Verdicts(View):
@@ -615,34 +599,31 @@ def _register_noc_views(app: Any, api: WebApi) -> None:
 def _register_customer_views(app: Any, api: WebApi) -> None:
     """The figures of the page and its customer view: ``/api/overview``, ``/api/customer``, ``/api/cdrs``."""
 
-    @app.page("/api/overview")
-    class Overview(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, Reply(api.overview()))
-
-    @app.page("/api/customer")
-    class Customer(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, api.customer(request))
-
-    @app.page("/api/cdrs")
-    class Cdrs(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, api.cdrs(request))
+    _json_get(app, "/api/overview", lambda request: Reply(api.overview()))
+    _json_get(app, "/api/customer", api.customer)
+    _json_get(app, "/api/cdrs", api.cdrs)
 
 
 def _register_call_setup_views(app: Any, api: WebApi) -> None:
     """The switches' API: ``/v1/authorize`` and ``/v1/calls``."""
 
-    @app.page("/v1/authorize")
-    class Authorize(View):
-        async def get(self, request: Request) -> Response:
-            return _json(self, api.authorize(request))
+    _json_get(app, "/v1/authorize", api.authorize)
+    _json_get(app, "/v1/calls", api.calls)
 
-    @app.page("/v1/calls")
-    class Calls(View):
+
+def _json_get(app: Any, path: str, answer: Callable[[Request], Reply]) -> None:
+    """Register ``GET path`` answering ``answer(request)`` as JSON (access is checked by path, see streams.auth)."""
+
+    @app.page(path)
+    class JsonGet(View):
         async def get(self, request: Request) -> Response:
-            return _json(self, api.calls(request))
+            return _json(self, answer(request))
+
+
+def _whoami(request: Request) -> Reply:
+    """``/api/whoami``: the authenticated token's name and role (both None without authentication)."""
+    me = identity_of(request)
+    return Reply({"name": me.name, "role": me.role} if me else {"name": None, "role": None})
 
 def query_params(request: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
     """The query parameters of ``request``, checked: each known, given once, not too long, required ones not empty.
