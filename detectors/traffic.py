@@ -19,7 +19,7 @@ end seen, never the watermark, so the end of input (``advance(inf)``) keeps the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -148,7 +148,7 @@ class TrafficDetector(Detector[TrafficParams]):
                 if attempts or answered_s:
                     rows.append({"kind": "minute", "minute_s": (hour * BLOCK_MINUTES + i) * MINUTE_S,
                                  "attempts": int(attempts), "answered_min": round(answered_s / MINUTE_S, 2)})
-        rows += [dict(zip(CALL_FIELDS, values, strict=True), kind="call") for values in reversed(state["calls"])]
+        rows += [dict(_row(values), kind="call") for values in reversed(state["calls"])]
         return rows
 
 
@@ -172,20 +172,28 @@ def call_row(cdr: CallDetailRecord) -> dict[str, Any]:
     >>> call_row(make_cdr(start_s=0, end_s=9.5, disposition="BUSY"))["end"], call_row(make_cdr())["answer"]
     ('2026-01-05T09:00:09.500000Z', '2026-01-05T09:00:00Z')
     """
-    return dict(zip(CALL_FIELDS, _call_values(cdr), strict=True))
+    return _row(_call_values(cdr))
 
 
 def _call_values(cdr: CallDetailRecord) -> list[Any]:
-    """The values of :data:`CALL_FIELDS`, in order (a stored call)."""
+    """The values of :data:`CALL_FIELDS`, in order, times as UTC epoch seconds (a stored call: no
+    formatting on the per-CDR path; :func:`_row` writes the times when the page asks)."""
     return [
-        cdr.call_id, cdr.direction.value, cdr.caller, cdr.callee, cdr.did, _iso(cdr.start),
-        _iso(cdr.answer) if cdr.answer is not None else None, _iso(cdr.end), cdr.billsec_s, cdr.disposition.value,
+        cdr.call_id, cdr.direction.value, cdr.caller, cdr.callee, cdr.did, cdr.start.timestamp(),
+        cdr.answer.timestamp() if cdr.answer is not None else None, cdr.end.timestamp(), cdr.billsec_s,
+        cdr.disposition.value,
     ]
 
 
-def _iso(at: datetime) -> str:
-    """ISO 8601 as the canonical JSON line writes it (pydantic's form: ``Z``, microseconds when not 0).
+_TIME_FIELDS = frozenset({"start", "answer", "end"})
 
-    A CDR's times are UTC already (:class:`tollguard.cdr.CallDetailRecord` converts them).
-    """
-    return at.isoformat().replace("+00:00", "Z")
+
+def _row(values: list[Any]) -> dict[str, Any]:
+    """A stored call as the page shows it (epoch times as ISO 8601; a state stored with ISO text is kept)."""
+    return {k: _iso(v) if k in _TIME_FIELDS and isinstance(v, (int, float)) else v
+            for k, v in zip(CALL_FIELDS, values, strict=True)}
+
+
+def _iso(epoch_s: float) -> str:
+    """ISO 8601 as the canonical JSON line writes it (pydantic's form: ``Z``, microseconds when not 0)."""
+    return datetime.fromtimestamp(round(epoch_s, 6), UTC).isoformat().replace("+00:00", "Z")
