@@ -199,6 +199,30 @@ class Detector(Generic[P]):
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         """Forget the evidence behind a scope (after a cleared verdict) so it does not fire again."""
 
+    def follows_in_progress(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
+    ) -> bool:
+        """Whether any of ``calls_up`` (calls still up, as records ending now) matters to this detector now.
+
+        Only for :attr:`sees_calls_in_progress` detectors. The engine evaluates the calls in
+        progress (a copy of the state, DESIGN §3b) only for the detectors that answer True, so
+        a customer's ordinary calls cost no copy. ``state`` is read, never changed. Default: any
+        call up.
+        """
+        return bool(calls_up)
+
+    def at_setup(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], now_s: float, ctx: CustomerContext
+    ) -> list[Decision]:
+        """Decisions that the calls up now give by themselves, ringing ones included (call setup).
+
+        Called on the copy of the state that already took the calls in progress, with the
+        calls still up at event time ``now_s`` (UTC epoch s; their ``end`` is ``now_s``, a
+        ringing call has ``answer`` None). Only the calls-in-progress evaluation calls it: a
+        rule here needs call events and never changes what CDRs alone decide. Default: none.
+        """
+        return []
+
     def report(self, state: dict[str, Any], ctx: CustomerContext) -> list[dict[str, Any]]:
         """Rows describing what the state holds now, for the NOC page (e.g. concurrency per DID).
 

@@ -148,6 +148,21 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
                 ids.append(cdr.call_id)
         return []
 
+    def follows_in_progress(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
+    ) -> bool:
+        """True when a DID has more calls up than its capacity (bought, or the last one proposed)."""
+        params = self.params(ctx)
+        up: dict[str, int] = {}
+        for cdr in calls_up:
+            if cdr.did is not None and (params.count_unanswered or cdr.answered):
+                up[cdr.did] = up.get(cdr.did, 0) + 1
+        for did, count in up.items():
+            entry = state["dids"].get(did)
+            if count > max(ctx.capacity_of(did, params.default_capacity), (entry or {}).get("cap") or 0):
+                return True
+        return False
+
     @staticmethod
     def _suspect(
         cdr: CallDetailRecord, ctx: CustomerContext, p: DidConcurrencyParams

@@ -258,6 +258,19 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
         CALLS.add(state, call, max_entries=entry_cap(params.critical_attempts))
         return self._decide(state, now_s, ctx, params)
 
+    def follows_in_progress(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
+    ) -> bool:
+        """True when an outbound call up goes to a premium or high-risk range (it counts at call start)."""
+        params = self.params(ctx)
+        for cdr in calls_up:
+            if cdr.direction is Direction.OUTBOUND:
+                info = classify(cdr.callee, ctx.country)
+                dest = counted_destination(info, cdr.callee, ctx.allow_destinations)
+                if dest is not None and _premium_range(info, dest, ctx, params) is not None:
+                    return True
+        return False
+
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
         CALLS.expire(state, now_s=now_s, window_s=self.params(ctx).window_s)
         return []

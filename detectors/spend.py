@@ -123,6 +123,18 @@ class SpendDetector(Detector[SpendParams]):
                 decisions.append(decision)
         return decisions
 
+    def follows_in_progress(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
+    ) -> bool:
+        """True when an answered outbound call up is priced by the rate table (its cost accrues as it runs)."""
+        for cdr in calls_up:
+            if cdr.direction is Direction.OUTBOUND and cdr.billsec_s > 0:
+                info = classify(cdr.callee, ctx.country)
+                dest = counted_destination(info, cdr.callee, ctx.allow_destinations)
+                if dest is not None and dest.startswith("+") and ctx.rates.rate_of(dest) is not None:
+                    return True
+        return False
+
     def advance(self, state: dict[str, Any], now_s: float, ctx: CustomerContext) -> list[Decision]:
         self._expire(state, now_s)
         return []

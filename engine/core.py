@@ -402,31 +402,45 @@ class Engine:
     def _in_progress(self, state: CustomerState, now_s: float) -> list[Event]:
         """Decisions on the calls in progress at event time ``now_s`` (DESIGN §3b).
 
-        The detectors that see calls in progress (:attr:`Detector.sees_calls_in_progress`)
-        run on a copy of their state that also takes, in end order, the CDRs still waiting in
-        the reorder buffer and the records of the calls known from events (a call still up
-        ends ``now_s`` + :data:`UP_EPSILON_S`, its talk time counted so far), then event time
-        ``now_s``. Their decisions go through the same episodes as the CDRs' (a scope is not
-        suspended twice, an event id never emitted twice); the copy is dropped, so each call
-        is folded into the detectors' own state once, by its CDR. An event emitted here says
-        so in ``evidence["calls_up_when_decided"]`` (the calls still up then): its figures are
-        those known at that moment (a ``capacity_increase``'s ``observed_peak`` is the peak so
-        far; a higher peak beyond the proposed capacity is a new event).
+        The detectors that see calls in progress (:attr:`Detector.sees_calls_in_progress`) and
+        find one of the calls still up worth following (:meth:`Detector.follows_in_progress`:
+        e.g. a premium or high-cost destination, a DID above its capacity) run on a copy of
+        their state that also takes, in end order, the CDRs still waiting in the reorder buffer
+        and the records of the calls known from events (a call still up ends ``now_s`` +
+        :data:`UP_EPSILON_S`, its talk time counted so far), then event time ``now_s``, then
+        :meth:`Detector.at_setup` with the calls still up. Their decisions go through the same
+        episodes as the CDRs' (a scope is not suspended twice, an event id never emitted twice);
+        the copy is dropped, so each call is folded into the detectors' own state once, by its
+        CDR. An event emitted here says so in ``evidence["calls_up_when_decided"]`` (the calls
+        still up then): its figures are those known at that moment (a ``capacity_increase``'s
+        ``observed_peak`` is the peak so far; the episode's true peak follows when its CDRs
+        settle it, see :meth:`_raised_capacity`).
         """
         state.live_eval_s = now_s
         if not state.calls:
             return []
         ctx = self.context(state.customer_id)
-        active = [d for d in self._enabled(ctx) if d.sees_calls_in_progress]
-        if not active:
+        candidates = [d for d in self._enabled(ctx) if d.sees_calls_in_progress]
+        if not candidates:
             return []
-        for det in active:
-            state.detectors.setdefault(det.name, det.initial_state())
         live_ctx = self._in_progress_context(ctx)
         up_to_s = now_s + UP_EPSILON_S
         view = list(state.pending.values())
+        calls_up: list[CallDetailRecord] = []
         for call_id, call in state.calls.items():
-            view.append(record_of(call_id, state.customer_id, call, None if call["end"] is not None else up_to_s))
+            if call["end"] is None:
+                calls_up.append(record_of(call_id, state.customer_id, call, up_to_s))
+            else:
+                view.append(record_of(call_id, state.customer_id, call))
+        if not calls_up:
+            return []  # nothing in progress: the ended calls are judged by their CDRs (or their events' records)
+        active = [
+            d for d in candidates
+            if d.follows_in_progress(state.detectors.setdefault(d.name, d.initial_state()), calls_up, live_ctx)
+        ]
+        if not active:
+            return []
+        view.extend(calls_up)
         view.sort(key=lambda cdr: (cdr.end, cdr.call_id))
         copies = orjson.loads(orjson.dumps({d.name: state.detectors[d.name] for d in active}))
         decisions: list[tuple[Detector, Decision]] = []
@@ -436,14 +450,13 @@ class Engine:
                 if found:
                     decisions.extend((det, d) for d in found)
         for det in active:
-            found = det.advance(copies[det.name], up_to_s, live_ctx)
+            found = det.advance(copies[det.name], up_to_s, live_ctx) + det.at_setup(
+                copies[det.name], calls_up, up_to_s, live_ctx)
             if found:
                 decisions.extend((det, d) for d in found)
-        events = self._to_events(state, ctx, decisions)
-        if events:
-            calls_up = sum(1 for call in state.calls.values() if call["end"] is None)
-            for event in events:  # its figures (a capacity_increase's observed_peak) are those known so far
-                event.evidence["calls_up_when_decided"] = calls_up
+        events = self._to_events(state, ctx, decisions, live=True)
+        for event in events:  # its figures (a capacity_increase's observed_peak) are those known so far
+            event.evidence["calls_up_when_decided"] = len(calls_up)
         return events
 
     def calls_in_progress(self, state: CustomerState) -> list[dict[str, Any]]:
@@ -515,8 +528,10 @@ class Engine:
                 del state.emitted[eid]
 
     def _to_events(
-        self, state: CustomerState, ctx: CustomerContext, decisions: list[tuple[Detector, Decision]]
+        self, state: CustomerState, ctx: CustomerContext, decisions: list[tuple[Detector, Decision]],
+        live: bool = False,
     ) -> list[Event]:
+        """The new events of ``decisions`` (``live``: decided on the calls in progress), episodes kept in ``state``."""
         events: list[Event] = []
         for det, dec in decisions:
             # one episode per detector check and scope (e.g. arbitrage's reward and pumping checks apart)
@@ -548,7 +563,7 @@ class Engine:
                     continue
             event = self._event(det, dec, ctx, trial)
             if event.event_id in state.emitted:
-                raised = self._raised_capacity(state, key, dec)
+                raised = self._raised_capacity(state, key, dec, live)
                 if raised is None:
                     continue  # the detector still reports an episode already emitted: never the same id twice
                 dec, event = raised, self._event(det, raised, ctx)
@@ -560,6 +575,7 @@ class Engine:
                     "event_id": event.event_id, "type": str(dec.type), "detector": det.name,
                     "scope_kind": str(dec.scope_kind), "scope_value": dec.scope_value, "first_s": dec.occurred_at_s,
                     "last_s": dec.occurred_at_s, "proposed": dec.extra["proposed_capacity"], "status": "proposed",
+                    "peak": dec.extra.get("observed_peak"), "live": live,
                 }  # fmt: skip
             if dec.type is not EventType.CAPACITY_INCREASE:
                 state.open[key] = {
@@ -582,20 +598,32 @@ class Engine:
         return events
 
     @staticmethod
-    def _raised_capacity(state: CustomerState, key: str, dec: Decision) -> Decision | None:
-        """A capacity increase whose episode was already emitted with a lower proposed capacity, re-keyed; else None.
+    def _raised_capacity(state: CustomerState, key: str, dec: Decision, live: bool) -> Decision | None:
+        """A capacity increase whose episode was already emitted, re-keyed when it says more; else None.
 
-        Only the calls-in-progress view can decide one episode twice: its copy of the
-        detector's state does not keep the capacity the first event proposed, so a peak that
-        goes on rising above it is decided again under the same episode. That is a new
-        proposal (a new event, episode suffixed with the capacity); one at or below the
-        proposed capacity is not.
+        Only the calls-in-progress view decides one episode twice: its copy of the detector's
+        state does not keep the capacity the first event proposed, and it decides as soon as
+        the DID is over capacity, when the peak may still rise. So:
+
+        * a proposed capacity above the one already proposed is a new proposal (a new event,
+          episode suffixed ``>capacity``), from either view;
+        * when the CDRs settle (``settle_s``) an episode first emitted from the calls in
+          progress, and its true peak is higher than the one that event reported, one final
+          event gives the true ``observed_peak`` (episode suffixed ``>capacity=peak``;
+          ``evidence["final_peak_of"]`` names the first event), so billing sees the episode's
+          real peak (issue 10).
         """
         held = state.open.get(f"proposed|{key}")
-        proposed = dec.extra.get("proposed_capacity") if dec.type is EventType.CAPACITY_INCREASE else None
-        if held is None or proposed is None or proposed <= held["proposed"]:
+        if held is None or dec.type is not EventType.CAPACITY_INCREASE or "proposed_capacity" not in dec.extra:
             return None
-        return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}")
+        proposed = dec.extra["proposed_capacity"]
+        if proposed > held["proposed"]:
+            return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}")
+        peak, reported = dec.extra.get("observed_peak"), held.get("peak")
+        if not live and held.get("live") and peak is not None and reported is not None and peak > reported:
+            return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}=peak",
+                                       evidence={**dec.evidence, "final_peak_of": held["event_id"]})
+        return None
 
     def alert_expiry_s(self, ctx: CustomerContext, detector: str) -> float:
         """Event time (s) after its last evidence at which a warning-level alert closes.

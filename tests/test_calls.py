@@ -229,8 +229,12 @@ def test_replay_interleaves_call_events_with_cdrs(tmp_path: Path) -> None:
     out, rejects = io.StringIO(), io.StringIO()
     summary = replay_files([cdrs], RULES, out, rejects, call_events=[events])
     lines = [orjson.loads(x) for x in out.getvalue().splitlines()]
-    assert [(e["type"], e["occurred_at"], e["observed_peak"]) for e in lines] == [
-        ("capacity_increase", "2026-11-02T09:00:20.001000Z", 21)]
+    # at once when the 21st call is up; when its CDRs settle the episode, its true peak (25) follows
+    assert [(e["type"], e["occurred_at"], e["observed_peak"], e["proposed_capacity"]) for e in lines] == [
+        ("capacity_increase", "2026-11-02T09:00:20.001000Z", 21, 30),
+        ("capacity_increase", "2026-11-02T09:24:48Z", 25, 30)]
+    assert lines[1]["evidence"]["final_peak_of"] == lines[0]["event_id"]
+    assert "calls_up_when_decided" not in lines[1]["evidence"]
     assert (summary.calls, summary.call_events, summary.call_events_rejected, summary.call_event_inputs) == (
         25, 25, 1, 26)
     (reject,) = [orjson.loads(x) for x in rejects.getvalue().splitlines()]
@@ -241,6 +245,7 @@ def test_replay_interleaves_call_events_with_cdrs(tmp_path: Path) -> None:
     replay_files([cdrs], RULES, out2, io.StringIO())
     (cdr_only,) = [orjson.loads(x) for x in out2.getvalue().splitlines()]
     assert (cdr_only["observed_peak"], cdr_only["event_id"] == lines[0]["event_id"]) == (25, True)
+    assert cdr_only["occurred_at"] == lines[1]["occurred_at"]
 
 
 def test_a_peak_rising_above_the_proposed_capacity_is_a_new_proposal_and_no_more() -> None:

@@ -68,8 +68,11 @@ def test_stream_with_call_events_equals_replay(
              "-q"], ok=(1,))
     expected = [json.loads(x) for x in out.read_text().splitlines()]
     (reject,) = [json.loads(x) for x in rej.read_text().splitlines()]
+    # at the 21st call up, then the episode's true peak once its CDRs settle it
     assert [(e["type"], e["occurred_at"], e["observed_peak"]) for e in expected] == [
-        ("capacity_increase", (T0 + timedelta(seconds=20.001)).isoformat().replace("+00:00", "Z"), 21)]
+        ("capacity_increase", (T0 + timedelta(seconds=20.001)).isoformat().replace("+00:00", "Z"), 21),
+        ("capacity_increase", expected[1]["occurred_at"], 25)]
+    assert expected[1]["evidence"]["final_peak_of"] == expected[0]["event_id"]
     assert (reject["kind"], reject["position"]) == ("call_event", 6)
 
     prefix, app_id = unique_names("calls")

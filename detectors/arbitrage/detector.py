@@ -81,6 +81,38 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
                 self._sweep(state, now_s, p)
         return []
 
+    def follows_in_progress(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
+    ) -> bool:
+        """True when an outbound call up goes to a high-cost destination that can count (new, or listed)."""
+        return bool(self._high_cost_up(state, calls_up, ctx))
+
+    def at_setup(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], now_s: float, ctx: CustomerContext
+    ) -> list[Decision]:
+        """The high-cost check at call setup (:func:`detectors.arbitrage.high_cost.setup_check`)."""
+        up = self._high_cost_up(state, calls_up, ctx)
+        return high_cost.setup_check(state["hc"], up, now_s, ctx, self.params(ctx)) if up else []
+
+    def _high_cost_up(
+        self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
+    ) -> list[tuple[CallDetailRecord, str]]:
+        """The outbound calls up whose high-cost destination can count, with that destination."""
+        p = self.params(ctx)
+        if not p.high_cost_enabled:
+            return []
+        out = []
+        for cdr in calls_up:
+            if cdr.direction is not Direction.OUTBOUND:
+                continue
+            info = classify(cdr.callee, ctx.country)
+            if counted_destination(info, cdr.callee, ctx.allow_destinations) is None:
+                continue
+            where = high_cost.destination(info, p)
+            if where is not None and high_cost.follows(state["hc"], where, cdr.end.timestamp(), p):
+                out.append((cdr, where))
+        return out
+
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         if scope_kind in (ScopeKind.ACCOUNT, ScopeKind.OUTBOUND_INTERNATIONAL):
             high_cost.reset(state["hc"])

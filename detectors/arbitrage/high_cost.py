@@ -26,6 +26,12 @@ finds invalid). Over a sliding window of ``high_cost_window_s``:
   destination is new, the first business morning too) unlisted destinations count only
   when the calls they add reach ``high_cost_cold_start_lines`` parallel lines.
 
+With call events (DESIGN §3b), the calls still up are also judged at call setup
+(:func:`setup_check`): ``high_cost_setup_lines`` calls up at once, ringing ones included, to
+listed destinations new to the customer (or ``high_cost_setup_unlisted_lines`` to unlisted new
+ones after the cold start; a mix by shares) suspend its outbound international calls within
+seconds of the attack's first lines, before any minute is paid. CDRs alone never use it.
+
 The counted traffic is the priced calls' cost ``C`` and the unpriced calls' minutes ``M``;
 with at least ``high_cost_min_lines`` of its answered calls simultaneous,
 ``M / high_cost_min_minutes + C / high_cost_min_cost >= 1`` gives an alert and
@@ -207,6 +213,96 @@ def check(
     CALLS.add(hc, [now_s, minutes, cdr.call_id, dest, cost, end_s - cdr.billsec_s, flag, end_s],
               max_entries=entry_cap())
     return _judge(hc, now_s, ctx, p)
+
+
+def is_new(hc: dict[str, Any], dest: str, now_s: float, p: ArbitrageParams) -> bool:
+    """Whether ``dest`` is new to the customer at ``now_s``: never answered, first answered inside the window, or held.
+
+    >>> p, hc = ArbitrageParams(), new_state()
+    >>> hc["first_end_s"]["+239"] = 0.0
+    >>> is_new(hc, "+239", 600.0, p), is_new(hc, "+239", 20_000.0, p), is_new(hc, "+216 TN", 20_000.0, p)
+    (True, False, True)
+    """
+    if dest in hc.get("held", ()):
+        return True
+    first = hc.get("first_end_s", {}).get(dest)
+    return first is None or now_s - first < p.high_cost_window_s
+
+
+def follows(hc: dict[str, Any], dest: str, now_s: float, p: ArbitrageParams) -> bool:
+    """Whether a call to ``dest`` can count now: new, or on the list (counted above its baseline)."""
+    return dest in p.high_cost_country_codes or is_new(hc, dest, now_s, p)
+
+
+def setup_check(
+    hc: dict[str, Any], calls_up: list[tuple[CallDetailRecord, str]], now_s: float, ctx: CustomerContext,
+    p: ArbitrageParams,
+) -> list[Decision]:
+    """The suspension the calls up now give at call setup (calls in progress only), if any.
+
+    ``calls_up``: the customer's outbound calls still up at ``now_s`` (UTC epoch s) with
+    their :func:`destination`. The calls up to destinations new to the customer count,
+    ringing or answered: ``listed / high_cost_setup_lines + unlisted / high_cost_setup_unlisted_lines
+    >= 1`` suspends the customer's outbound international calls (scope
+    ``outbound_international``). Unlisted destinations do not count during the cold start, nor
+    do the rules' ``high_risk_prefixes`` (``premium_destination``'s). Source: TransNexus 2019
+    (111 calls to 37 countries in 16 min: attacks open many lines at once) and issue 9's 2-30
+    parallel lines; a customer's usual destinations are never new, so a firm calling forty
+    known countries at once does not count.
+    """
+    if not p.high_cost_setup_lines and not p.high_cost_setup_unlisted_lines:
+        return []
+    _upgrade(hc)
+    cold = hc["since_s"] is None or now_s - hc["since_s"] < p.high_cost_cold_start_h * 3600.0
+    listed: list[tuple[CallDetailRecord, str]] = []
+    unlisted: list[tuple[CallDetailRecord, str]] = []
+    for cdr, dest in calls_up:
+        if not is_new(hc, dest, now_s, p):
+            continue
+        e164 = classify(cdr.callee, ctx.country).e164
+        if ctx.high_risk_prefixes and matches_prefix(e164, ctx.high_risk_prefixes) is not None:
+            continue
+        if dest in p.high_cost_country_codes:
+            listed.append((cdr, dest))
+        elif not cold:
+            unlisted.append((cdr, dest))
+    share = (len(listed) / p.high_cost_setup_lines if p.high_cost_setup_lines else 0.0) + (
+        len(unlisted) / p.high_cost_setup_unlisted_lines if p.high_cost_setup_unlisted_lines else 0.0)
+    if share < 1.0 - 1e-9:
+        return []
+    counted = listed + unlisted
+    by_dest: dict[str, int] = {}
+    for _cdr, dest in counted:
+        by_dest[dest] = by_dest.get(dest, 0) + 1
+    order = sorted(by_dest, key=lambda d: (-by_dest[d], d))
+    answered = sum(1 for cdr, _dest in counted if cdr.answered)
+    shown = ", ".join(f"{d} {by_dest[d]}" for d in order[:5])
+    if hc["ep"] is None:
+        hc["ep"] = iso(now_s)
+    reason = (
+        f"Customer {ctx.customer_id} has {len(counted)} calls up at once ({answered} answered) to international "
+        f"destinations it never called before ({shown}); at call setup the suspension level is "
+        f"{p.high_cost_setup_lines} such calls to listed high-cost destinations or "
+        f"{p.high_cost_setup_unlisted_lines} to others (clause 8.2, IRSF), so outbound international calls of "
+        f"{ctx.customer_id} are suspended."
+    )
+    evidence: dict[str, Any] = {
+        "check": "high_cost",
+        "rule": "call_setup",
+        "calls_up": len(counted),
+        "answered": answered,
+        "listed": len(listed),
+        "unlisted": len(unlisted),
+        "destinations": {d: by_dest[d] for d in order},
+        "thresholds": {
+            "high_cost_setup_lines": p.high_cost_setup_lines,
+            "high_cost_setup_unlisted_lines": p.high_cost_setup_unlisted_lines,
+            "high_cost_cold_start_h": p.high_cost_cold_start_h,
+        },
+        "sample_call_ids": [cdr.call_id for cdr, _dest in counted[-p.sample_call_ids:]] if p.sample_call_ids else [],
+    }
+    return [level_decision("critical", ScopeKind.OUTBOUND_INTERNATIONAL, ctx.customer_id, episode=hc["ep"],
+                           occurred_at_s=now_s, reason=reason, evidence=evidence)]
 
 
 def _fraction(minutes: float, cost: float, per_min: float, per_cost: float) -> float:

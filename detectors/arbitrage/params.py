@@ -178,6 +178,17 @@ class ArbitrageParams(DetectorParams):
         description="within those hours, unlisted new destinations count only from this many parallel lines "
         "(clause 6.1: a DID's 20 simultaneous calls)",
     )  # fmt: skip
+    high_cost_setup_lines: int = Field(
+        3, ge=0, le=10_000,
+        description="calls up at once (ringing or answered) to new destinations on the high-cost list → suspension "
+        "at call setup, with call events only (TransNexus 2019: 111 calls to 37 countries in 16 min; issue 9: "
+        "IRSF on 2-30 parallel lines); 0 = off",
+    )  # fmt: skip
+    high_cost_setup_unlisted_lines: int = Field(
+        6, ge=0, le=10_000,
+        description="the same for new destinations not on the list (after the cold start); a mix counts by "
+        "shares of both; 0 = unlisted ones never count at setup",
+    )  # fmt: skip
     high_cost_history_factor: float = Field(
         5, ge=1, le=1_000, description="a listed destination the customer calls counts above this x its baseline"
     )
