@@ -195,7 +195,8 @@ class CustomerRules(_Strict):
     ``'02 1234 1111'`` are DIDs a CDR can match; a key that cannot be a number is refused.
     """
 
-    _region = field_validator("country")(classmethod(lambda cls, v: check_region(v)))
+    _region = field_validator("country")(
+        classmethod(lambda cls, v: check_region(v.upper() if isinstance(v, str) else v)))  # "it" is IT, as --country
 
     name: str | None = None
     country: str | None = Field(None, description="ISO 3166 region of the customer's numbering plan, e.g. IT")
