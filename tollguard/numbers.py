@@ -336,27 +336,45 @@ def _parse_e164(text: str) -> PhoneNumber | None:
     does not match (or there is none), the national significant number is the rest as
     written (leading zeros kept the way ``parse`` keeps them). Everything else
     (a national prefix after the country code, an unknown country code, a length at the
-    edges of what ``parse`` accepts) goes to ``parse`` itself.
+    edges of what ``parse`` accepts) goes to ``parse`` itself (see :func:`_e164_parts`).
     ``tests/test_numbers_cache.py`` checks equality with ``parse`` on many numbers.
     """
+    parts = _e164_parts(text)
+    return None if parts is None else _numobj(parts[0], parts[1], text)
+
+
+def _e164_parts(text: str) -> tuple[int, str] | None:
+    """``(country code, NSN as written)`` of an E.164 string :func:`_parse_e164` may take, else None."""
     if len(text) > 21 or not _E164_TEXT_RE.fullmatch(text):
         return None
-    digits = text[1:]
     for size in (1, 2, 3):
-        cc = int(digits[:size])
+        cc = int(text[1 : size + 1])
         if cc in COUNTRY_CODE_TO_REGION_CODE:
             break
     else:
         return None
-    rest = digits[size:]
+    rest = text[size + 1 :]
     if not 4 <= len(rest) <= 17:
         return None
-    md = PhoneMetadata.metadata_for_region_or_calling_code(cc, phonenumbers.region_code_for_country_code(cc))
-    if md is None:
+    npfp = _NPFP.get(cc)
+    if npfp is None:
+        md = PhoneMetadata.metadata_for_region_or_calling_code(cc, phonenumbers.region_code_for_country_code(cc))
+        if md is None:
+            return None
+        prefix = md.national_prefix_for_parsing
+        npfp = _NPFP[cc] = _compiled(prefix) if prefix else _NEVER
+    if npfp.match(rest):
         return None
-    npfp = md.national_prefix_for_parsing
-    if npfp and _compiled(npfp).match(rest):
-        return None
+    return cc, rest
+
+
+#: country code -> its main region's compiled ``national_prefix_for_parsing`` (:data:`_NEVER`: none)
+_NPFP: dict[int, re.Pattern[str]] = {}
+_NEVER = re.compile(r"(?!)")
+
+
+def _numobj(cc: int, rest: str, text: str) -> PhoneNumber:
+    """The PhoneNumber ``parse`` builds for ``text`` = ``+``, ``cc``, ``rest`` (see :func:`_parse_e164`)."""
     numobj = PhoneNumber(
         country_code=cc,
         national_number=int(rest),
@@ -371,6 +389,26 @@ def _parse_e164(text: str) -> PhoneNumber | None:
         if zeros != 1:
             numobj.number_of_leading_zeros = zeros
     return numobj
+
+
+def _normalize_e164(text: str) -> str | bool | None:
+    """:func:`normalize` of a value written in E.164 that :func:`_e164_parts` takes: ``text``
+    itself or None, without building a PhoneNumber on a typing cache hit; False when it does
+    not take it.
+
+    Same steps as :func:`_international_ok` on ``parse(text)``: its E.164 form is ``text``
+    (``+``, country code, NSN as written), its NSN ``rest``.
+    """
+    parts = _e164_parts(text)
+    if parts is None:
+        return False
+    cc, rest = parts
+    if len(str(cc)) + len(rest) > E164_MAX_DIGITS:
+        return None
+    _region, known_cc, ntype, _valid = _type_parts(cc, rest, text)
+    if known_cc is None or ntype is NumberType.INVALID:
+        return None
+    return text
 
 
 _COMPILED: dict[str, re.Pattern[str]] = {}
@@ -506,6 +544,10 @@ def _typing(e164: str, numobj: PhoneNumber | None = None) -> tuple[str | None, i
     dialled digits): it is not parsed again. Memoised by ``e164`` (:data:`CACHE_SIZE`
     entries, then cleared: diverse destinations must not grow memory).
     """
+    if numobj is None:
+        parts = _e164_parts(e164)
+        if parts is not None:
+            return _type_parts(parts[0], parts[1], e164)
     hit = _TYPED.get(e164)
     if hit is not None:
         return hit
@@ -529,11 +571,20 @@ def _type_number(numobj: PhoneNumber | None) -> tuple[str | None, int | None, Nu
     if cc not in COUNTRY_CODE_TO_REGION_CODE:
         return None, None, NumberType.INVALID, False
     nsn = phonenumbers.national_significant_number(numobj)
+    return _type_parts(cc, nsn, numobj)
+
+
+def _type_parts(
+    cc: int, nsn: str, numobj: PhoneNumber | str
+) -> tuple[str | None, int | None, NumberType, bool]:
+    """:func:`_type_number` of the number with country code ``cc`` (assigned) and NSN ``nsn``, by its
+    cache key; on a miss, typed by libphonenumber from ``numobj`` (a PhoneNumber, or the E.164 text
+    that :func:`_e164_parts` split into ``cc`` and ``nsn``)."""
     reach = _cc_reach(cc)
     key = (cc, len(nsn), nsn if reach >= len(nsn) else nsn[:reach])
     hit = _TYPED_BY_PREFIX.get(key)
     if hit is None:
-        hit = _type_number_direct(numobj)
+        hit = _type_number_direct(_numobj(cc, nsn, numobj) if isinstance(numobj, str) else numobj)
         if len(_TYPED_BY_PREFIX) >= CACHE_SIZE:
             _TYPED_BY_PREFIX.clear()
         _TYPED_BY_PREFIX[key] = hit
@@ -693,6 +744,10 @@ def normalize(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str
     >>> normalize("1002", "IT") is None
     True
     """
+    if isinstance(raw, str) and raw[:1] == "+":  # written in E.164 (no separators): the common case
+        fast = _normalize_e164(raw)
+        if fast is not False:
+            return fast  # type: ignore[return-value]
     digits = _clean(raw)
     if digits is None or not _NUMBER_RE.fullmatch(digits):
         return None
