@@ -38,11 +38,11 @@ EDGE_CASES = (
 )  # fmt: skip
 
 
-def _mutations(e164: str, rng: random.Random) -> Iterator[str]:
-    """``e164``, digits changed at random positions (prefix included), and lengths off by 1-2."""
+def _mutations(e164: str, rng: random.Random, changes: int = 6) -> Iterator[str]:
+    """``e164``, ``changes`` times a digit changed at a random position (prefix included), and lengths off by 1-2."""
     yield e164
     digits = e164[1:]
-    for _ in range(6):
+    for _ in range(changes):
         pos = rng.randrange(1, len(digits))
         yield "+" + digits[:pos] + str(rng.randrange(10)) + digits[pos + 1 :]
     for _ in range(3):
@@ -72,9 +72,10 @@ def _diverse_numbers() -> list[str]:
         out.extend(_mutations(e164, rng))
     # the simulator's pools (its real destinations and callers), with their national forms
     for (region, kind) in sorted(pools._POOL_SPECS):
-        for num in pools._pool(region, kind):
+        for i, num in enumerate(pools._pool(region, kind)):
             out.extend((num.e164, num.national, "00" + num.e164[1:]))
-            out.extend(_mutations(num.e164, rng))
+            if i % 2 == 0:
+                out.extend(_mutations(num.e164, rng, changes=1))
     return out
 
 
@@ -89,7 +90,7 @@ def _clear_caches() -> None:
 
 
 def test_the_number_set_is_large_and_diverse() -> None:
-    assert len(NUMBERS) > 20_000
+    assert len(NUMBERS) > 100_000
     ccs = set()
     for value in NUMBERS:
         try:
@@ -110,7 +111,7 @@ def test_e164_fast_parse_equals_phonenumbers_parse() -> None:
         fast_used += 1
         for region in (None, "IT", "US"):
             assert fast == phonenumbers.parse(value, region, keep_raw_input=True), (value, region)
-    assert fast_used > 15_000  # the fast path is the common one
+    assert fast_used > 50_000  # the fast path is the common one
 
 
 @pytest.mark.parametrize("warm", [False, True])
@@ -146,7 +147,7 @@ def test_typing_covers_every_type() -> None:
 
 def _classify_all(access: tuple[str, ...]) -> list[tuple[object, ...]]:
     out = []
-    step = 8 if access else 4
+    step = 6 if access else 3
     for home in HOMES:
         for value in (*NUMBERS[::step], *EDGE_CASES):
             out.append((home, value, numbers.classify(value, home, access), numbers.normalize(value, home, access),
@@ -158,8 +159,8 @@ def _classify_all(access: tuple[str, ...]) -> list[tuple[object, ...]]:
 def test_classify_and_normalize_equal_the_uncached_path(
     monkeypatch: pytest.MonkeyPatch, access: tuple[str, ...]
 ) -> None:
-    """classify / normalize / short_number of the numbers in 6 home countries (every 4th number; with an
-    access code every 8th), with the caches and the fast parse, equal the same functions with
+    """classify / normalize / short_number of the numbers in 6 home countries (every 3rd number; with an
+    access code every 6th), with the caches and the fast parse, equal the same functions with
     libphonenumber's parse and uncached typing."""
     _clear_caches()
     cached = _classify_all(access)
