@@ -33,10 +33,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from re import _constants as _sre  # type: ignore[attr-defined]
+from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import (
+    COUNTRY_CODE_TO_REGION_CODE,
     CountryCodeSource,
     NumberParseException,
     PhoneMetadata,
@@ -306,12 +309,220 @@ def _parse(digits: str, region: str | None) -> PhoneNumber | None:
     """``phonenumbers.parse`` with the raw input kept; None when it cannot parse.
 
     Lightly cached so that the E.164 string produced by :func:`normalize` is not
-    parsed again by :func:`_typing` (callers must not mutate the result).
+    parsed again by :func:`_typing` (callers must not mutate the result). A value
+    written in E.164 takes :func:`_parse_e164` (the same PhoneNumber, without the
+    general parser's text extraction).
     """
+    if digits[:1] == "+":
+        fast = _parse_e164(digits)
+        if fast is not None:
+            return fast
     try:
         return phonenumbers.parse(digits, region, keep_raw_input=True)
     except NumberParseException:
         return None
+
+
+_E164_TEXT_RE = re.compile(r"\+[1-9][0-9]{5,19}")
+
+
+def _parse_e164(text: str) -> PhoneNumber | None:
+    """``phonenumbers.parse(text, any_region, keep_raw_input=True)`` of a ``+``-and-ASCII-digits
+    string whose national part libphonenumber would not change, else None (use ``parse``).
+
+    For such a string ``parse`` finds no text to strip, no extension, and a country code
+    (the 1-3 digit prefix in its country-code table); it then strips a national prefix
+    only where the country's ``national_prefix_for_parsing`` matches the rest, so when it
+    does not match (or there is none), the national significant number is the rest as
+    written (leading zeros kept the way ``parse`` keeps them). Everything else
+    (a national prefix after the country code, an unknown country code, a length at the
+    edges of what ``parse`` accepts) goes to ``parse`` itself (see :func:`_e164_parts`).
+    ``tests/test_numbers_cache.py`` checks equality with ``parse`` on many numbers.
+    """
+    parts = _e164_parts(text)
+    return None if parts is None else _numobj(parts[0], parts[1], text)
+
+
+def _e164_parts(text: str) -> tuple[int, str] | None:
+    """``(country code, NSN as written)`` of an E.164 string :func:`_parse_e164` may take, else None."""
+    if len(text) > 21 or not _E164_TEXT_RE.fullmatch(text):
+        return None
+    for size in (1, 2, 3):
+        cc = int(text[1 : size + 1])
+        if cc in COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    rest = text[size + 1 :]
+    if not 4 <= len(rest) <= 17:
+        return None
+    npfp = _NPFP.get(cc)
+    if npfp is None:
+        md = PhoneMetadata.metadata_for_region_or_calling_code(cc, phonenumbers.region_code_for_country_code(cc))
+        if md is None:
+            return None
+        prefix = md.national_prefix_for_parsing
+        npfp = _NPFP[cc] = _compiled(prefix) if prefix else _NEVER
+    if npfp.match(rest):
+        return None
+    return cc, rest
+
+
+#: country code -> its main region's compiled ``national_prefix_for_parsing`` (:data:`_NEVER`: none)
+_NPFP: dict[int, re.Pattern[str]] = {}
+_NEVER = re.compile(r"(?!)")
+
+
+def _numobj(cc: int, rest: str, text: str) -> PhoneNumber:
+    """The PhoneNumber ``parse`` builds for ``text`` = ``+``, ``cc``, ``rest`` (see :func:`_parse_e164`)."""
+    numobj = PhoneNumber(
+        country_code=cc,
+        national_number=int(rest),
+        raw_input=text,
+        country_code_source=CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+    )
+    if rest[0] == "0":  # as parse's _set_italian_leading_zeros_for_phone_number
+        numobj.italian_leading_zero = True
+        zeros = 1
+        while zeros < len(rest) - 1 and rest[zeros] == "0":
+            zeros += 1
+        if zeros != 1:
+            numobj.number_of_leading_zeros = zeros
+    return numobj
+
+
+def _normalize_e164(text: str) -> str | bool | None:
+    """:func:`normalize` of a value written in E.164 that :func:`_e164_parts` takes: ``text``
+    itself or None, without building a PhoneNumber on a typing cache hit; False when it does
+    not take it.
+
+    Same steps as :func:`_international_ok` on ``parse(text)``: its E.164 form is ``text``
+    (``+``, country code, NSN as written), its NSN ``rest``.
+    """
+    parts = _e164_parts(text)
+    if parts is None:
+        return False
+    cc, rest = parts
+    if len(str(cc)) + len(rest) > E164_MAX_DIGITS:
+        return None
+    _region, known_cc, ntype, _valid = _type_parts(cc, rest, text)
+    if known_cc is None or ntype is NumberType.INVALID:
+        return None
+    return text
+
+
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """``re.compile`` kept for good (metadata patterns are a few thousand; ``re``'s own cache holds 512)."""
+    hit = _COMPILED.get(pattern)
+    if hit is None:
+        hit = _COMPILED[pattern] = re.compile(pattern)
+    return hit
+
+
+# ----------------------------------------------------------- typing cached by what decides it
+#
+# libphonenumber types a number (``number_type``, ``region_code_for_number``,
+# ``is_possible_number``) from its country code and national significant number (NSN) only,
+# by matching its metadata's regular expressions against the NSN (``match`` / ``fullmatch``
+# from the first digit) and by the NSN's length. Those patterns name specific digits only in
+# their first positions (``(?:2[1-9]|3\d)\d{6}``: the first two); after that only ``\d``.
+# :func:`_pattern_reach` reads, from the parsed pattern, the last position at which any path
+# through it tests a specific digit; for a country code, :func:`_cc_reach` is the largest such
+# position over every pattern that typing consults (every type's pattern and the region
+# selection's ``leading_digits``, in every region of the country code). Two NSNs of the same
+# length that agree on their first ``reach`` digits then match every pattern alike (any path
+# that matches one matches the other: the digits after ``reach`` are only ever tested by
+# ``\d``), so they are typed alike: the typing is cached by (country code, NSN length, first
+# ``reach`` digits). A pattern with anything but digits, digit classes, groups, alternation and
+# bounded repetition has no reach: its country code is cached by whole NSN.
+
+_INFINITE = 1 << 30
+_DESC_NAMES = (
+    "general_desc", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
+    "uan", "voicemail", "fixed_line", "mobile",
+)  # fmt: skip
+
+
+def _is_any_digit(items: list[tuple[object, object]]) -> bool:
+    """True for a character class that accepts every ASCII digit (``\\d``, ``[0-9]``)."""
+    for op, av in items:
+        if op is _sre.CATEGORY and av is _sre.CATEGORY_DIGIT:
+            return True
+        if op is _sre.RANGE and isinstance(av, tuple) and av[0] <= 48 and av[1] >= 57:
+            return True
+    return False
+
+
+def _seq_reach(items: object) -> tuple[int, int]:
+    """``(longest match, reach)`` of a parsed pattern sequence (``re._parser`` items); :data:`_INFINITE`
+    when unbounded or unknown. ``reach`` = the furthest position (1-based, from the sequence's
+    start) at which a path can test a character other than with an any-digit class."""
+    offset = 0
+    reach = 0
+    for op, av in items:  # type: ignore[attr-defined]
+        if op is _sre.LITERAL:
+            longest, k = 1, 1
+        elif op is _sre.IN:
+            longest, k = 1, (0 if _is_any_digit(av) else 1)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            _lo, hi, sub = av
+            sub_longest, sub_k = _seq_reach(sub)
+            if hi is _sre.MAXREPEAT or hi >= _INFINITE or sub_longest >= _INFINITE:
+                longest = _INFINITE
+                k = _INFINITE if sub_k else 0
+            else:
+                longest = hi * sub_longest
+                k = (hi - 1) * sub_longest + sub_k if sub_k else 0
+        elif op is _sre.SUBPATTERN:
+            longest, k = _seq_reach(av[-1])
+        elif op is _sre.BRANCH:
+            longest = k = 0
+            for alternative in av[1]:
+                alt_longest, alt_k = _seq_reach(alternative)
+                longest, k = max(longest, alt_longest), max(k, alt_k)
+        else:  # anchors, look-arounds, back references, ...: not analysed
+            return _INFINITE, _INFINITE
+        if k:
+            reach = max(reach, offset + k)
+        offset = min(offset + longest, _INFINITE)
+    return offset, min(reach, _INFINITE)
+
+
+@lru_cache(maxsize=8192)
+def _pattern_reach(pattern: str) -> int:
+    """How many leading digits of a national number decide whether ``pattern`` matches it
+    (given its length); :data:`_INFINITE` when the pattern is not one this can analyse."""
+    try:
+        return _seq_reach(_sre_parse.parse(pattern))[1]
+    except Exception:  # a pattern this cannot read is simply not analysed
+        return _INFINITE
+
+
+def _cc_reach(cc: int) -> int:
+    """Leading NSN digits that decide the typing of any number of country code ``cc``."""
+    hit = _CC_REACH.get(cc)
+    if hit is None:
+        hit = 0
+        for region in COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
+            md = PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
+            if md is None:
+                continue
+            patterns = [md.leading_digits] if md.leading_digits else []
+            for name in _DESC_NAMES:
+                desc = getattr(md, name, None)
+                if desc is not None and desc.national_number_pattern:
+                    patterns.append(desc.national_number_pattern)
+            for pattern in patterns:
+                hit = max(hit, _pattern_reach(pattern))
+        _CC_REACH[cc] = hit
+    return hit
+
+
+_CC_REACH: dict[int, int] = {}
+_TYPED_BY_PREFIX: dict[tuple[int, int, str], tuple[str | None, int | None, NumberType, bool]] = {}
 
 
 _TYPED: dict[str, tuple[str | None, int | None, NumberType, bool]] = {}
@@ -333,6 +544,10 @@ def _typing(e164: str, numobj: PhoneNumber | None = None) -> tuple[str | None, i
     dialled digits): it is not parsed again. Memoised by ``e164`` (:data:`CACHE_SIZE`
     entries, then cleared: diverse destinations must not grow memory).
     """
+    if numobj is None:
+        parts = _e164_parts(e164)
+        if parts is not None:
+            return _type_parts(parts[0], parts[1], e164)
     hit = _TYPED.get(e164)
     if hit is not None:
         return hit
@@ -345,9 +560,39 @@ def _typing(e164: str, numobj: PhoneNumber | None = None) -> tuple[str | None, i
 
 def _type_number(numobj: PhoneNumber | None) -> tuple[str | None, int | None, NumberType, bool]:
     """:func:`_typing` of a parsed number: one type match of its range (``number_type``),
-    which is what ``is_valid_number`` tests too (valid = typed other than UNKNOWN)."""
+    which is what ``is_valid_number`` tests too (valid = typed other than UNKNOWN).
+
+    Cached by what decides it (country code, NSN length and the NSN's first
+    :func:`_cc_reach` digits; see above), :data:`CACHE_SIZE` entries, then cleared.
+    """
     if numobj is None:
         return None, None, NumberType.INVALID, False
+    cc: int = numobj.country_code or 0
+    if cc not in COUNTRY_CODE_TO_REGION_CODE:
+        return None, None, NumberType.INVALID, False
+    nsn = phonenumbers.national_significant_number(numobj)
+    return _type_parts(cc, nsn, numobj)
+
+
+def _type_parts(
+    cc: int, nsn: str, numobj: PhoneNumber | str
+) -> tuple[str | None, int | None, NumberType, bool]:
+    """:func:`_type_number` of the number with country code ``cc`` (assigned) and NSN ``nsn``, by its
+    cache key; on a miss, typed by libphonenumber from ``numobj`` (a PhoneNumber, or the E.164 text
+    that :func:`_e164_parts` split into ``cc`` and ``nsn``)."""
+    reach = _cc_reach(cc)
+    key = (cc, len(nsn), nsn if reach >= len(nsn) else nsn[:reach])
+    hit = _TYPED_BY_PREFIX.get(key)
+    if hit is None:
+        hit = _type_number_direct(_numobj(cc, nsn, numobj) if isinstance(numobj, str) else numobj)
+        if len(_TYPED_BY_PREFIX) >= CACHE_SIZE:
+            _TYPED_BY_PREFIX.clear()
+        _TYPED_BY_PREFIX[key] = hit
+    return hit
+
+
+def _type_number_direct(numobj: PhoneNumber) -> tuple[str | None, int | None, NumberType, bool]:
+    """:func:`_type_number` without its cache: libphonenumber itself."""
     cc: int = numobj.country_code or 0
     if phonenumbers.region_code_for_country_code(cc) == phonenumbers.UNKNOWN_REGION:
         return None, None, NumberType.INVALID, False
@@ -499,6 +744,10 @@ def normalize(raw: str, country: str, access_codes: tuple[str, ...] = ()) -> str
     >>> normalize("1002", "IT") is None
     True
     """
+    if isinstance(raw, str) and raw[:1] == "+":  # written in E.164 (no separators): the common case
+        fast = _normalize_e164(raw)
+        if fast is not False:
+            return fast  # type: ignore[return-value]
     digits = _clean(raw)
     if digits is None or not _NUMBER_RE.fullmatch(digits):
         return None
