@@ -89,3 +89,13 @@ def test_a_mix_counts_by_shares_and_emergency_or_national_calls_never() -> None:
     assert [b[5:] for b in _brief(_run([_home(0)], mix))] == [(4, 2, 2)]
     national = [("112", DAY), ("+390612345670", DAY + 1), ("+390612345671", DAY + 2), ("+2399901230", DAY + 3)]
     assert _run([_home(0)], national) == []
+
+
+def test_a_few_new_destinations_among_many_usual_ones_are_not_an_attack() -> None:
+    usual = ["+33123456789", "+4930123456", "+442079460000", "+34912345678"]
+    history = [_home(0)] + [_cdr(f"h{i}", number, 3600 + 600 * i, 120) for i, number in enumerate(usual)]
+    firm = [(number, DAY + i) for i, number in enumerate(usual)] + [(f"+23999012{30 + i}", DAY + 10 + i)
+                                                                    for i in range(3)]
+    assert _run(history, firm) == []  # 3 new of 7 international calls up: under half
+    # the same three lines with only one usual call up: 3 of 4, suspended
+    assert [b[5:] for b in _brief(_run(history, firm[3:]))] == [(3, 3, 0)]

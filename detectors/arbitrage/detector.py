@@ -92,7 +92,15 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
     ) -> list[Decision]:
         """The high-cost check at call setup (:func:`detectors.arbitrage.high_cost.setup_check`)."""
         up = self._high_cost_up(state, calls_up, ctx)
-        return high_cost.setup_check(state["hc"], up, now_s, ctx, self.params(ctx)) if up else []
+        if not up:
+            return []
+        intl_up = 0
+        for cdr in calls_up:
+            if cdr.direction is Direction.OUTBOUND:
+                info = classify(cdr.callee, ctx.country)
+                if info.international and counted_destination(info, cdr.callee, ctx.allow_destinations) is not None:
+                    intl_up += 1
+        return high_cost.setup_check(state["hc"], up, intl_up, now_s, ctx, self.params(ctx))
 
     def _high_cost_up(
         self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext

@@ -235,20 +235,22 @@ def follows(hc: dict[str, Any], dest: str, now_s: float, p: ArbitrageParams) -> 
 
 
 def setup_check(
-    hc: dict[str, Any], calls_up: list[tuple[CallDetailRecord, str]], now_s: float, ctx: CustomerContext,
-    p: ArbitrageParams,
+    hc: dict[str, Any], calls_up: list[tuple[CallDetailRecord, str]], intl_up: int, now_s: float,
+    ctx: CustomerContext, p: ArbitrageParams,
 ) -> list[Decision]:
     """The suspension the calls up now give at call setup (calls in progress only), if any.
 
     ``calls_up``: the customer's outbound calls still up at ``now_s`` (UTC epoch s) with
-    their :func:`destination`. The calls up to destinations new to the customer count,
-    ringing or answered: ``listed / high_cost_setup_lines + unlisted / high_cost_setup_unlisted_lines
-    >= 1`` suspends the customer's outbound international calls (scope
-    ``outbound_international``). Unlisted destinations do not count during the cold start, nor
-    do the rules' ``high_risk_prefixes`` (``premium_destination``'s). Source: TransNexus 2019
-    (111 calls to 37 countries in 16 min: attacks open many lines at once) and issue 9's 2-30
-    parallel lines; a customer's usual destinations are never new, so a firm calling forty
-    known countries at once does not count.
+    their :func:`destination`; ``intl_up``: all its international calls up. The calls up to
+    destinations new to the customer count, ringing or answered: ``listed /
+    high_cost_setup_lines + unlisted / high_cost_setup_unlisted_lines >= 1``, with the counted
+    calls at least ``high_cost_setup_min_share`` of ``intl_up``, suspends the customer's outbound
+    international calls (scope ``outbound_international``). Unlisted destinations do not count
+    during the cold start, nor do the rules' ``high_risk_prefixes`` (``premium_destination``'s).
+    Source: TransNexus 2019 (111 calls to 37 countries in 16 min: attacks open many lines at
+    once) and issue 9's 2-30 parallel lines; a customer's usual destinations are never new, and
+    the share keeps a firm calling forty countries, a few of them new, out (the detection
+    benchmark's ``many_countries`` trap).
     """
     if not p.high_cost_setup_lines and not p.high_cost_setup_unlisted_lines:
         return []
@@ -268,9 +270,9 @@ def setup_check(
             unlisted.append((cdr, dest))
     share = (len(listed) / p.high_cost_setup_lines if p.high_cost_setup_lines else 0.0) + (
         len(unlisted) / p.high_cost_setup_unlisted_lines if p.high_cost_setup_unlisted_lines else 0.0)
-    if share < 1.0 - 1e-9:
-        return []
     counted = listed + unlisted
+    if share < 1.0 - 1e-9 or len(counted) < p.high_cost_setup_min_share * intl_up - 1e-9:
+        return []
     by_dest: dict[str, int] = {}
     for _cdr, dest in counted:
         by_dest[dest] = by_dest.get(dest, 0) + 1
@@ -281,15 +283,17 @@ def setup_check(
         hc["ep"] = iso(now_s)
     reason = (
         f"Customer {ctx.customer_id} has {len(counted)} calls up at once ({answered} answered) to international "
-        f"destinations it never called before ({shown}); at call setup the suspension level is "
-        f"{p.high_cost_setup_lines} such calls to listed high-cost destinations or "
-        f"{p.high_cost_setup_unlisted_lines} to others (clause 8.2, IRSF), so outbound international calls of "
+        f"destinations it never called before ({shown}), of its {intl_up} international calls up; at call setup "
+        f"the suspension level is {p.high_cost_setup_lines} such calls to listed high-cost destinations or "
+        f"{p.high_cost_setup_unlisted_lines} to others, {p.high_cost_setup_min_share:.0%} of its international "
+        f"calls up (clause 8.2, IRSF), so outbound international calls of "
         f"{ctx.customer_id} are suspended."
     )
     evidence: dict[str, Any] = {
         "check": "high_cost",
         "rule": "call_setup",
         "calls_up": len(counted),
+        "international_calls_up": intl_up,
         "answered": answered,
         "listed": len(listed),
         "unlisted": len(unlisted),
@@ -297,6 +301,7 @@ def setup_check(
         "thresholds": {
             "high_cost_setup_lines": p.high_cost_setup_lines,
             "high_cost_setup_unlisted_lines": p.high_cost_setup_unlisted_lines,
+            "high_cost_setup_min_share": p.high_cost_setup_min_share,
             "high_cost_cold_start_h": p.high_cost_cold_start_h,
         },
         "sample_call_ids": [cdr.call_id for cdr, _dest in counted[-p.sample_call_ids:]] if p.sample_call_ids else [],

@@ -189,6 +189,11 @@ class ArbitrageParams(DetectorParams):
         description="the same for new destinations not on the list (after the cold start); a mix counts by "
         "shares of both; 0 = unlisted ones never count at setup",
     )  # fmt: skip
+    high_cost_setup_min_share: float = Field(
+        0.5, ge=0, le=1,
+        description="…and at least this share of the customer's international calls up are those (an attack's "
+        "lines are most of them; a firm calling forty countries has a few new ones among many usual ones)",
+    )  # fmt: skip
     high_cost_history_factor: float = Field(
         5, ge=1, le=1_000, description="a listed destination the customer calls counts above this x its baseline"
     )
