@@ -48,6 +48,7 @@ import os
 import signal
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -419,6 +420,7 @@ class StreamJob:
         self._flushes: dict[tuple[str, int], set[int]] = {}
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
+        self._keeper: ThreadPoolExecutor | None = None  # writes hot-reloaded rules to the last good rules topic
         app.tollguard = self  # type: ignore[attr-defined]
         self.audit = AuditLog(audit_log_path(None, settings.audit_log, settings.datadir))
         self.authorizer = register_views(
@@ -439,7 +441,7 @@ class StreamJob:
             return None
         reloader = RulesReloader(self.settings.rules_path, self.rules, self.set_rules,
                                  lambda: self.runner.event_time_s, self.metrics.registry,
-                                 check=getattr(model, "check_rules", None))
+                                 check=getattr(model, "check_rules", None), on_live=self.keep_last_good)
         self.app.timer(RULES_POLL_S)(self._poll_rules)
         self.app.task(self._on_start)
         return reloader
@@ -450,6 +452,30 @@ class StreamJob:
         self.engine.set_rules(rules)
         self.authorizer.rules = rules
         self.authorizer.changed()
+
+    def keep_last_good(self, text: str, rules: Rules) -> None:
+        """Keep rules made live by a hot reload as the group's last good rules (``tollguard-rules`` topic,
+        :mod:`streams.lastgood`), as a worker start keeps a valid file: a restart that later finds the file
+        invalid runs on them. The write (a blocking Kafka client) runs on one thread of its own, in the
+        order of the reloads; a failure is logged (the reload stands), never raised."""
+        if self._keeper is None:
+            self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollguard-lastgood")
+        self._keeper.submit(self._save_last_good, text, rules.version)
+
+    def _save_last_good(self, text: str, version: str) -> None:
+        from kafka.errors import KafkaError
+
+        from streams.lastgood import RULES_TOPIC, save_last_good
+
+        topic = topic_name(self.settings, RULES_TOPIC)
+        try:
+            saved = save_last_good(self.settings.broker, topic, self.settings.app_id, text, version,
+                                   str(self.settings.rules_path))
+        except (KafkaError, OSError) as exc:
+            log.error("rules %s: the last good rules could not be kept on %s: %s", version, topic, exc)
+            return
+        if saved:
+            log.info("rules %s kept as the last good rules on %s", version, topic)
 
     async def _poll_rules(self) -> None:
         if self.reloader is not None:
