@@ -239,6 +239,24 @@ def test_phone_numbers_are_masked_in_messages_and_tracebacks() -> None:
         assert number not in text
 
 
+@pytest.mark.parametrize(("text", "masked"), [
+    ("caller +39 06 1234 5678 rejected", "caller +39 ** **** **78 rejected"),
+    ("callee 0039-06-12345678.", "callee 003*-**-******78."),
+    ("did 06 1234 5678, cli +39 (06) 12345678", "did 06 **** **78, cli +39 (**) ******78"),
+    ("from 555-123-4567 to +44 7911 123456", "from 555-***-**67 to +44 **** ****56"),
+    ("to +390612345678.", "to +39********78."),  # a sentence's full stop does not shield a number
+    # not numbers: dates and times, IP:port, UUIDs, decimals, small counts and offsets
+    ("at 2025-03-11 12:00:20 and 2025-03-11T12:00:20+00:00", "at 2025-03-11 12:00:20 and 2025-03-11T12:00:20+00:00"),
+    ("10.0.0.1:5060 1b4e28ba-2fa1-11d2-883f-0016d3cca427 0.0123456 s",
+     "10.0.0.1:5060 1b4e28ba-2fa1-11d2-883f-0016d3cca427 0.0123456 s"),
+    ("partition 3 offset 1234, 12 of 40 calls", "partition 3 offset 1234, 12 of 40 calls"),
+])
+def test_numbers_written_with_spaces_or_dashes_are_masked(text: str, masked: str) -> None:
+    record = _record("rejected: %s", text)
+    assert MaskNumbers().filter(record)
+    assert record.getMessage() == f"rejected: {masked}"
+
+
 def test_repeated_lines_are_rate_limited_with_a_count() -> None:
     now = [0.0]
     limit = RateLimit(burst=3, window_s=60, clock=lambda: now[0])
