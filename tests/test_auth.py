@@ -192,14 +192,21 @@ def test_without_tokens_loopback_only_and_by_from_the_body(tmp_path: Path) -> No
      "  - {name: a, role: viewer, token: 0123456789abcdefgX}", 0o600, "name 'a' given twice"),
     ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}\n"
      "  - {name: b, role: viewer, token: 0123456789abcdefgh}", 0o600, "'b' has the token of 'a'"),
-    ("tokens: [", 0o600, "not YAML"),
-    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o644, "readable by every user"),
+    ("tokens: [", 0o600, "t.yaml:1: not YAML: expected the node content, but found '<stream end>'"),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}\n  - name: b\n   role: noc\n", 0o600,
+     "t.yaml:4: not YAML: expected <block end>, but found '<block mapping start>': check the indentation of this "
+     "line, of line 3 before it"),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o644,
+     "t.yaml is open to other users (mode 0644: group or others may read or write it): chmod 600 "),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o640,
+     "t.yaml is open to other users (mode 0640: group or others may read or write it): chmod 600 "),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o620, "(mode 0620: group or others"),
 ])
 def test_a_bad_tokens_file_is_refused_with_its_reason(tmp_path: Path, text: str, mode: int, error: str) -> None:
     path = tmp_path / "t.yaml"
     path.write_text(text)
     path.chmod(mode)
-    with pytest.raises(AuthConfigError, match="tokens file .*: .*" if "readable" not in error else "readable"):
+    with pytest.raises(AuthConfigError, match="tokens file .*: .*" if "open to" not in error else "open to"):
         load_tokens_file(path)
     with pytest.raises(AuthConfigError) as info:
         load_tokens_file(path)
