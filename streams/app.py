@@ -61,6 +61,7 @@ from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
 from engine.state import StateFormatError, join_state, split_state
+from streams import faustfix
 from streams.auth import AuditLog, audit_log_path
 from streams.reload import RULES_POLL_S, RulesReloader
 from streams.web import Metrics, register_views, remember
@@ -370,6 +371,7 @@ class StreamJob:
         self.settings = settings
         self.rules = rules or load_rules(settings.rules_path)
         _limit_fetch_wait(FETCH_MAX_WAIT_MS)
+        faustfix.install()  # records fetched before the seek to the committed offsets: see streams/faustfix.py
         timeouts: dict[str, Any] = dict(FAST_TIMEOUTS if settings.fast_rebalance else GROUP_TIMEOUTS)
         self.app = app = faust.App(
             settings.app_id,
