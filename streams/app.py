@@ -45,10 +45,11 @@ import functools
 import hashlib
 import logging
 import os
+import queue
 import signal
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,7 +423,8 @@ class StreamJob:
         self._flushes: dict[tuple[str, int], set[int]] = {}
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
-        self._keeper: ThreadPoolExecutor | None = None  # writes hot-reloaded rules to the last good rules topic
+        #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
+        self._to_keep: queue.SimpleQueue[tuple[str, str]] | None = None
         app.tollguard = self  # type: ignore[attr-defined]
         self.audit = AuditLog(audit_log_path(None, settings.audit_log, settings.datadir))
         self.authorizer = register_views(
@@ -460,9 +462,16 @@ class StreamJob:
         :mod:`streams.lastgood`), as a worker start keeps a valid file: a restart that later finds the file
         invalid runs on them. The write (a blocking Kafka client) runs on one thread of its own, in the
         order of the reloads; a failure is logged (the reload stands), never raised."""
-        if self._keeper is None:
-            self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollguard-lastgood")
-        self._keeper.submit(self._save_last_good, text, rules.version)
+        if self._to_keep is None:
+            self._to_keep = queue.SimpleQueue()
+            # a daemon: a broker that does not answer must not hold up the worker's exit
+            threading.Thread(target=self._keep_loop, args=(self._to_keep,), name="tollguard-lastgood",
+                             daemon=True).start()
+        self._to_keep.put((text, rules.version))
+
+    def _keep_loop(self, pending: queue.SimpleQueue[tuple[str, str]]) -> None:
+        while True:
+            self._save_last_good(*pending.get())
 
     def _save_last_good(self, text: str, version: str) -> None:
         from kafka.errors import KafkaError
