@@ -38,6 +38,7 @@ the index is older than ``max_age_s``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -70,7 +71,13 @@ class Authorization:
     scope_kind, scope_value : str or None
         That suspension's scope.
     reason : str or None
-        That suspension's reason, with its latest evidence (as the NOC page shows it).
+        That suspension's reason, with its latest evidence (as the NOC page shows it); for a call
+        allowed on missing data (``fail_open``), why it was allowed.
+    fail_open : str or None
+        Set when the call is allowed because the worker lacks what it would judge by (fail open: an honest
+        call is never blocked on missing data): ``unknown_customer`` (no state held here and not in the
+        rules: the customer is new, or another worker holds it) or ``unreadable_callee`` (the callee is no
+        phone number, so the customer's destination scopes cannot be checked).
     """
 
     allow: bool
@@ -78,11 +85,12 @@ class Authorization:
     scope_kind: str | None = None
     scope_value: str | None = None
     reason: str | None = None
+    fail_open: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The ``/v1/authorize`` body (DESIGN §4b)."""
+        """The ``/v1/authorize`` body (DESIGN §4b); an allow on missing data adds its ``reason``."""
         if self.allow:
-            return {"allow": True}
+            return {"allow": True} if self.reason is None else {"allow": True, "reason": self.reason}
         return {
             "allow": False,
             "suspension_event_id": self.suspension_event_id,
@@ -92,6 +100,14 @@ class Authorization:
 
 
 ALLOW = Authorization(True)
+#: Allowed because this worker knows nothing of the customer (fail open).
+UNKNOWN_CUSTOMER = Authorization(
+    True, reason="unknown customer: this worker holds no state for it and the rules do not name it, so the call "
+    "is allowed (fail open); with several workers, ask the one that holds the customer", fail_open="unknown_customer")
+#: Allowed because the callee is no phone number while the customer has destinations suspended (fail open).
+UNREADABLE_CALLEE = Authorization(
+    True, reason="callee is not a phone number, so the customer's suspended destinations could not be checked; "
+    "the call is allowed (fail open)", fail_open="unreadable_callee")
 
 
 def _refusal(row: Mapping[str, Any]) -> Authorization:
@@ -153,12 +169,17 @@ class SuspensionIndex:
         ``status``, ``reason`` (and ``first_s``: when several suspensions cover one scope,
         the oldest answers). Rows whose status is not in force, and report-only rows
         (``report_only``: a trial's would-be suspension), are ignored.
+    known : iterable of str, optional
+        Customers the worker knows (states it holds; the rules' customers are added): a call of
+        any other customer is allowed as :data:`UNKNOWN_CUSTOMER`. None: every customer is known.
     """
 
-    __slots__ = ("customers", "size")
+    __slots__ = ("customers", "known", "size")
 
-    def __init__(self, rules: Rules, rows: Iterable[Mapping[str, Any]] = ()) -> None:
+    def __init__(self, rules: Rules, rows: Iterable[Mapping[str, Any]] = (),
+                 known: Iterable[str] | None = None) -> None:
         self.customers: dict[str, CustomerBlocks] = {}
+        self.known: frozenset[str] | None = None if known is None else frozenset(known) | frozenset(rules.customers)
         self.size = 0
         access = tuple(rules.ingest.access_codes)
         ordered = sorted(
@@ -228,7 +249,7 @@ class SuspensionIndex:
         """
         blocks = self.customers.get(customer)
         if blocks is None:
-            return ALLOW
+            return ALLOW if self.known is None or customer in self.known else UNKNOWN_CUSTOMER
         country, access = blocks.country, blocks.access_codes
         dialled = _classify(callee, country, access) if callee else None
         if dialled is not None and dialled.is_emergency:
@@ -249,7 +270,17 @@ class SuspensionIndex:
         if blocks.international is not None and direction == "outbound" and dialled is not None \
                 and dialled.international:
             return blocks.international
-        return blocks.prefix(callee_n) or ALLOW
+        hit = blocks.prefix(callee_n)
+        if hit is not None:
+            return hit
+        if (blocks.prefix_lengths or blocks.international is not None) and not _DIALLABLE.fullmatch(callee_n):
+            return UNREADABLE_CALLEE
+        return ALLOW
+
+
+#: A callee as normalised for the checks (E.164, or the digits of a short or national number): anything else
+#: (``sip:alice@…``, letters, empty) cannot be judged against destination scopes.
+_DIALLABLE = re.compile(r"\+?\d+")
 
 
 def _direction(caller_n: str, callee_n: str, did_n: str, home_dids: frozenset[str]) -> Direction:
@@ -326,6 +357,10 @@ class Authorizer:
         for a change nothing reported); None: only when the version moves.
     clock : callable
         Monotonic seconds (tests).
+    known : callable, optional
+        Returns the customers whose states this worker holds (read with the suspensions at each
+        rebuild): others, unless the rules name them, are answered :data:`UNKNOWN_CUSTOMER`. None:
+        every customer counts as known.
     """
 
     def __init__(
@@ -336,9 +371,11 @@ class Authorizer:
         ready: Callable[[], bool] | None = None,
         max_age_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        known: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.rules = rules
         self.suspensions = suspensions
+        self.known = known
         self.version = version
         self.ready = ready
         self.max_age_s = max_age_s
@@ -373,7 +410,8 @@ class Authorizer:
             if index is None:
                 raise NotReady("the worker is still recovering its state; ask again shortly")
             return index
-        index = self._index = SuspensionIndex(self.rules, self.suspensions())
+        index = self._index = SuspensionIndex(self.rules, self.suspensions(),
+                                              known=self.known() if self.known is not None else None)
         self._built, self._built_at = key, self.clock()
         self.rebuilds += 1
         return index

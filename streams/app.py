@@ -45,7 +45,9 @@ import functools
 import hashlib
 import logging
 import os
+import queue
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
 from engine.state import StateFormatError, join_state, split_state
+from streams import faustfix
 from streams.auth import AuditLog, audit_log_path
 from streams.reload import RULES_POLL_S, RulesReloader
 from streams.web import Metrics, register_views, remember
@@ -369,6 +372,7 @@ class StreamJob:
         self.settings = settings
         self.rules = rules or load_rules(settings.rules_path)
         _limit_fetch_wait(FETCH_MAX_WAIT_MS)
+        faustfix.install()  # records fetched before the seek to the committed offsets: see streams/faustfix.py
         timeouts: dict[str, Any] = dict(FAST_TIMEOUTS if settings.fast_rebalance else GROUP_TIMEOUTS)
         self.app = app = faust.App(
             settings.app_id,
@@ -419,6 +423,8 @@ class StreamJob:
         self._flushes: dict[tuple[str, int], set[int]] = {}
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
+        #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
+        self._to_keep: queue.SimpleQueue[tuple[str, str]] | None = None
         app.tollguard = self  # type: ignore[attr-defined]
         self.audit = AuditLog(audit_log_path(None, settings.audit_log, settings.datadir))
         self.authorizer = register_views(
@@ -439,7 +445,7 @@ class StreamJob:
             return None
         reloader = RulesReloader(self.settings.rules_path, self.rules, self.set_rules,
                                  lambda: self.runner.event_time_s, self.metrics.registry,
-                                 check=getattr(model, "check_rules", None))
+                                 check=getattr(model, "check_rules", None), on_live=self.keep_last_good)
         self.app.timer(RULES_POLL_S)(self._poll_rules)
         self.app.task(self._on_start)
         return reloader
@@ -450,6 +456,37 @@ class StreamJob:
         self.engine.set_rules(rules)
         self.authorizer.rules = rules
         self.authorizer.changed()
+
+    def keep_last_good(self, text: str, rules: Rules) -> None:
+        """Keep rules made live by a hot reload as the group's last good rules (``tollguard-rules`` topic,
+        :mod:`streams.lastgood`), as a worker start keeps a valid file: a restart that later finds the file
+        invalid runs on them. The write (a blocking Kafka client) runs on one thread of its own, in the
+        order of the reloads; a failure is logged (the reload stands), never raised."""
+        if self._to_keep is None:
+            self._to_keep = queue.SimpleQueue()
+            # a daemon: a broker that does not answer must not hold up the worker's exit
+            threading.Thread(target=self._keep_loop, args=(self._to_keep,), name="tollguard-lastgood",
+                             daemon=True).start()
+        self._to_keep.put((text, rules.version))
+
+    def _keep_loop(self, pending: queue.SimpleQueue[tuple[str, str]]) -> None:
+        while True:
+            self._save_last_good(*pending.get())
+
+    def _save_last_good(self, text: str, version: str) -> None:
+        from kafka.errors import KafkaError
+
+        from streams.lastgood import RULES_TOPIC, save_last_good
+
+        topic = topic_name(self.settings, RULES_TOPIC)
+        try:
+            saved = save_last_good(self.settings.broker, topic, self.settings.app_id, text, version,
+                                   str(self.settings.rules_path))
+        except (KafkaError, OSError) as exc:
+            log.error("rules %s: the last good rules could not be kept on %s: %s", version, topic, exc)
+            return
+        if saved:
+            log.info("rules %s kept as the last good rules on %s", version, topic)
 
     async def _poll_rules(self) -> None:
         if self.reloader is not None:

@@ -12,7 +12,8 @@ named ``noc`` with the role ``noc``, as before roles existed). The file is YAML:
         role: switch
         sha256: "9f86d08…"        # or the token's SHA-256 (hex) instead of the token itself
 
-A file others may read (mode ``o+r``) is refused. Roles (least privilege):
+A file other users may read or write (any group or other permission, e.g. mode 640 or 644) is
+refused: ``chmod 600``. Roles (least privilege):
 
 ========  =====================================================================
 role      may
@@ -48,6 +49,8 @@ import yaml
 from aiohttp import web as aioweb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tollguard.rules import yaml_fault
+
 Role = Literal["noc", "switch", "viewer"]
 Action = Literal["read", "verdict", "authorize"]
 
@@ -65,6 +68,10 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 }
 #: Key under which the middleware leaves the :class:`Identity` on the aiohttp request.
 IDENTITY_KEY: aioweb.RequestKey[Identity] | str = "tollguard.identity"
+
+
+#: Permission bits of a tokens file that let users other than its owner read or write it (refused).
+OPEN_TO_OTHERS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
 
 
 class AuthConfigError(ValueError):
@@ -175,7 +182,8 @@ def load_tokens_file(path: str | Path) -> TokenRegistry:
     Raises
     ------
     AuthConfigError
-        Missing or unreadable file, readable by others, invalid YAML or entries (the first
+        Missing or unreadable file, open to other users (group or others may read or write it),
+        invalid YAML (with its line) or entries (the first
         problem with its entry number and field), or two entries with the same name or token.
     """
     path = Path(path)
@@ -184,13 +192,16 @@ def load_tokens_file(path: str | Path) -> TokenRegistry:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AuthConfigError(f"tokens file {path}: {exc.strerror or exc}") from None
-    if mode & stat.S_IROTH:
-        raise AuthConfigError(f"tokens file {path} is readable by every user of the host: chmod o-r (e.g. 600)")
+    if mode & OPEN_TO_OTHERS:
+        raise AuthConfigError(f"tokens file {path} is open to other users (mode {stat.S_IMODE(mode):04o}: group or "
+                              f"others may read or write it): chmod 600 {path}")
     try:
         data = yaml.safe_load(text)
         parsed = _TokensFile.model_validate(data)
     except yaml.YAMLError as exc:
-        raise AuthConfigError(f"tokens file {path}: not YAML: {str(exc).splitlines()[0]}") from None
+        line, problem = yaml_fault(exc, text)
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise AuthConfigError(f"tokens file {where}: not YAML: {problem}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -7,6 +7,7 @@ Exit status: 0 on success, 1 when input lines were rejected (the count is printe
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -347,6 +348,10 @@ def _report_replay(run: Replay, summary: ReplaySummary, shown: list[Event], *, q
                       highlight=False)
     for note in notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    if summary.lines_read == 0 and summary.call_event_inputs == 0:
+        # an empty input is most often a mistake (the wrong file, an export not written yet): say so, even with -q
+        err.print(f"[yellow]warning:[/yellow] 0 CDRs read: {escape(', '.join(summary.files))} held no CDR line "
+                  f"({summary.skipped} comment, blank or header line(s)); nothing was replayed", highlight=False)
     if summary.call_events_rejected:
         err.print(f"[yellow]{summary.call_events_rejected} call event(s) rejected[/yellow]; reasons in {rejects}")
         if not (summary.rejected or summary.verdicts_refused):
@@ -660,6 +665,9 @@ def produce(
     from streams.app import StreamSettings
     from streams.produce import produce_call_events, produce_files
 
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise _usage(f"--rate must be a positive number of messages per second (leave it out to send unpaced), "
+                     f"got {rate:g}")
     if topic.endswith("call-events"):
         if fmt not in CALL_EVENT_FORMATS:
             raise _usage(f"--format must be one of {', '.join(CALL_EVENT_FORMATS)} for call events, got {fmt!r}")

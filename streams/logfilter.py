@@ -4,8 +4,9 @@ Installed on the handlers of the root logger once Faust has set up logging
 (:func:`install`), so they see every line the worker writes, Faust's, aiokafka's and ours.
 
 * :class:`MaskNumbers` rewrites each record's message (arguments merged in) and its
-  traceback text so that a phone number (7 to 15 digits, optionally after ``+`` or ``00``)
-  shows only its first three and last two characters: ``+39********00``. A CDR value in a
+  traceback text so that a phone number (7 to 15 digits, optionally after ``+`` or ``00``, also
+  written in groups with spaces or dashes) shows only its first three and last two characters:
+  ``+39********00``, ``+39 ** **** **78``. A CDR value in a
   crash message or a rejected line logged by a library does not leak its numbers.
 * :class:`RateLimit` lets through the first ``burst`` records of one kind (logger, level,
   message template, exception type) per ``window_s`` seconds and drops the rest; the first
@@ -23,8 +24,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-#: A phone number in free text: 7-15 digits, maybe after + or 00, not part of a longer token.
-NUMBER = re.compile(r"(?<![\w.:/-])(?:\+|00)?\d{7,15}(?![\w.:/-])")
+#: A phone number in free text, not part of a longer token (an IP address, a UUID, a decimal, a path):
+#: 7-15 digits, maybe after ``+`` or ``00``; or written in groups (the count checked by :func:`_mask`):
+#: after ``+`` or ``0``, groups separated by single spaces or dashes (``+39 06 1234 5678``,
+#: ``0039-06-12345678``, ``06 1234 5678``, ``+39 (06) 12345678``); without them, dashes only
+#: (``555-123-4567``). A date (``2025-03-11``) is no number. The groups are possessive: a number
+#: followed by something else is not cut back to a shorter one that leaks its end.
+NUMBER = re.compile(
+    r"(?<![\w:/-])(?<!\w\.)(?:"
+    r"(?:\+|0)\d{0,4}+(?:[ -](?:\d{1,8}+|\(\d{1,5}\)))++"
+    r"|\d{2,4}+(?:-\d{2,8}+)++"
+    r"|(?:\+|00)?\d{7,15}+"
+    r")(?![\w:/-]|\.\w)"
+)
+#: ISO dates, which the dashed form above also matches.
+_DATE = re.compile(r"(?:19|20)\d\d-[01]\d-[0-3]\d")
 
 #: Records of one kind let through per window, and the window (s).
 BURST = 3
@@ -38,8 +52,19 @@ def mask_numbers(text: str) -> str:
     'call from +39********00 to 004*********56, port 6066, id 12345, t=1741651200.5'
     >>> mask_numbers('caller="0612345678" uuid 1b4e28ba-2fa1-11d2-883f-0016d3cca427')
     'caller="061*****78" uuid 1b4e28ba-2fa1-11d2-883f-0016d3cca427'
+    >>> mask_numbers('from +39 06 1234 5678 to 0039-06-12345678 on 2025-03-11, 3 of 12 calls')
+    'from +39 ** **** **78 to 003*-**-******78 on 2025-03-11, 3 of 12 calls'
     """
-    return NUMBER.sub(lambda m: m[0][:3] + "*" * (len(m[0]) - 5) + m[0][-2:], text)
+    return NUMBER.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    """The matched number with the digits between its first 3 and last 2 characters starred (separators
+    kept); the text as it was when it holds fewer than 7 digits or is a date."""
+    text = match[0]
+    if sum(c.isdigit() for c in text) < 7 or _DATE.fullmatch(text):
+        return text
+    return text[:3] + "".join("*" if c.isdigit() else c for c in text[3:-2]) + text[-2:]
 
 
 class MaskNumbers(logging.Filter):

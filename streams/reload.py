@@ -8,7 +8,9 @@ carries its ``rules_version``, and every customer's state is kept (a detector wh
 restarts that window: :meth:`engine.core.Engine.set_rules`). A file that does not validate is
 refused with its line and field in the log and counted in ``tollguard_rules_reload_failures_total``
 (once per distinct content); the worker keeps its last good rules. ``tollguard_rules_info`` carries
-the active version as its ``version`` label.
+the active version as its ``version`` label. A version made live is handed to ``on_live`` (the worker
+keeps it as the last good rules on the ``tollguard-rules`` topic, :mod:`streams.lastgood`, so a restart
+that finds the file invalid later runs on it).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class RulesReloader:
     check : callable, optional
         An extra check of new rules (the anomaly model's ``check_rules``), raising
         :class:`tollguard.errors.TollguardError` to refuse them.
+    on_live : callable, optional
+        Called with the file's text and the new :class:`Rules` after they became live (the worker
+        keeps them as its last good rules); it must not block (the worker hands the write to a thread).
     """
 
     def __init__(
@@ -65,12 +70,14 @@ class RulesReloader:
         event_time_s: Callable[[], float],
         registry: CollectorRegistry,
         check: Callable[[Rules], Any] | None = None,
+        on_live: Callable[[str, Rules], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.rules = rules
         self.apply = apply
         self.event_time_s = event_time_s
         self.check = check
+        self.on_live = on_live
         self.failures = Counter(
             "tollguard_rules_reload_failures_total",
             "changed rules files refused (invalid: line and field in the log); the worker keeps its last good rules",
@@ -132,6 +139,8 @@ class RulesReloader:
         at = self.event_time_s()
         log.warning("rules %s live from event time %s (%s; was %s); states kept", new.version,
                     from_epoch(at).isoformat() if math.isfinite(at) else "before the first CDR", why, old.version)
+        if self.on_live is not None:
+            self.on_live(text, new)
         return True
 
     def _refuse(self, reason: str, ident: str, why: str) -> bool:

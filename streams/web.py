@@ -23,7 +23,8 @@ Endpoints
 ``GET /metrics``            Prometheus text format
 ``GET /v1/authorize``       ``?customer=…&caller=…&callee=…&did=…[&direction=…]``: may the switch route this
                             call? ``{"allow": true}`` or ``{"allow": false, "suspension_event_id", "scope",
-                            "reason"}`` (DESIGN §4b, :mod:`engine.enforcement`)
+                            "reason"}`` (DESIGN §4b, :mod:`engine.enforcement`); an allow on missing data
+                            (unknown customer, callee no number) carries its ``reason`` and is counted
 ``GET /v1/calls``           ``?customer=…``: the customer's calls in progress (from call events)
 
 Access
@@ -185,6 +186,11 @@ class Metrics:
             "tollguard_authorize_total", "call authorizations answered (GET /v1/authorize)", ["result"],
             registry=self.registry,
         )
+        self.authorize_fail_open = Counter(
+            "tollguard_authorize_fail_open_total", "calls allowed on missing data (also counted as "
+            "result=allow): why=unknown_customer (no state here, not in the rules) or unreadable_callee", ["why"],
+            registry=self.registry,
+        )
         self.authorize_latency = Histogram(
             "tollguard_authorize_seconds", "in-process decision time of one call authorization",
             buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05), registry=self.registry,
@@ -285,6 +291,7 @@ class WebApi:
             version=self.version,
             ready=self.ready,
             max_age_s=AUTHORIZE_INDEX_MAX_AGE_S,
+            known=self.known_customers,
         )
         self.allowed, self.refused = metrics.authorize.labels("allow"), metrics.authorize.labels("refuse")
         self.bad, self.unready = metrics.authorize.labels("bad_request"), metrics.authorize.labels("not_ready")
@@ -295,6 +302,10 @@ class WebApi:
         """The suspension rows in force of every local state."""
         for state in self.local_states():
             yield from self.engine.active_suspensions(state)
+
+    def known_customers(self) -> Iterable[str]:
+        """The customers whose states this worker holds."""
+        return [state.customer_id for state in self.local_states()]
 
     def version(self) -> tuple[int, int]:
         """Moves when this worker emits a suspension or reactivation, or goes through a rebalance."""
@@ -559,6 +570,8 @@ class WebApi:
             return Reply({"error": str(exc)}, status=503, headers={"Retry-After": "1"})
         self.metrics.authorize_latency.observe(time.perf_counter() - started)
         (self.allowed if answer.allow else self.refused).inc()
+        if answer.fail_open is not None:
+            self.metrics.authorize_fail_open.labels(answer.fail_open).inc()
         return Reply(answer.to_json_dict())
 
     def calls(self, request: Request) -> Reply:

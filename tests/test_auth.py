@@ -192,14 +192,21 @@ def test_without_tokens_loopback_only_and_by_from_the_body(tmp_path: Path) -> No
      "  - {name: a, role: viewer, token: 0123456789abcdefgX}", 0o600, "name 'a' given twice"),
     ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}\n"
      "  - {name: b, role: viewer, token: 0123456789abcdefgh}", 0o600, "'b' has the token of 'a'"),
-    ("tokens: [", 0o600, "not YAML"),
-    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o644, "readable by every user"),
+    ("tokens: [", 0o600, "t.yaml:1: not YAML: expected the node content, but found '<stream end>'"),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}\n  - name: b\n   role: noc\n", 0o600,
+     "t.yaml:4: not YAML: expected <block end>, but found '<block mapping start>': check the indentation of this "
+     "line, of line 3 before it"),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o644,
+     "t.yaml is open to other users (mode 0644: group or others may read or write it): chmod 600 "),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o640,
+     "t.yaml is open to other users (mode 0640: group or others may read or write it): chmod 600 "),
+    ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}", 0o620, "(mode 0620: group or others"),
 ])
 def test_a_bad_tokens_file_is_refused_with_its_reason(tmp_path: Path, text: str, mode: int, error: str) -> None:
     path = tmp_path / "t.yaml"
     path.write_text(text)
     path.chmod(mode)
-    with pytest.raises(AuthConfigError, match="tokens file .*: .*" if "readable" not in error else "readable"):
+    with pytest.raises(AuthConfigError, match="tokens file .*: .*" if "open to" not in error else "open to"):
         load_tokens_file(path)
     with pytest.raises(AuthConfigError) as info:
         load_tokens_file(path)
@@ -237,6 +244,24 @@ def test_phone_numbers_are_masked_in_messages_and_tracebacks() -> None:
     assert '"caller": "+39********00", "callee": "061*****78"' in text
     for number in ("390212345600", "0612345678", "447911123456"):
         assert number not in text
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("caller +39 06 1234 5678 rejected", "caller +39 ** **** **78 rejected"),
+    ("callee 0039-06-12345678.", "callee 003*-**-******78."),
+    ("did 06 1234 5678, cli +39 (06) 12345678", "did 06 **** **78, cli +39 (**) ******78"),
+    ("from 555-123-4567 to +44 7911 123456", "from 555-***-**67 to +44 **** ****56"),
+    ("to +390612345678.", "to +39********78."),  # a sentence's full stop does not shield a number
+    # not numbers: dates and times, IP:port, UUIDs, decimals, small counts and offsets
+    ("at 2025-03-11 12:00:20 and 2025-03-11T12:00:20+00:00", "at 2025-03-11 12:00:20 and 2025-03-11T12:00:20+00:00"),
+    ("10.0.0.1:5060 1b4e28ba-2fa1-11d2-883f-0016d3cca427 0.0123456 s",
+     "10.0.0.1:5060 1b4e28ba-2fa1-11d2-883f-0016d3cca427 0.0123456 s"),
+    ("partition 3 offset 1234, 12 of 40 calls", "partition 3 offset 1234, 12 of 40 calls"),
+])
+def test_numbers_written_with_spaces_or_dashes_are_masked(text: str, masked: str) -> None:
+    record = _record("rejected: %s", text)
+    assert MaskNumbers().filter(record)
+    assert record.getMessage() == f"rejected: {masked}"
 
 
 def test_repeated_lines_are_rate_limited_with_a_count() -> None:

@@ -326,6 +326,52 @@ def test_authorize_endpoint_answers_and_refuses_bad_queries(rules: Rules, worked
     run(scenario())
 
 
+def test_unknown_customers_and_unreadable_callees_are_allowed_with_the_reason(rules: Rules) -> None:
+    index = SuspensionIndex(rules, [row("acme", "destination_prefix", "+979")], known=["globex"])
+    unknown = index.authorize("initech", "+390298765400", "+979123456799")
+    assert unknown.to_json_dict() == {"allow": True, "reason": (
+        "unknown customer: this worker holds no state for it and the rules do not name it, so the call is allowed "
+        "(fail open); with several workers, ask the one that holds the customer")}
+    assert unknown.fail_open == "unknown_customer"
+    for known in ("globex", "londonco"):  # a state held here, a customer of the rules: a plain allow
+        assert index.authorize(known, "", "+979123456799").to_json_dict() == {"allow": True}
+    unreadable = index.authorize("acme", "+390212345600", "sip:bob@example.com")
+    assert unreadable.to_json_dict() == {"allow": True, "reason": (
+        "callee is not a phone number, so the customer's suspended destinations could not be checked; the call "
+        "is allowed (fail open)")}
+    assert unreadable.fail_open == "unreadable_callee"
+    assert index.authorize("acme", "+390212345600", "0612345678").to_json_dict() == {"allow": True}
+    assert not index.authorize("acme", "+390212345600", "+979123456799").allow
+    # nothing suspended that the callee decides (a CLI scope only): an unreadable callee is a plain allow
+    cli_only = SuspensionIndex(rules, [row("acme", "cli", "+390212345601")], known=[])
+    assert cli_only.authorize("acme", "+390212345600", "sip:bob@example.com").to_json_dict() == {"allow": True}
+    assert SuspensionIndex(rules, []).authorize("initech", "", "+979123").to_json_dict() == {"allow": True}
+
+
+def test_the_endpoint_says_why_it_allowed_on_missing_data_and_counts_it(rules: Rules, worked, clean_env) -> None:
+    engine, runner, _ = worked
+    worker = Worker(rules, runner, engine, {})
+
+    async def scenario() -> None:
+        async with worker as client:
+            answers = []
+            for params in ({"customer": "initech", "caller": "+390298765400", "callee": "+979123456799"},
+                           {"customer": "initech", "callee": "0612345678"},
+                           {"customer": "acme", "caller": "+390212345600", "callee": "sip:bob@example.com"},
+                           {"customer": "globex", "caller": "+390298765400", "callee": "+979123456799"}):
+                r = await client.get("/v1/authorize", params=params)
+                body = await r.json()
+                assert r.status == 200 and body["allow"] is True, params
+                answers.append(body.get("reason", "").split(":")[0].split(",")[0])
+            assert answers == ["unknown customer", "unknown customer", "callee is not a phone number", ""]
+            metrics = generate_latest(worker.metrics.registry).decode()
+            assert 'tollguard_authorize_total{result="allow"} 4.0' in metrics
+            assert 'tollguard_authorize_fail_open_total{why="unknown_customer"} 2.0' in metrics
+            assert 'tollguard_authorize_fail_open_total{why="unreadable_callee"} 1.0' in metrics
+
+    run(scenario())
+
+
 def test_a_reactivation_reaches_the_answer_without_delay(rules: Rules, worked, clean_env) -> None:
     engine, runner, events = worked
     (suspension,) = [e for e in events if e.type == "suspension"]

@@ -84,6 +84,30 @@ def test_small_things(tmp_path: Path) -> None:
     assert "(default: 6066)" in helptext
 
 
+@pytest.mark.parametrize("rate", ["-5", "0", "nan", "inf"])
+def test_produce_refuses_a_rate_that_is_not_positive(rate: str) -> None:
+    result = runner.invoke(app, ["produce", str(FIXTURES / "canonical.jsonl"), "--rate", rate,
+                                 "--broker", f"kafka://{DEAD}"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert " ".join(result.output.split()) == (
+        "error: --rate must be a positive number of messages per second (leave it out to send unpaced), "
+        f"got {float(rate):g}")
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_replaying_an_empty_file_says_that_nothing_was_read(tmp_path: Path, quiet: list[str]) -> None:
+    empty, comments = tmp_path / "empty.jsonl", tmp_path / "comments.csv"
+    empty.write_bytes(b"")
+    comments.write_text("# exported 2025-03-11\n\n", encoding="utf-8")
+    result = runner.invoke(app, ["replay", str(empty), str(comments), "--out", str(tmp_path / "e.jsonl"),
+                                 "--rejects", str(tmp_path / "r.jsonl"), *quiet], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: 0 CDRs read: {empty}, {comments} held no CDR line (2 comment, blank or "
+                        "header line(s)); nothing was replayed"]
+    assert (tmp_path / "e.jsonl").read_text() == "" and (tmp_path / "r.jsonl").read_text() == ""
+
+
 def test_a_refused_verdict_is_rejected_as_written(tmp_path: Path) -> None:
     import json
 

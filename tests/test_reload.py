@@ -130,3 +130,20 @@ def test_the_reloader_refuses_an_invalid_file_and_makes_a_valid_one_live(
         f"rules {live[0].version} live from event time 2026-11-30T09:08:00+00:00 (SIGHUP; was {v1}); states kept")
     assert metrics() == ["tollguard_rules_reload_failures_total 1.0", "tollguard_rules_reloads_total 1.0",
                          f'tollguard_rules_info{{version="{live[0].version}"}} 1.0']
+
+
+def test_a_reload_made_live_is_handed_on_to_be_kept_as_the_last_good_rules(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(V1, encoding="utf-8")
+    kept: list[tuple[str, str]] = []
+    reloader = RulesReloader(path, parse_rules(V1, str(path)), lambda rules: None, lambda: MIDWAY,
+                             CollectorRegistry(), on_live=lambda text, rules: kept.append((text, rules.version)))
+    bad = V1 + "detectors:\n  spend:\n    hour_critical: -5\n"
+    path.write_text(bad, encoding="utf-8")
+    assert not reloader.reload()
+    assert kept == []  # a refused file is never kept
+    path.write_text(V2, encoding="utf-8")
+    assert reloader.reload()
+    assert kept == [(V2, reloader.rules.version)] and reloader.rules.version.startswith("v2+")
+    assert not reloader.reload()  # unchanged: nothing new to keep
+    assert len(kept) == 1

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from kafka_fixtures import WorkerProcess, free_port, read_topics, run_cli, unique_names
 
+from streams.lastgood import RULES_TOPIC, load_last_good
 from tollguard.cdr import CallDetailRecord
 from tollguard.simulate import write
 
@@ -114,6 +115,12 @@ def test_a_running_worker_refuses_a_bad_file_and_takes_a_good_one(kafka_bootstra
         page = metrics()
         assert 'tollguard_rules_info{version="v2+' in page and f'version="{v1}"' not in page
         assert "tollguard_rules_reload_failures_total 1.0" in page and "tollguard_rules_reloads_total 1.0" in page
+        # the reloaded file is now the group's last good rules (a restart that finds the file invalid runs on it)
+        kept_topic, broker = f"{prefix}{RULES_TOPIC}", f"kafka://{kafka_bootstrap}"
+        wait_for("v2 kept", lambda: "kept as the last good rules on " in worker.log(), worker)
+        saved = load_last_good(broker, kept_topic, app_id)
+        assert saved is not None and (saved.text, saved.source) == (RULES.format(version="v2"), str(rules))
+        assert saved.version.startswith("v2+") and f"rules {saved.version} live from" in worker.log()
         produce("acme-2", [call("acme", i) for i in range(7, 12)])
         wait_for("acme's suspension", lambda: len(events()) == 3, worker)
         got = sorted(events(), key=lambda e: str(e["occurred_at"]))
