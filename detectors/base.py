@@ -34,6 +34,7 @@ __all__ = [
     "from_epoch",
     "iso",
     "level_decision",
+    "scope_text",
 ]
 
 Level = Literal["warning", "critical", "notice", "billing"]
@@ -85,6 +86,21 @@ class Decision:
     clause: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     check: str = ""
+
+
+def scope_text(kind: ScopeKind, value: str) -> str:
+    """What a scope covers, in words for a reason sentence.
+
+    >>> scope_text(ScopeKind.OUTBOUND_INTERNATIONAL, "acme"), scope_text(ScopeKind.ACCOUNT, "acme")
+    ('outbound international calls of acme', 'every call of acme, inbound too')
+    """
+    return {
+        ScopeKind.ACCOUNT: f"every call of {value}, inbound too",
+        ScopeKind.OUTBOUND_INTERNATIONAL: f"outbound international calls of {value}",
+        ScopeKind.DESTINATION_PREFIX: f"calls to {value}",
+        ScopeKind.CLI: f"calls presenting CLI {value}",
+        ScopeKind.DID: f"calls of DID {value}",
+    }[kind]
 
 
 def level_decision(

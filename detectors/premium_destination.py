@@ -47,6 +47,7 @@ from detectors.base import (
     customer_number,
     iso,
     level_decision,
+    scope_text,
 )
 from detectors.window import Window, entry_cap, sample_ids
 from tollguard.cdr import CallDetailRecord, Direction
@@ -331,8 +332,8 @@ class PremiumDestinationDetector(Detector[PremiumDestinationParams]):
         reason = (
             f"Customer {ctx.customer_id} made {attempts} calls ({minutes:.1f} answered min{at_once}) to "
             f"premium/high-risk numbers ({ranges}) in the last {params.window_s / 60:.0f} min, latest "
-            f"{latest[_DEST]}; the {level} threshold is {what} (clause 8.2), so {kind} {value} is "
-            + ("suspended." if level == "critical" else "flagged for review.")
+            f"{latest[_DEST]}; the {level} threshold is {what} (clause 8.2), so {scope_text(kind, value)} "
+            + ("are suspended." if level == "critical" else "are flagged for review.")
         )
         evidence = {
             "attempts": attempts,

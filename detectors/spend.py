@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso, level_decision
+from detectors.base import CustomerContext, Decision, Detector, DetectorParams, iso, level_decision, scope_text
 from detectors.window import Window, entry_cap, sample_ids
 from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.events import ScopeKind
@@ -191,8 +191,7 @@ class SpendDetector(Detector[SpendParams]):
         reason = (
             f"Customer {ctx.customer_id} spent {currency} {spent:,.2f} on {len(state[f'{name}_calls'])} priced "
             f"outbound calls in the last {span} (most to {prefixes[0][0]}); the {level} level is {currency} "
-            f"{limit:,.2f} (clause 8.2), so {_what(kind, value)} "
-            f"{'are' if kind is ScopeKind.OUTBOUND_INTERNATIONAL else 'is'} "
+            f"{limit:,.2f} (clause 8.2), so {scope_text(kind, value)} are "
             f"{'suspended' if level == 'critical' else 'flagged for review'}."
         )
         evidence = {
@@ -211,10 +210,3 @@ class SpendDetector(Detector[SpendParams]):
                               reason=reason, evidence=evidence)
 
 
-def _what(kind: ScopeKind, value: str) -> str:
-    """The suspended scope in words, for the reason."""
-    if kind is ScopeKind.OUTBOUND_INTERNATIONAL:
-        return f"outbound international calls of {value}"
-    if kind is ScopeKind.ACCOUNT:
-        return f"account {value}"
-    return f"{kind.value} {value}"

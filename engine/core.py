@@ -516,7 +516,7 @@ class Engine:
         ctx = self.context(state.customer_id)
         stale = [
             k for k, o in state.open.items()
-            if o["type"] != EventType.SUSPENSION and o["last_s"] < watermark_s - self.alert_expiry_s(ctx, o["detector"])
+            if o["type"] != EventType.SUSPENSION and o["last_s"] < watermark_s - self._open_for_s(ctx, o)
         ]
         for k in stale:
             del state.open[k]
@@ -621,9 +621,26 @@ class Engine:
             return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}")
         peak, reported = dec.extra.get("observed_peak"), held.get("peak")
         if not live and held.get("live") and peak is not None and reported is not None and peak > reported:
-            return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}=peak",
+            same = proposed == held["proposed"]
+            reason = (
+                f"{dec.reason} This is the episode's true peak: event {held['event_id']} reported {reported} "
+                f"at {iso(held['first_s'])} while its calls were still up"
+                + ("; the proposed capacity is the same, so it is one raise, not two." if same else ".")
+            )
+            return dataclasses.replace(dec, episode=f"{dec.episode}>{proposed}=peak", reason=reason,
                                        evidence={**dec.evidence, "final_peak_of": held["event_id"]})
         return None
+
+    def _open_for_s(self, ctx: CustomerContext, entry: dict[str, Any]) -> float:
+        """Event time (s) after its last evidence at which an open episode entry is forgotten.
+
+        :meth:`alert_expiry_s`; a capacity proposal emitted from the calls in progress is kept
+        ``settle_s`` longer, until its CDRs settle the episode (its true peak, :meth:`_raised_capacity`).
+        """
+        keep = self.alert_expiry_s(ctx, entry["detector"])
+        if entry.get("live"):
+            keep += float(getattr(ctx.params.get(entry["detector"]), "settle_s", 0.0) or 0.0)
+        return keep
 
     def alert_expiry_s(self, ctx: CustomerContext, detector: str) -> float:
         """Event time (s) after its last evidence at which a warning-level alert closes.

@@ -196,9 +196,19 @@ def _open_out(path: str) -> Iterator[IO[str]]:
     if path == "-":
         yield sys.stdout
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _out_dir(path)
     with open(path, "w", encoding="utf-8") as handle:
         yield handle
+
+
+def _out_dir(path: str) -> None:
+    """Create the directory an output file goes to (as ``replay --out`` always did); exit 2 when that fails."""
+    if path == "-":
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _usage(f"cannot create the directory of {path}: {exc.strerror or exc}") from None
 
 
 #: The built-in example: a simulated day of 10 customers with one episode of every kind.
@@ -542,6 +552,22 @@ def simulate_cmd(
         )
     except ValueError as exc:
         raise _usage(str(exc)) from None
+    for path in (out, call_events, labels, rules_out):
+        if path:
+            _out_dir(path)
+    try:
+        _write_simulation(sim, fmt, out, timezone, call_events, labels, rules_out, scenario, seed)
+    except OSError as exc:
+        raise _usage(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
+
+
+def _write_simulation(
+    sim: Any, fmt: str, out: str, timezone: str, call_events: str | None, labels: str | None,
+    rules_out: str | None, scenario: str, seed: int,
+) -> None:
+    """Write ``simulate``'s CDRs (and its call events, labels, rules) and say what was written."""
+    from tollguard import simulate
+
     if call_events:
         from tollguard.simulate.call_events import call_events_of, write_call_events
 

@@ -146,7 +146,7 @@ def test_a_reward_scheme_spread_over_five_numbers_is_suspended():
         "Customer c1 made 15 answered calls of near-constant length (mean 40.0 s, CV 0.012) to 5 number(s) "
         "(+393331234570 3, +393331234571 3, +393331234572 3, +393331234573 3, +393331234574 3) from 1 CLI(s) in "
         "the last 60 min; the critical level is 15 such calls to a set of numbers (CV <= 0.05, mean 20-600 s; "
-        "clause 8.2, reward/auto top-up), so cli +390298765432 is suspended."
+        "clause 8.2, reward/auto top-up), so calls presenting CLI +390298765432 are suspended."
     )
     assert state["hot"] == MOBILES
 
@@ -279,8 +279,8 @@ def test_reward_evidence_and_reason():
     assert dec.reason == (
         "Customer c1 made 15 answered calls of near-constant length (mean 45.0 s, CV 0.000) to 1 number(s) "
         "(+393331234567 15) from 1 CLI(s) in the last 60 min; the critical level is 15 such calls to a set of "
-        "numbers (CV <= 0.05, mean 20-600 s; clause 8.2, reward/auto top-up), so destination_prefix "
-        "+393331234567 is suspended."
+        "numbers (CV <= 0.05, mean 20-600 s; clause 8.2, reward/auto top-up), so calls to "
+        "+393331234567 are suspended."
     )
 
 

@@ -142,7 +142,13 @@ def test_did_capacity_increase_as_soon_as_the_21st_call_is_up_and_each_call_coun
         out = runner.take_record(_cdr(i, i, 3600 + 37 * i), "cdrs", i + 1, "")
         assert out.events == []
     assert runner.state("acme").calls == {}
-    assert [e.reason for e in runner.flush().events] == []
+    # when the CDRs settle the episode, its true peak follows, naming the first event
+    (final,) = runner.flush().events
+    assert (final.observed_peak, final.proposed_capacity, final.evidence["final_peak_of"]) == (
+        25, 30, event.event_id)
+    assert final.reason.endswith(
+        f"This is the episode's true peak: event {event.event_id} reported 21 at 2026-11-02T09:00:20Z while "
+        "its calls were still up; the proposed capacity is the same, so it is one raise, not two.")
     assert runner.counts.calls == 25
     late_event = runner.take_call_event(_event(3, "end", 3603), "events", 99)
     assert late_event.status == "completed"
@@ -257,4 +263,20 @@ def test_a_peak_rising_above_the_proposed_capacity_is_a_new_proposal_and_no_more
     assert emitted == [(20, 21, 30, 21), (30, 31, 40, 31)]
     for i in range(32):
         assert runner.take_record(_cdr(i, i, 3600 + 37 * i), "cdrs", i + 1, "").events == []
-    assert [e.type for e in runner.flush().events] == []
+    # the true peak (32) once the CDRs settle it; proposals above 40 would be new events
+    assert [(e.observed_peak, e.proposed_capacity) for e in runner.flush().events] == [(32, 40)]
+
+
+def test_the_true_peak_follows_even_when_the_customer_goes_on_calling_for_hours() -> None:
+    """Regression (a fresh user's run): the live proposal was forgotten after the alert expiry (1 h), before
+    ``settle_s`` (2 h) let the CDRs settle the episode, so the true peak never came."""
+    runner = Runner(Engine(RULES))
+    first = [e for i in range(25) for e in runner.take_call_event(_event(i, "start", i), "events", i).events]
+    assert [e.observed_peak for e in first] == [21]
+    for i in range(25):
+        runner.take_record(_cdr(i, i, 600 + 37 * i), "cdrs", i, "")
+    finals = []
+    for n in range(30):  # an ordinary call every 10 minutes for five hours
+        other = _cdr(100 + n, 1800 + 600 * n, 1860 + 600 * n).model_copy(update={"did": None})
+        finals += runner.take_record(other, "cdrs", 100 + n, "").events
+    assert [(e.observed_peak, e.evidence["final_peak_of"]) for e in finals] == [(25, first[0].event_id)]

@@ -223,10 +223,10 @@ def test_evidence_reason_and_episode():
     assert crit.reason == (
         "Customer c1 made 10 calls (10.0 answered min, up to 2 at once) to premium/high-risk numbers (+39899) "
         "in the last 60 min, latest +39899123456; the critical threshold is 10 calls, 30 min or 3 simultaneous "
-        "calls (clause 8.2), so destination_prefix +39899 is suspended."
+        "calls (clause 8.2), so calls to +39899 are suspended."
     )
-    assert warn.reason.endswith("the warning threshold is 3 calls or 10 min (clause 8.2), so destination_prefix "
-                                "+39899 is flagged for review.")
+    assert warn.reason.endswith("the warning threshold is 3 calls or 10 min (clause 8.2), so calls to "
+                                "+39899 are flagged for review.")
 
 
 def test_new_episode_after_the_window_empties():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.arbitrage import high_cost, pumping, reward
 from detectors.arbitrage.params import ArbitrageParams
@@ -48,6 +48,9 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
     clause = "8.2"
     params_model = ArbitrageParams
     sees_calls_in_progress = True
+    #: On the calls in progress only the high-cost (IRSF) check runs: a call still up has no final
+    #: length (reward's near-constant lengths) and inbound pumping is judged on its CDRs.
+    in_progress_params: ClassVar[dict[str, Any]] = {"reward_enabled": False, "pumping_enabled": False}
 
     def initial_state(self) -> dict[str, Any]:
         return {"last_end_s": 0.0, "sweep_s": 0.0, "hot": [], "reward": {}, "pump": {}, "pump_base": {},

@@ -244,7 +244,7 @@ def setup_check(
     their :func:`destination`; ``intl_up``: all its international calls up. The calls up to
     destinations new to the customer count, ringing or answered: ``listed /
     high_cost_setup_lines + unlisted / high_cost_setup_unlisted_lines >= 1``, with the counted
-    calls at least ``high_cost_setup_min_share`` of ``intl_up``, suspends the customer's outbound
+    calls more than ``high_cost_setup_min_share`` of ``intl_up``, suspends the customer's outbound
     international calls (scope ``outbound_international``). Unlisted destinations do not count
     during the cold start, nor do the rules' ``high_risk_prefixes`` (``premium_destination``'s).
     Source: TransNexus 2019 (111 calls to 37 countries in 16 min: attacks open many lines at
@@ -271,23 +271,32 @@ def setup_check(
     share = (len(listed) / p.high_cost_setup_lines if p.high_cost_setup_lines else 0.0) + (
         len(unlisted) / p.high_cost_setup_unlisted_lines if p.high_cost_setup_unlisted_lines else 0.0)
     counted = listed + unlisted
-    if share < 1.0 - 1e-9 or len(counted) < p.high_cost_setup_min_share * intl_up - 1e-9:
+    if share < 1.0 - 1e-9 or len(counted) <= p.high_cost_setup_min_share * intl_up:
         return []
     by_dest: dict[str, int] = {}
     for _cdr, dest in counted:
         by_dest[dest] = by_dest.get(dest, 0) + 1
     order = sorted(by_dest, key=lambda d: (-by_dest[d], d))
     answered = sum(1 for cdr, _dest in counted if cdr.answered)
-    shown = ", ".join(f"{d} {by_dest[d]}" for d in order[:5])
     if hc["ep"] is None:
         hc["ep"] = iso(now_s)
+
+    def shown(group: list[tuple[CallDetailRecord, str]]) -> str:
+        dests = [d for d in order if any(dest == d for _cdr, dest in group)]
+        text = ", ".join(f"{d}: {by_dest[d]}" for d in dests[:8])
+        return text + (", …" if len(dests) > 8 else "")
+
+    parts = [f"{len(listed)} on the high-cost list ({shown(listed)})" if listed else "",
+             f"{len(unlisted)} not on it ({shown(unlisted)})" if unlisted else ""]
+    mix = (f" (a mix by shares: {len(listed)}/{p.high_cost_setup_lines} + {len(unlisted)}/"
+           f"{p.high_cost_setup_unlisted_lines} = {share:.2f})" if listed and unlisted else "")
     reason = (
-        f"Customer {ctx.customer_id} has {len(counted)} calls up at once ({answered} answered) to international "
-        f"destinations it never called before ({shown}), of its {intl_up} international calls up; at call setup "
-        f"the suspension level is {p.high_cost_setup_lines} such calls to listed high-cost destinations or "
-        f"{p.high_cost_setup_unlisted_lines} to others, {p.high_cost_setup_min_share:.0%} of its international "
-        f"calls up (clause 8.2, IRSF), so outbound international calls of "
-        f"{ctx.customer_id} are suspended."
+        f"Customer {ctx.customer_id} has {len(counted)} of its {intl_up} international calls up at once "
+        f"({answered} answered) going to destinations it never called before: {' and '.join(x for x in parts if x)}. "
+        f"At call setup {p.high_cost_setup_lines} such calls to listed destinations or "
+        f"{p.high_cost_setup_unlisted_lines} to unlisted ones{mix}, when they are more than "
+        f"{p.high_cost_setup_min_share:.0%} of the customer's international calls up, are IRSF (clause 8.2): "
+        f"outbound international calls of {ctx.customer_id} are suspended."
     )
     evidence: dict[str, Any] = {
         "check": "high_cost",

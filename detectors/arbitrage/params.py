@@ -191,7 +191,7 @@ class ArbitrageParams(DetectorParams):
     )  # fmt: skip
     high_cost_setup_min_share: float = Field(
         0.5, ge=0, le=1,
-        description="…and at least this share of the customer's international calls up are those (an attack's "
+        description="…and more than this share of the customer's international calls up are those (an attack's "
         "lines are most of them; a firm calling forty countries has a few new ones among many usual ones)",
     )  # fmt: skip
     high_cost_history_factor: float = Field(

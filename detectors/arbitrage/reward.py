@@ -56,7 +56,7 @@ import math
 from typing import Any
 
 from detectors.arbitrage.params import ArbitrageParams
-from detectors.base import AlertLevel, CustomerContext, Decision, customer_number, iso, level_decision
+from detectors.base import AlertLevel, CustomerContext, Decision, customer_number, iso, level_decision, scope_text
 from detectors.window import Window, entry_cap, sample_ids
 from tollguard.cdr import CallDetailRecord
 from tollguard.events import ScopeKind
@@ -225,7 +225,7 @@ def _decide(
         f"{p.window_s / 60:.0f} min; the {level} level is {limit} such calls to a set of numbers (CV <= "
         f"{p.reward_max_duration_cv:g}, mean {p.reward_min_billsec_s:g}-{p.reward_max_billsec_s:g} s; clause 8.2, "
         f"reward/auto top-up), "
-        f"so {kind} {value} is {verdict}."
+        f"so {scope_text(kind, value)} are {verdict}."
     )
     entries = sorted((e for d in cluster for e in groups[d]["calls"]), key=lambda e: e[0])
     evidence: dict[str, Any] = {

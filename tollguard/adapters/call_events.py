@@ -56,6 +56,7 @@ from ._common import (
     epoch_us,
     freeswitch_inbound,
     fs_cause,
+    naive_to_utc,
     normalize_cached,
     validation_reason,
 )
@@ -232,7 +233,7 @@ class CallEventParser:
                 when = datetime.fromisoformat(at)
             except ValueError:
                 raise RejectError(f"{JSONL}: bad timestamp {at[:40]!r} in field at") from None
-            obj["at"] = when.replace(tzinfo=self._ctx.zone) if when.tzinfo is None else when
+            obj["at"] = naive_to_utc(when, self._ctx) if when.tzinfo is None else when  # counted: said at the end
         customer = obj.get("customer_id")
         if isinstance(customer, str) and customer:
             country = (self.country_of or self._ctx.default_country_of)(customer)
