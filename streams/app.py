@@ -142,6 +142,9 @@ class StreamSettings:
         Web API tokens with roles (:mod:`streams.auth`; else ``TOLLGUARD_API_TOKENS_FILE``).
     audit_log : str, optional
         JSON-lines audit log of verdicts (else ``TOLLGUARD_AUDIT_LOG``, else ``DATADIR/verdicts-audit.jsonl``).
+    rules_ingest : dict
+        ``--timezone`` / ``--country`` as overrides of the rules' ``ingest`` section, applied again to
+        every hot-reloaded rules file.
     """
 
     broker: str = "kafka://127.0.0.1:9092"
@@ -155,6 +158,7 @@ class StreamSettings:
     rules_path: str | None = None
     tokens_file: str | None = None
     audit_log: str | None = None
+    rules_ingest: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -445,7 +449,8 @@ class StreamJob:
             return None
         reloader = RulesReloader(self.settings.rules_path, self.rules, self.set_rules,
                                  lambda: self.runner.event_time_s, self.metrics.registry,
-                                 check=getattr(model, "check_rules", None), on_live=self.keep_last_good)
+                                 check=getattr(model, "check_rules", None), on_live=self.keep_last_good,
+                                 ingest=self.settings.rules_ingest)
         self.app.timer(RULES_POLL_S)(self._poll_rules)
         self.app.task(self._on_start)
         return reloader

@@ -651,6 +651,7 @@ def worker(
             loglevel=loglevel,
             tokens_file=str(tokens_file) if tokens_file else None,
             audit_log=str(audit_log) if audit_log else None,
+            rules_ingest=ingest,
         )
     except AuthConfigError as exc:
         raise _usage(str(exc)) from None

@@ -57,6 +57,8 @@ class RulesReloader:
     check : callable, optional
         An extra check of new rules (the anomaly model's ``check_rules``), raising
         :class:`tollguard.errors.TollguardError` to refuse them.
+    ingest : dict, optional
+        The worker's ``--timezone`` / ``--country`` overrides, applied to every reloaded file as at start.
     on_live : callable, optional
         Called with the file's text and the new :class:`Rules` after they became live (the worker
         keeps them as its last good rules); it must not block (the worker hands the write to a thread).
@@ -71,6 +73,7 @@ class RulesReloader:
         registry: CollectorRegistry,
         check: Callable[[Rules], Any] | None = None,
         on_live: Callable[[str, Rules], None] | None = None,
+        ingest: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.rules = rules
@@ -78,6 +81,7 @@ class RulesReloader:
         self.event_time_s = event_time_s
         self.check = check
         self.on_live = on_live
+        self.ingest = dict(ingest or {})
         self.failures = Counter(
             "tollguard_rules_reload_failures_total",
             "changed rules files refused (invalid: line and field in the log); the worker keeps its last good rules",
@@ -125,7 +129,7 @@ class RulesReloader:
         if digest == self._refused:
             return False  # already refused and counted
         try:
-            new = parse_rules(text, str(self.path))
+            new = parse_rules(text, str(self.path), self.ingest or None)
             if self.check is not None:
                 self.check(new)
         except TollguardError as exc:

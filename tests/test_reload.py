@@ -147,3 +147,15 @@ def test_a_reload_made_live_is_handed_on_to_be_kept_as_the_last_good_rules(tmp_p
     assert kept == [(V2, reloader.rules.version)] and reloader.rules.version.startswith("v2+")
     assert not reloader.reload()  # unchanged: nothing new to keep
     assert len(kept) == 1
+
+
+def test_a_reloaded_file_keeps_the_workers_timezone_and_country_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(V1, encoding="utf-8")
+    overrides = {"timezone": "Europe/Rome", "default_country": "DE"}
+    live: list[Rules] = []
+    reloader = RulesReloader(path, parse_rules(V1, str(path), overrides), live.append, lambda: MIDWAY,
+                             CollectorRegistry(), ingest=overrides)
+    path.write_text(V1 + "# changed\n", encoding="utf-8")
+    assert reloader.reload() is True
+    assert (live[0].ingest.timezone, live[0].ingest.default_country) == ("Europe/Rome", "DE")
