@@ -290,7 +290,7 @@ class Engine:
         held = state.pending.get(cdr.call_id)
         merged = cdr if held is None else merge_legs(held, cdr)
         state.pending[cdr.call_id] = merged
-        heapq.heappush(state.heap, (merged.end.timestamp(), cdr.call_id))
+        heapq.heappush(state.heap, (end_s if held is None else merged.end.timestamp(), cdr.call_id))
         events: list[Event] = []
         if end_s > state.max_end_s:
             state.max_end_s = end_s
