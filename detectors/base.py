@@ -16,7 +16,7 @@ Times inside states are UTC epoch seconds (floats).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
 from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.context import CustomerContext, DetectorParams, epoch, from_epoch, iso
@@ -198,7 +198,7 @@ class Detector(Generic[P]):
 
         The rules build ``ctx.params[name]`` from ``params_model``, the model checked against ``P``.
         """
-        return cast(P, ctx.params[self.name])
+        return ctx.params[self.name]  # type: ignore[return-value]  # no cast(): one call less per CDR
 
     def initial_state(self) -> dict[str, Any]:
         """A fresh, empty, JSON-serialisable state for one customer."""

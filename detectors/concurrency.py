@@ -15,6 +15,17 @@ from operator import itemgetter
 _end = itemgetter(1)
 
 
+def insert_call(calls: list[list[float]], start_s: float, end_s: float) -> None:
+    """Insert a call into ``calls`` (sorted by end) as :func:`add_call` does, without its profile.
+
+    >>> calls = [[0.0, 10.0], [5.0, 30.0]]
+    >>> insert_call(calls, 5.0, 20.0)
+    >>> calls
+    [[0.0, 10.0], [5.0, 20.0], [5.0, 30.0]]
+    """
+    bisect.insort(calls, [start_s, end_s], key=_end)
+
+
 def add_call(calls: list[list[float]], start_s: float, end_s: float) -> list[tuple[float, int]]:
     """Insert a call and return the concurrency profile inside it.
 
@@ -39,7 +50,7 @@ def add_call(calls: list[list[float]], start_s: float, end_s: float) -> list[tup
     >>> add_call(calls, 20.0, 30.0)   # touches end-to-start: no overlap
     [(20.0, 1)]
     """
-    bisect.insort(calls, [start_s, end_s], key=_end)
+    insert_call(calls, start_s, end_s)
     if end_s <= start_s:
         return []
     first = bisect.bisect_right(calls, start_s, key=_end)

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from detectors.base import CustomerContext, Decision, Detector, DetectorParams, from_epoch, iso
-from detectors.concurrency import add_call, peak_of, prune_calls
+from detectors.concurrency import add_call, insert_call, peak_of, prune_calls
 from tollguard.cdr import CallDetailRecord, Direction
 from tollguard.events import EventType, ScopeKind
 from tollguard.numbers import NumberType, classify, matches_prefix
@@ -130,8 +130,12 @@ class DidConcurrencyDetector(Detector[DidConcurrencyParams]):
             del sus[: bisect.bisect_left(sus, end_s - params.settle_s, key=_sus_end)]
         if suspect is not None:
             bisect.insort(sus, [start_s, end_s, *suspect], key=_sus_end)
-        profile = add_call(entry["calls"], start_s, end_s)
+        calls = entry["calls"]
         capacity = max(ctx.capacity_of(cdr.did, params.default_capacity), entry["cap"] or 0)
+        if len(calls) < capacity:  # with this one at most ``capacity`` calls are kept: none can be over it
+            insert_call(calls, start_s, end_s)
+            return []
+        profile = add_call(calls, start_s, end_s)
         over = [(t, n) for t, n in profile if n > capacity]
         if over:
             peak_at, peak = max(over, key=lambda point: (point[1], -point[0]))

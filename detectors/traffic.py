@@ -34,6 +34,10 @@ MINUTE_S = 60
 #: Minutes in one stored block of the series (an hour).
 BLOCK_MINUTES = 60
 
+#: An hour of zero attempts and of zero answered seconds, to clear the start of a block in one move.
+_ZERO_COUNTS: list[float] = [0] * BLOCK_MINUTES
+_ZERO_SECONDS: list[float] = [0.0] * BLOCK_MINUTES
+
 
 class TrafficParams(DetectorParams):
     """How much of a customer's traffic the NOC view keeps (event time, UTC)."""
@@ -91,25 +95,40 @@ class TrafficDetector(Detector[TrafficParams]):
     def update(self, state: dict[str, Any], cdr: CallDetailRecord, ctx: CustomerContext) -> list[Decision]:
         p = self.params(ctx)
         end_s = cdr.end.timestamp()
-        if state["newest_s"] is None or end_s > state["newest_s"]:
-            state["newest_s"] = end_s
-        cutoff = int((state["newest_s"] - p.series_s) // MINUTE_S) + 1  # oldest minute kept
-        self._expire(state, cutoff)
+        start_s = cdr.start.timestamp()
+        answer_s = cdr.answer.timestamp() if cdr.answer is not None else None
+        newest_s = state["newest_s"]
+        if newest_s is None or end_s > newest_s:
+            state["newest_s"] = newest_s = end_s
+        cutoff = int((newest_s - p.series_s) // MINUTE_S) + 1  # oldest minute kept
+        floor = state["floor"]
+        if floor is None or cutoff > floor:
+            self._expire(state, cutoff)
         hours: dict[str, list[float]] = state["hours"]
-        start_m = int(cdr.start.timestamp() // MINUTE_S)
+        start_m = int(start_s // MINUTE_S)
         if start_m >= cutoff:
             _block(hours, start_m)[start_m % BLOCK_MINUTES] += 1
         if cdr.answered:
-            talk_from = end_s - cdr.billsec_s if cdr.answer is None else cdr.answer.timestamp()
+            talk_from = end_s - cdr.billsec_s if answer_s is None else answer_s
+            block_key, block = None, None
             for m in range(max(int(talk_from // MINUTE_S), cutoff), int(end_s // MINUTE_S) + 1):
                 carried = min(end_s, (m + 1) * MINUTE_S) - max(talk_from, m * MINUTE_S)
                 if carried > 0:
-                    block, i = _block(hours, m), BLOCK_MINUTES + m % BLOCK_MINUTES
+                    hour = m // BLOCK_MINUTES
+                    if hour != block_key or block is None:
+                        block_key, block = hour, _block(hours, m)
+                    i = BLOCK_MINUTES + m % BLOCK_MINUTES
                     block[i] = round(block[i] + carried, 3)
-        if p.recent_calls:
+        keep = p.recent_calls
+        if keep:
             calls = state["calls"]
-            calls.append(_call_values(cdr))
-            del calls[: max(0, len(calls) - p.recent_calls)]
+            calls.append([
+                cdr.call_id, cdr.direction.value, cdr.caller, cdr.callee, cdr.did, start_s, answer_s, end_s,
+                cdr.billsec_s, cdr.disposition.value,
+            ])  # the values of CALL_FIELDS (:func:`_call_values`)
+            over = len(calls) - keep
+            if over > 0:
+                del calls[:over]
         return []
 
     @staticmethod
@@ -124,9 +143,9 @@ class TrafficDetector(Detector[TrafficParams]):
             if first + BLOCK_MINUTES <= cutoff:
                 del hours[key]
             elif first < cutoff:
-                block = hours[key]
-                for i in range(cutoff - first):
-                    block[i], block[BLOCK_MINUTES + i] = 0, 0.0
+                block, n = hours[key], cutoff - first
+                block[:n] = _ZERO_COUNTS[:n]
+                block[BLOCK_MINUTES : BLOCK_MINUTES + n] = _ZERO_SECONDS[:n]
 
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         """Nothing to forget: the series is what happened, not evidence (a cleared verdict keeps it)."""

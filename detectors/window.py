@@ -81,7 +81,10 @@ def entry_cap(*counts: float) -> int:
     >>> entry_cap(), entry_cap(60, 120), entry_cap(250_000.5)
     (100000, 100000, 250001)
     """
-    return max([MAX_ENTRIES, *(math.ceil(c) for c in counts)])
+    cap = MAX_ENTRIES
+    for count in counts:
+        cap = max(cap, math.ceil(count))
+    return cap
 
 
 def sample_ids(entries: list[Any], n: int, index: int) -> list[Any]:

@@ -198,7 +198,7 @@ class Engine:
         self._max_open_s = rules.engine.max_call_open_s
         self._cdr_wait_s = rules.engine.cdr_wait_s
         self._live_interval_s = rules.engine.live_interval_s
-        self._active: dict[str, tuple[CustomerContext, list[Detector]]] = {}
+        self._active: dict[str, tuple[CustomerContext, list[Detector], list[Detector]]] = {}
         #: customer -> the context its detectors last ran with, for customers not run since a rules change
         self._before: dict[str, CustomerContext] = {}
         #: entries dropped because a memory cap was reached, by what (the worker exports them as a metric)
@@ -246,11 +246,19 @@ class Engine:
 
     def _enabled(self, ctx: CustomerContext) -> list[Detector]:
         """The detectors enabled for ``ctx``'s customer, in order (cached per context)."""
+        return self._enabled_advancing(ctx)[0]
+
+    def _enabled_advancing(self, ctx: CustomerContext) -> tuple[list[Detector], list[Detector]]:
+        """The enabled detectors, and those of them whose :meth:`Detector.advance` is their own (cached per context).
+
+        The base class's ``advance`` returns no decision and changes nothing, so it is not called.
+        """
         hit = self._active.get(ctx.customer_id)
         if hit is None or hit[0] is not ctx:
             enabled = [d for d in self.detectors if ctx.params[d.name].enabled]
-            hit = self._active[ctx.customer_id] = (ctx, enabled)
-        return hit[1]
+            advancing = [d for d in enabled if type(d).advance is not Detector.advance]
+            hit = self._active[ctx.customer_id] = (ctx, enabled, advancing)
+        return hit[1], hit[2]
 
     def new_state(self, customer_id: str) -> CustomerState:
         """A fresh state for ``customer_id`` with every detector's initial state."""
@@ -282,7 +290,7 @@ class Engine:
         held = state.pending.get(cdr.call_id)
         merged = cdr if held is None else merge_legs(held, cdr)
         state.pending[cdr.call_id] = merged
-        heapq.heappush(state.heap, (merged.end.timestamp(), cdr.call_id))
+        heapq.heappush(state.heap, (end_s if held is None else merged.end.timestamp(), cdr.call_id))
         events: list[Event] = []
         if end_s > state.max_end_s:
             state.max_end_s = end_s
@@ -474,30 +482,32 @@ class Engine:
         if len(state.detectors) < len(self.detectors):  # a state stored before a detector was added
             for det in self.detectors:
                 state.detectors.setdefault(det.name, det.initial_state())
-        active, dstates = self._enabled(ctx), state.detectors
+        active, advancing = self._enabled_advancing(ctx)
+        dstates = state.detectors
         decisions: list[tuple[Detector, Decision]] = []
-        heap, pending = state.heap, state.pending
+        heap, pending, released, expiry = state.heap, state.pending, state.released, state.expiry
+        heappop, heappush = heapq.heappop, heapq.heappush
         while heap and heap[0][0] <= watermark_s:
-            end_s, call_id = heapq.heappop(heap)
+            end_s, call_id = heappop(heap)
             cdr = pending.get(call_id)
             if cdr is None or cdr.end.timestamp() != end_s:
                 continue  # stale entry of a call whose merged end moved later
             del pending[call_id]
-            state.released[call_id] = end_s
-            heapq.heappush(state.expiry, (end_s, 1, call_id))
+            released[call_id] = end_s
+            heappush(expiry, (end_s, 1, call_id))
             for det in active:
                 found = det.update(dstates[det.name], cdr, ctx)
                 if found:
                     decisions.extend((det, d) for d in found)
-        for det in active:
+        for det in advancing:
             found = det.advance(dstates[det.name], watermark_s, ctx)
             if found:
                 decisions.extend((det, d) for d in found)
-        events = self._to_events(state, ctx, decisions)
-        self._forget(state, watermark_s)
+        events = self._to_events(state, ctx, decisions) if decisions else []
+        self._forget(state, watermark_s, ctx)
         return events
 
-    def _forget(self, state: CustomerState, watermark_s: float) -> None:
+    def _forget(self, state: CustomerState, watermark_s: float, ctx: CustomerContext | None = None) -> None:
         """Drop dedupe memory older than the horizon and closed alert episodes (bounded memory)."""
         cut_s = watermark_s - self._horizon_s
         seen, released, expiry = state.seen, state.released, state.expiry
@@ -513,7 +523,8 @@ class Engine:
                     del (released if which else seen)[key]
                     if end_s >= cut_s:
                         self.cap_hits["dedupe_calls"] += 1
-        ctx = self.context(state.customer_id)
+        if ctx is None:
+            ctx = self.context(state.customer_id)
         stale = [
             k for k, o in state.open.items()
             if o["type"] != EventType.SUSPENSION and o["last_s"] < watermark_s - self._open_for_s(ctx, o)

@@ -119,6 +119,9 @@ def check(
     cost = ctx.rates.cost(cdr.caller, cdr.billsec_s) if cdr.caller.startswith("+") else None
     CALLS.add(g, [now_s, cdr.billsec_s, cdr.call_id, origin_range(cdr.caller, p), cost], max_entries=cap(p))
     n = len(g["calls"])
+    if n < p.pumping_min_calls:  # the top ranges' calls are a part of the n calls (``ranges`` counts each once)
+        g["ep"] = None
+        return []
     top = heapq.nlargest(p.pumping_max_origin_ranges, g["ranges"].items(), key=lambda kv: (kv[1], kv[0]))
     top_calls = sum(v for _, v in top)
     usual_window = usual * p.window_s / 3600.0
