@@ -35,10 +35,11 @@ own pages included, asks for one: ``Authorization: Bearer <token>`` (switches, P
 HTTP basic authentication with the token as the password and any user name (a browser on the
 NOC page); 401 without a known token, 403 when its role may not (``noc``: read and post
 verdicts, ``switch``: ``/v1/authorize``, ``viewer``: read). A posted verdict's ``by`` is the
-token's name, and every posted verdict is written to the audit log. The server then binds to
-``TOLLGUARD_WEB_BIND`` (default ``0.0.0.0``). Without tokens nothing is asked, and the server
-binds to ``127.0.0.1`` (``TOLLGUARD_WEB_BIND`` may name another loopback address; any other
-address without tokens stops the worker with the reason): only processes of the host reach it.
+token's name, and every posted verdict is written to the audit log. The server binds to
+``127.0.0.1`` unless ``TOLLGUARD_WEB_BIND`` names another address, which needs tokens (a switch
+or a NOC browser on another host, e.g. ``0.0.0.0``); without tokens nothing is asked, and
+``TOLLGUARD_WEB_BIND`` may only name another loopback address (any other stops the worker with
+the reason): only processes of the host reach it.
 """
 
 from __future__ import annotations
@@ -118,13 +119,15 @@ def web_access(
     >>> web_access({})
     ('127.0.0.1', None)
     >>> bind, tokens = web_access({"TOLLGUARD_API_TOKEN": "s3cret-s3cret-s3cret"}); bind, tokens.identities
-    ('0.0.0.0', [Identity(name='noc', role='noc')])
+    ('127.0.0.1', [Identity(name='noc', role='noc')])
+    >>> web_access({"TOLLGUARD_API_TOKEN": "s3cret-s3cret-s3cret", "TOLLGUARD_WEB_BIND": "0.0.0.0"})[0]
+    '0.0.0.0'
     """
     env = os.environ if environ is None else environ
     tokens = token_registry(env, tokens_file)
     bind = (env.get(BIND_ENV) or "").strip()
     if tokens is not None:
-        return bind or "0.0.0.0", tokens  # noqa: S104 - reachable from the network, every request authenticated
+        return bind or "127.0.0.1", tokens  # another address (a switch on another host) only when configured
     bind = bind or "127.0.0.1"
     if not _loopback(bind):
         raise WebAccessError(

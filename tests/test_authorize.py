@@ -443,6 +443,7 @@ def test_with_a_token_every_endpoint_asks_for_it(rules: Rules, worked, clean_env
 def test_access_settings() -> None:
     assert web_access({}) == ("127.0.0.1", None)
     assert web_access({"TOLLGUARD_WEB_BIND": "::1"}) == ("::1", None)
+    assert web_access({"TOLLGUARD_API_TOKEN": TOKEN})[0] == "127.0.0.1"  # tokens alone: still the host only
     bind, tokens = web_access({"TOLLGUARD_API_TOKEN": TOKEN, "TOLLGUARD_WEB_BIND": "10.0.0.5"})
     assert bind == "10.0.0.5" and tokens is not None and tokens.authenticate(f"Bearer {TOKEN}") is not None
     with pytest.raises(WebAccessError, match="without TOLLGUARD_API_TOKEN"):
