@@ -204,7 +204,10 @@ def load_tokens_file(path: str | Path) -> TokenRegistry:
         raise AuthConfigError(f"tokens file {where}: not YAML: {problem}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        loc = list(first["loc"])
+        if len(loc) >= 2 and loc[0] == "tokens" and isinstance(loc[1], int):
+            loc[1] = f"entry {loc[1] + 1}"  # people count entries from 1
+        where = ".".join(str(p) for p in loc)
         raise AuthConfigError(f"tokens file {path}: {where}: {first['msg']}") from None
     entries: dict[bytes, Identity] = {}
     names: set[str] = set()
@@ -282,10 +285,12 @@ def auth_middleware(
     async def authenticate(
         request: aioweb.Request, handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
     ) -> aioweb.StreamResponse:
-        identity = registry.authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        identity = registry.authenticate(header)
         action = action_of(request.method, request.path)
         if identity is None:
-            reason = "authentication required: Authorization: Bearer <token>"
+            reason = ("unknown token: no token of the worker's tokens file matches" if header else
+                      "authentication required: Authorization: Bearer <token>")
             refused(request, action, None, 401, reason)
             # machines get a Bearer challenge; the pages a Basic one, so a browser asks for the token
             machine = request.path.startswith("/v1/") or request.path == "/metrics"

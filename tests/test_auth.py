@@ -86,7 +86,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_each_role_may_do_exactly_its_part(tmp_path: Path) -> None:
     audit = tmp_path / "audit" / "verdicts.jsonl"
     served = Served({}, tokens_file(tmp_path), audit)
-    assert served.app.conf.web_bind == "0.0.0.0"  # tokens configured: reachable, every request authenticated
+    assert served.app.conf.web_bind == "127.0.0.1"  # tokens configured, no TOLLGUARD_WEB_BIND: still the host only
     (suspension,) = [e for e in served.events if e.type == "suspension"]
     query = {"customer": "acme", "caller": "+390212345600", "callee": "+979123456799"}
     verdict = {"suspension_event_id": suspension.event_id, "verdict": "cleared", "by": "mallory"}
@@ -185,8 +185,8 @@ def test_without_tokens_loopback_only_and_by_from_the_body(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("text", "mode", "error"), [
     ("tokens: []", 0o600, "tokens: List should have at least 1 item"),
-    ("tokens:\n  - {name: a, role: admin, token: 0123456789abcdefgh}", 0o600, "tokens.0.role: Input should be"),
-    ("tokens:\n  - {name: a, role: noc, token: short}", 0o600, "tokens.0.token: String should have at least 16"),
+    ("tokens:\n  - {name: a, role: admin, token: 0123456789abcdefgh}", 0o600, "tokens.entry 1.role: Input should be"),
+    ("tokens:\n  - {name: a, role: noc, token: short}", 0o600, "tokens.entry 1.token: String should have at least 16"),
     ("tokens:\n  - {name: a, role: noc}", 0o600, "give exactly one of token or sha256"),
     ("tokens:\n  - {name: a, role: noc, token: 0123456789abcdefgh}\n"
      "  - {name: a, role: viewer, token: 0123456789abcdefgX}", 0o600, "name 'a' given twice"),

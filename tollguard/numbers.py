@@ -1115,5 +1115,6 @@ def check_region(region: str | None) -> str | None:
         For an unknown region such as ``"XX"``: numbers would be normalised wrongly.
     """
     if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"{region!r} is not a region libphonenumber knows (ISO 3166 alpha-2, upper case, e.g. IT)")
+        hint = " (the United Kingdom is GB)" if region.upper() == "UK" else ""
+        raise ValueError(f"{region!r} is not a region libphonenumber knows (ISO 3166 alpha-2, e.g. IT){hint}")
     return region
