@@ -50,6 +50,19 @@ class ProduceSummary:
 PAIRED_FORMATS = frozenset({"kamailio-acc"})
 
 
+def _producer(broker: str) -> KafkaProducer:
+    """The producer of CDR and call-event lines: idempotent, so a broker outage's retries keep the order.
+
+    With ``acks=1`` kafka-python turns idempotence off, and a retried batch (up to five in flight)
+    can land after later ones: the worker then saw CDRs minutes behind their customer's newest and
+    dead-lettered them as late (issue 14, the broker-outage fault scenarios). ``acks="all"`` with
+    idempotence keeps each partition's order and writes each line once.
+    """
+    return KafkaProducer(
+        bootstrap_servers=bootstrap_of(broker), linger_ms=5, acks="all", enable_idempotence=True,
+        batch_size=256 * 1024, client_id="tollguard",
+    )
+
 def bootstrap_of(broker: str) -> str:
     """``kafka://host:port`` or ``host:port`` → ``host:port`` (comma-separated lists kept)."""
     return ",".join(part.split("://", 1)[-1] for part in broker.split(","))
@@ -157,10 +170,7 @@ def produce_files(
         Where lines the reader could not take whole go (see :func:`route`); default
         :func:`dead_letter_topic_of` ``topic``.
     """
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_of(broker), linger_ms=5, acks=1, batch_size=256 * 1024,
-        client_id="tollguard",
-    )
+    producer = _producer(broker)
     summary = ProduceSummary(dead_letter_topic=dead_letter_topic or dead_letter_topic_of(topic))
     started = time.perf_counter()
     owners = rules.owner_of
@@ -236,9 +246,7 @@ def produce_call_events(
     (``unparsable`` counts those). Comments and inputs that are no call event (other event types,
     Kamailio's other log lines) are not sent (``skipped``).
     """
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_of(broker), linger_ms=5, acks=1, batch_size=256 * 1024, client_id="tollguard",
-    )
+    producer = _producer(broker)
     summary = ProduceSummary(dead_letter_topic=dead_letter_topic_of(topic))
     parser = CallEventParser(rules.ingest, rules.owner_of, rules.country_of)
     started = time.perf_counter()
