@@ -88,41 +88,35 @@ class ArbitrageDetector(Detector[ArbitrageParams]):
         self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
     ) -> bool:
         """True when an outbound call up goes to a high-cost destination that can count (new, or listed)."""
-        return bool(self._high_cost_up(state, calls_up, ctx))
+        return bool(self._high_cost_up(state, calls_up, ctx)[0])
 
     def at_setup(
         self, state: dict[str, Any], calls_up: list[CallDetailRecord], now_s: float, ctx: CustomerContext
     ) -> list[Decision]:
         """The high-cost check at call setup (:func:`detectors.arbitrage.high_cost.setup_check`)."""
-        up = self._high_cost_up(state, calls_up, ctx)
-        if not up:
-            return []
-        intl_up = 0
-        for cdr in calls_up:
-            if cdr.direction is Direction.OUTBOUND:
-                info = classify(cdr.callee, ctx.country)
-                if info.international and counted_destination(info, cdr.callee, ctx.allow_destinations) is not None:
-                    intl_up += 1
-        return high_cost.setup_check(state["hc"], up, intl_up, now_s, ctx, self.params(ctx))
+        up, intl_up = self._high_cost_up(state, calls_up, ctx)
+        return high_cost.setup_check(state["hc"], up, intl_up, now_s, ctx, self.params(ctx)) if up else []
 
     def _high_cost_up(
         self, state: dict[str, Any], calls_up: list[CallDetailRecord], ctx: CustomerContext
-    ) -> list[tuple[CallDetailRecord, str]]:
-        """The outbound calls up whose high-cost destination can count, with that destination."""
+    ) -> tuple[list[tuple[CallDetailRecord, str]], int]:
+        """One pass over the calls up: those whose high-cost destination can count (with it), and how many
+        outbound international calls are up."""
         p = self.params(ctx)
         if not p.high_cost_enabled:
-            return []
-        out = []
+            return [], 0
+        out, intl_up = [], 0
         for cdr in calls_up:
             if cdr.direction is not Direction.OUTBOUND:
                 continue
             info = classify(cdr.callee, ctx.country)
             if counted_destination(info, cdr.callee, ctx.allow_destinations) is None:
                 continue
+            intl_up += info.international
             where = high_cost.destination(info, p)
             if where is not None and high_cost.follows(state["hc"], where, cdr.end.timestamp(), p):
                 out.append((cdr, where))
-        return out
+        return out, intl_up
 
     def reset(self, state: dict[str, Any], scope_kind: ScopeKind, scope_value: str) -> None:
         if scope_kind in (ScopeKind.ACCOUNT, ScopeKind.OUTBOUND_INTERNATIONAL):
