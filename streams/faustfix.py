@@ -30,6 +30,15 @@ returned it (both on the consumer thread, so the order is exact), and a record o
 rewound by a later seek is dropped instead of delivered (aiokafka fetches it again from the
 committed offset); a record that was being delivered while the seek happened does not keep the
 read offset it set. Partitions the seek did not move (no committed offset yet) are left alone.
+
+Each seek is counted in the same step as aiokafka makes it. aiokafka's ``seek_to_committed`` asks
+for the committed offsets one partition at a time and seeks each as its answer comes; the first
+version of this fix counted the seek once all of them were done, so a batch aiokafka returned in
+between, from a rewound partition's *new* position, was dropped as fetched before the seek, and
+never fetched again (aiokafka's position was past it). A rebalance after the broker-kill scenario
+showed it: ``cdrs-by-customer[1]: records fetched before the seek to offset 641 not delivered``,
+then offsets 654-1137 never reached the agent, Faust took them for a gap, committed past them one
+or two offsets per commit, and a customer's event came out with other evidence than replay's.
 """
 
 from __future__ import annotations
@@ -80,12 +89,21 @@ def install() -> None:
     getmany = base.Consumer.getmany
 
     async def _seek_on_thread(self: Any) -> Mapping[Any, int]:
-        # runs on the consumer thread, as aiokafka's fetches do: the count is exact relative to them
-        committed: Mapping[Any, int] = await self._ensure_consumer().seek_to_committed()
-        self.tollguard_seeks = getattr(self, "tollguard_seeks", 0) + 1
+        # Runs on the consumer thread, as aiokafka's fetches do. aiokafka's seek_to_committed() asks for the
+        # committed offsets one partition at a time and seeks each as its answer comes: a batch returned
+        # while a later partition's answer is awaited comes from the partition's *new* position (aiokafka
+        # has moved past it). So each seek is counted in the same step as it is made, never after the loop
+        # (counted after it, such a batch was dropped as fetched before the seek and never fetched again:
+        # records lost after a rebalance, issue 14).
+        consumer = self._ensure_consumer()
         rewound = self.__dict__.setdefault("tollguard_rewound", {})
-        for tp, offset in committed.items():
-            if offset and offset > 0:  # aiokafka seeks only these
+        committed: dict[Any, int] = {}
+        for tp in consumer.assignment():
+            offset = await consumer.committed(tp)
+            committed[tp] = offset
+            if offset and offset > 0:  # as aiokafka's seek_to_committed(): only these
+                consumer.seek(tp, offset)
+                self.tollguard_seeks = getattr(self, "tollguard_seeks", 0) + 1
                 rewound[(tp.topic, tp.partition)] = (self.tollguard_seeks, offset)
         return committed
 

@@ -30,16 +30,33 @@ CDRS_1, CDRS_2 = TP("cdrs", 1), TP("cdrs", 2)
 
 
 class FakeThread:
-    """The consumer thread: aiokafka's committed offsets, calls run at once."""
+    """The consumer thread: aiokafka's committed offsets (asked one partition at a time), calls run at once."""
 
-    def __init__(self, committed: dict[TP, int | None]) -> None:
+    def __init__(self, committed: dict[TP, int | None], while_asked: Any = None) -> None:
         self.committed = committed
+        self.seeks: list[tuple[TP, int]] = []  # aiokafka's seeks
+        self.while_asked = while_asked  # called while the committed offset of a partition is awaited
 
     def _ensure_consumer(self) -> Any:
-        async def seek_to_committed() -> dict[TP, int | None]:
-            return self.committed
+        async def committed(tp: TP) -> int | None:
+            if self.while_asked is not None:
+                self.while_asked(tp)
+            await asyncio.sleep(0)
+            return self.committed[tp]
 
-        return SimpleNamespace(seek_to_committed=seek_to_committed)
+        def seek(tp: TP, offset: int) -> None:
+            self.seeks.append((tp, offset))
+
+        async def seek_to_committed() -> dict[TP, int | None]:  # aiokafka's, over the two above
+            got = {}
+            for tp in self.committed:
+                got[tp] = offset = await committed(tp)
+                if offset and offset > 0:
+                    seek(tp, offset)
+            return got
+
+        return SimpleNamespace(assignment=lambda: list(self.committed), committed=committed, seek=seek,
+                               seek_to_committed=seek_to_committed)
 
     async def call_thread(self, fun: Any, *args: Any) -> Any:
         return await fun(*args)
@@ -85,6 +102,33 @@ def test_the_seek_counts_the_partitions_it_rewinds() -> None:
     assert asyncio.run(seek(thread)) == {CDRS_1: 1721, CDRS_2: None, TP("cdrs", 3): 0}
     # aiokafka seeks only partitions with a committed offset above 0: the others keep their position
     assert (thread.tollguard_seeks, thread.tollguard_rewound) == (2, {("cdrs", 1): (2, 1721)})  # type: ignore[attr-defined]
+
+
+def test_a_batch_returned_between_two_partitions_seeks_is_delivered() -> None:
+    """aiokafka seeks each partition as its committed offset comes: a batch returned while the next one is
+    awaited holds the rewound partition's records from its new position, and aiokafka has moved past them.
+
+    (Counted only once every partition was sought, the seek numbered that batch as fetched before it: its
+    records were dropped and never fetched again, a rebalance after the broker-kill scenario lost them.)
+    """
+    seq_then: list[int] = []
+    thread = FakeThread({CDRS_1: 1721, CDRS_2: 40})
+
+    def while_asked(tp: TP) -> None:
+        if tp == CDRS_2:  # cdrs[1] is sought already: aiokafka returns its records from 1721 on meanwhile
+            seq_then.append(getattr(thread, "tollguard_seeks", 0))
+
+    thread.while_asked = while_asked
+    asyncio.run(driver.AIOKafkaConsumerThread.seek_to_committed(thread))  # type: ignore[arg-type]
+    assert thread.seeks == [(CDRS_1, 1721), (CDRS_2, 40)]
+    # the batch aiokafka returned meanwhile (as the patched _fetch_records numbers it): cdrs[1] from 1721 on
+    consumer = FakeConsumer(thread, [batch(seq_then[0], {CDRS_1: [1721, 1722]})])
+    getmany: Any = base.Consumer.getmany
+
+    async def deliver() -> list[int]:
+        return [message.offset async for _, message in getmany(consumer, timeout=1.0)]
+
+    assert asyncio.run(deliver()) == [1721, 1722]
 
 
 def test_records_fetched_before_the_seek_are_not_delivered_and_the_read_offset_stays_rewound(
