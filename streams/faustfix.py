@@ -1,4 +1,5 @@
-"""A fix for faust-streaming 0.15: records fetched before a seek to the committed offsets (issue 14).
+"""Fixes for faust-streaming 0.15 (issue 14): records fetched before a seek to the committed offsets;
+the worker's producer made idempotent (see :func:`idempotent_producer`).
 
 The stall it fixes: a worker restarted after a crash (or rejoining after a broker outage) said
 "Worker ready" and then committed almost nothing on one input partition for minutes, its lag
@@ -76,11 +77,41 @@ def _first_drop(consumer: Any, key: tuple[str, int], seek: int) -> bool:
     return True
 
 
+#: The producer settings :func:`idempotent_producer` adds to Faust's.
+IDEMPOTENT = {"acks": "all", "enable_idempotence": True}
+
+
+def idempotent_producer() -> None:
+    """Make the worker's producer (aiokafka, through Faust's driver) idempotent: acks=all, enable_idempotence.
+
+    Faust asks aiokafka for an idempotent producer only inside transactions (``Producer._settings_extra``
+    returns nothing otherwise) and has no setting for it. Without it, a produce request the broker wrote
+    but could not answer (a broker SIGKILLed between the two) is sent again when the broker is back:
+    its records are written twice, and an event twice on its output topic is a repeated event id (the
+    broker-kill fault scenario). With it, the broker drops the copy (same producer id and sequence), keeps
+    each partition's order, and aiokafka retries a batch until it is written instead of expiring it.
+    Idempotent.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    settings_extra = driver.Producer._settings_extra  # noqa: SLF001 (faust has no setting for it)
+    if getattr(settings_extra, _MARK, False):
+        return
+
+    @functools.wraps(settings_extra)
+    def _settings_extra(self: Any) -> Mapping[str, Any]:
+        return {**settings_extra(self), **IDEMPOTENT}
+
+    setattr(_settings_extra, _MARK, True)
+    driver.Producer._settings_extra = _settings_extra  # type: ignore[method-assign]  # noqa: SLF001
+
+
 def install() -> None:
     """Patch faust-streaming's aiokafka driver and consumer (see the module docstring); idempotent."""
     from faust.transport import consumer as base
     from faust.transport.drivers import aiokafka as driver
 
+    idempotent_producer()
     thread_cls = driver.AIOKafkaConsumerThread
     if getattr(thread_cls.seek_to_committed, _MARK, False):
         return

@@ -161,3 +161,18 @@ def test_records_fetched_before_the_seek_are_not_delivered_and_the_read_offset_s
     # (Faust's scheduler takes the partitions in turn)
     assert delivered == [(1, 1721), (2, 0), (1, 1722), (2, 1), (1, 1721), (1, 1722)]
     assert consumer._read_offset == {CDRS_1: 1722, CDRS_2: 1}
+
+
+
+def test_the_worker_producer_is_idempotent() -> None:
+    """acks=all and enable_idempotence for aiokafka, outside transactions too (Faust asks only inside them)."""
+    import faust
+
+    app = faust.App("faustfix-producer-test", broker="kafka://127.0.0.1:1")
+
+    async def sender() -> Any:
+        producer = driver.Producer(app.transport)._new_producer()  # as the worker's producer is made
+        return producer._sender
+
+    made = asyncio.run(sender())
+    assert made._acks == -1 and made._txn_manager is not None  # aiokafka: idempotence has a transaction manager
