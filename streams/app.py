@@ -343,6 +343,61 @@ class TableStore:
         self._index = None
 
 
+class DeliveryError(RuntimeError):
+    """A state write, event or dead letter the broker did not take (the producer gave up on it)."""
+
+
+class Deliveries:
+    """What the worker sent and the broker has not confirmed yet: the tables' changelog writes (the stored
+    states), events and dead letters, as the futures Faust's producer resolves once the broker wrote them.
+
+    A checkpoint acks its records only after :meth:`confirmed`: Faust flushes its producer before it
+    commits, but that flush does not wait for the table writes still queued in Faust's
+    ``ProducerBuffer`` (its ``flush_atmost`` gives up after 0.1 s without progress, e.g. while aiokafka
+    waits for a full batch to drain). After a broker outage, offsets of ``cdrs-by-customer`` were
+    committed with hundreds of state writes still queued there (issue 14).
+    """
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[Any]] = []
+
+    def add(self, future: Any) -> None:
+        """A send's future (Faust's ``Topic.send`` returns it)."""
+        self._futures.append(future)
+
+    def track(self, table: Any) -> None:
+        """Add the future of every changelog write of ``table`` (a Faust table: ``table[k] = v``, ``del``)."""
+        send = table.send_changelog
+
+        @functools.wraps(send)
+        def send_changelog(*args: Any, **kwargs: Any) -> Any:
+            future = send(*args, **kwargs)
+            self._futures.append(future)
+            return future
+
+        table.send_changelog = send_changelog
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    async def confirmed(self) -> None:
+        """Wait until the broker has confirmed every send added so far.
+
+        Raises
+        ------
+        DeliveryError
+            When one of them failed.
+        """
+        futures = list(self._futures)
+        for future in futures:
+            try:
+                await future
+            except Exception as exc:  # the producer's error (asyncio.CancelledError passes)
+                raise DeliveryError(f"a write the broker did not take: {exc!r}") from exc
+        if futures:
+            self._futures = [f for f in self._futures if not f.done()]
+
+
 def _exit_after_crash(reason: str) -> None:
     """Leave the process when Faust's shutdown after a crash did not finish in CRASH_GRACE_S."""
     log.critical("orderly shutdown did not finish in %.0f s; exiting (%s)", CRASH_GRACE_S, reason)
@@ -419,6 +474,9 @@ class StreamJob:
         # reject re-sent by a parse or verify agent restarted after a crash is not dead-lettered twice.
         self.reject_positions = app.Table(
             "reject-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        self.deliveries = Deliveries()
+        self.deliveries.track(table)
+        self.deliveries.track(self.reject_positions)
         self.engine = Engine(self.rules, model=model)
         self.metrics = Metrics()
         self.store = TableStore(table, self.engine, self.metrics, settings.partitions)
@@ -427,6 +485,9 @@ class StreamJob:
         self._flushes: dict[tuple[str, int], set[int]] = {}
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
+        self._checkpointing = asyncio.Lock()  # one checkpoint at a time (the agent's and the timer's)
+        #: records fetched in this consumer generation or before are not acked: their partitions were revoked
+        self._stale_generation = -1
         #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
         self._to_keep: queue.SimpleQueue[tuple[str, str]] | None = None
         app.tollguard = self  # type: ignore[attr-defined]
@@ -507,11 +568,12 @@ class StreamJob:
     async def send(self, outcome: Outcome) -> None:
         """Emit an outcome's events (keyed by customer) and dead-letter its rejects."""
         for event in outcome.events:
-            await self.outputs[EventType(event.type)].send(key=event.customer_id.encode(), value=event_bytes(event))
+            self.deliveries.add(await self.outputs[EventType(event.type)].send(
+                key=event.customer_id.encode(), value=event_bytes(event)))
             remember(self.recent, self.metrics, event)
         for reject in outcome.rejects:
             self.metrics.rejected.labels(reason_class(reject.reason)).inc()
-            await self.dead_letter.send(value=reject.to_json_bytes())
+            self.deliveries.add(await self.dead_letter.send(value=reject.to_json_bytes()))
         # verdict messages settled now are acked at the checkpoint that writes their effect
         self._pending.extend(token for token in outcome.settled if token is not None)
 
@@ -636,11 +698,15 @@ class StreamJob:
         self._acker = manual
         try:
             await self._detect(manual)
-        except StateFormatError as exc:
+        except (StateFormatError, DeliveryError) as exc:
             # A state this version cannot read: stop rather than decide on a customer without its history.
-            log.critical("stopping: %s", exc)
-            asyncio.get_running_loop().call_later(CRASH_GRACE_S, _exit_after_crash, str(exc))
-            await self.app.crash(exc)
+            # A write the broker did not take: stop; its records are not acked, a restart takes them again.
+            await self._stop(exc)
+
+    async def _stop(self, exc: Exception) -> None:
+        log.critical("stopping: %s", exc)
+        asyncio.get_running_loop().call_later(CRASH_GRACE_S, _exit_after_crash, str(exc))
+        await self.app.crash(exc)
 
     async def _detect(self, manual: Any) -> None:
         runner, metrics = self.runner, self.metrics
@@ -705,7 +771,7 @@ class StreamJob:
                 self.metrics.redelivered.inc()
                 return
         self.metrics.rejected.labels(reason_class(str(reject.get("reason", "")))).inc()
-        await self.dead_letter.send(value=orjson.dumps(reject))
+        self.deliveries.add(await self.dead_letter.send(value=orjson.dumps(reject)))
         if position is not None:
             self.reject_positions[key] = str(position[1]).encode()
 
@@ -747,28 +813,47 @@ class StreamJob:
         await self.send(self.runner.flush(self.store.customers_of(partition)))
 
     async def checkpoint(self) -> None:
-        """Write the states changed since the last checkpoint, then ack the records they include.
+        """Write the states changed since the last checkpoint, then ack the records they include once the
+        broker has confirmed those writes and the events and dead letters sent for them (:class:`Deliveries`).
 
-        Faust commits only acked offsets, and flushes the producer (so the changelog) first:
-        a committed offset never runs ahead of the stored state, as with one write per record.
+        Faust commits only acked offsets: a committed offset never runs ahead of the stored state or of
+        the events, as with one write per record. Records of partitions revoked meanwhile are not acked
+        (they come again from the committed offsets, to this worker or another).
         """
+        async with self._checkpointing:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
         self.store.checkpoint()
         done, self._pending = self._pending, []
+        await self.deliveries.confirmed()
         if self._acker is not None:
             for event in done:
-                await self._acker.ack(event)
+                if (event.message.generation_id or 0) > self._stale_generation:
+                    await self._acker.ack(event)
         for what, count in self.engine.cap_hits.items():
             self.metrics.cap_hits.labels(what).inc(count)
         self.engine.cap_hits.clear()
 
     async def _on_timer(self) -> None:
         if self._pending or self.store.dirty:
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except DeliveryError as exc:
+                await self._stop(exc)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         # Unacked records are delivered again from the committed offsets, on the stored state.
+        self._stale_generation = self.app.consumer_generation_id
         self.store.forget()
         self._pending.clear()
+        # Faust rebuilds the assigned partitions of a memory table from their changelog up to its end offset:
+        # the states written before must be there by then, or the table goes back to older states while the
+        # offsets committed with them stand (issue 14). The new assignment comes after this returns.
+        try:
+            await self.deliveries.confirmed()
+        except DeliveryError as exc:
+            await self._stop(exc)
 
 
 def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> faust.App:
