@@ -20,6 +20,10 @@ log. Each prints one line of figures (``FAULTS scenario=… events=… missing=�
 dead_letters=… bad_lines=… recovery_s=…``; with ``TOLLGUARD_FAULTS_REPORT=FILE`` also one JSON
 line in FILE). Recovery time: from the fault until every partition of ``cdrs-by-customer``
 has committed past its offset at the fault (or has nothing left), i.e. processing resumed everywhere.
+A scenario with events missing, extra or repeated (or any, with ``TOLLGUARD_FAULTS_DIAG=1``) also prints
+a ``FAULTS-DIAG …`` line: the input records lost or copied on ``cdrs-by-customer``, those behind a later one
+of their customer and partition (detect drops them as re-deliveries), the customers whose lines on ``cdrs``
+differ from the file, and the missing events.
 """
 
 from __future__ import annotations
@@ -286,6 +290,8 @@ class Scenario:
             "recovery_s": [round(s, 1) for s in self.recovery_s], **self.extra,
         }
         print("\nFAULTS " + " ".join(f"{k}={v}" for k, v in figures.items()))
+        if os.environ.get("TOLLGUARD_FAULTS_DIAG") or figures["missing"] or figures["extra"] or figures["repeated"]:
+            print(diagnose(self, expected, events))
         report = os.environ.get("TOLLGUARD_FAULTS_REPORT")
         if report:
             with open(report, "a", encoding="utf-8") as out:
@@ -303,6 +309,67 @@ class Scenario:
         assert reasons == Counter(_reason(r) for r in expected.rejects), figures
         assert "Traceback" not in logs
         return figures
+
+
+def diagnose(run: Scenario, expected: Input, events: list[dict[str, Any]]) -> str:
+    """What the repartition hop did: each input record on ``cdrs-by-customer`` once, in its input order?
+
+    Per input position (header ``tollguard-src``): copies on ``cdrs-by-customer`` (0: lost; 2+: re-sent);
+    per customer and input partition, records that came after one with a higher input offset (the detect
+    agent takes them as re-deliveries and drops them); customers whose lines on ``cdrs`` are not the file's,
+    in its order; the missing events.
+    """
+    names = [f"{run.prefix}cdrs", run.repartition]
+    topics = read_topics(run.bootstrap, names)
+    by_pos: Counter[tuple[str, int]] = Counter()
+    order: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for r in topics[run.repartition]:
+        if r.value.startswith(b'{"control"'):
+            continue
+        src = next((v.decode() for k, v in _headers(r) if k == "tollguard-src"), "")
+        where, _, at_input = src.rpartition("@")
+        by_pos[(where, int(at_input))] += 1
+        order.setdefault(((r.key or b"").decode(), where), []).append((int(at_input), r.partition, r.offset))
+    inputs = [(f"{r.topic}[{r.partition}]", r.offset) for r in topics[f"{run.prefix}cdrs"]
+              if not r.value.startswith(b'{"control"')]
+    lost = [pos for pos in inputs if by_pos[pos] == 0]
+    copies = sum(n - 1 for n in by_pos.values() if n > 1)
+    behind: list[tuple[str, str, int, int, int, int]] = []
+    for (customer, where), seq in order.items():
+        top = -1
+        for off, part, at in seq:
+            if off < top and by_pos[(where, off)] == 1:  # a single copy behind a later input: dropped by detect
+                behind.append((customer, where, off, top, part, at))
+            top = max(top, off)
+    # the input topic against the file: each customer's lines once and in the file's order (tollguard produce)
+    def customer_of(line: bytes) -> str:
+        try:
+            return str(json.loads(line).get("customer_id"))
+        except (ValueError, AttributeError):
+            return ""
+    want_order: dict[str, list[bytes]] = {}
+    for line in expected.path.read_bytes().splitlines():
+        want_order.setdefault(customer_of(line), []).append(line)
+    got_order: dict[str, list[bytes]] = {}
+    for r in sorted(topics[f"{run.prefix}cdrs"], key=lambda r: (r.partition, r.offset)):
+        if not r.value.startswith(b'{"control"'):
+            got_order.setdefault(customer_of(r.value), []).append(r.value.rstrip(b"\n"))
+    input_differs = sorted(c for c in want_order if got_order.get(c) != want_order[c])
+    lines = [f"FAULTS-DIAG inputs={len(inputs)} on_repartition={sum(by_pos.values())} lost={len(lost)} "
+             f"copies={copies} behind={len(behind)} input_differs={input_differs}"]
+    lines += [f"  lost {where}@{off}" for where, off in lost[:20]]
+    lines += [f"  behind customer={c} {w}@{o} after @{t} (at {run.repartition}[{p}]@{a})"
+              for c, w, o, t, p, a in behind[:20]]
+    got = {e["event_id"] for e in events}
+    for e in expected.events:
+        if e["event_id"] not in got:
+            lines.append(f"  missing event {e['event_id']} {e.get('type')} customer={e.get('customer_id')} "
+                         f"occurred_at={e.get('occurred_at')}")
+    return "\n".join(lines)
+
+
+def _headers(record: Any) -> list[tuple[str, bytes]]:
+    return list(record.headers)
 
 
 def _content(event: dict[str, Any]) -> dict[str, Any]:
