@@ -32,14 +32,16 @@ rewound by a later seek is dropped instead of delivered (aiokafka fetches it aga
 committed offset); a record that was being delivered while the seek happened does not keep the
 read offset it set. Partitions the seek did not move (no committed offset yet) are left alone.
 
-Each seek is counted in the same step as aiokafka makes it. aiokafka's ``seek_to_committed`` asks
-for the committed offsets one partition at a time and seeks each as its answer comes; the first
-version of this fix counted the seek once all of them were done, so a batch aiokafka returned in
-between, from a rewound partition's *new* position, was dropped as fetched before the seek, and
-never fetched again (aiokafka's position was past it). A rebalance after the broker-kill scenario
-showed it: ``cdrs-by-customer[1]: records fetched before the seek to offset 641 not delivered``,
-then offsets 654-1137 never reached the agent, Faust took them for a gap, committed past them one
-or two offsets per commit, and a customer's event came out with other evidence than replay's.
+The seek is made in one step: every committed offset is asked first, then every partition is
+sought and the seek counted. aiokafka's ``seek_to_committed`` seeks each partition as its committed
+offset comes, and the first version of this fix counted the seek once all were done: a batch
+aiokafka returned in between, from a sought partition's *new* position, was dropped as fetched
+before the seek and never fetched again (aiokafka's position was past it). A rebalance after the
+broker-kill scenario showed it: ``cdrs-by-customer[1]: records fetched before the seek to offset 641
+not delivered``, then offsets 654-1137 never reached the agent, Faust took them for a gap, committed
+past them one or two offsets per commit, and a customer's event came out with other evidence than
+replay's. (Delivering such a batch is no better: its records come before ``perform_seek`` sets the
+read offsets back to the committed ones, and the records after them are taken for a gap, the stall.)
 """
 
 from __future__ import annotations
@@ -75,6 +77,28 @@ def _first_drop(consumer: Any, key: tuple[str, int], seek: int) -> bool:
         return False
     seen[key] = seek
     return True
+
+
+async def _seek_on_thread(self: Any) -> Mapping[Any, int]:
+    # Runs on the consumer thread, as aiokafka's fetches do. aiokafka's seek_to_committed() asks for the
+    # committed offsets one partition at a time and seeks each as its answer comes, so a batch could come
+    # back between two seeks, holding a sought partition's records from its new position: counted as
+    # fetched before the seek, they were dropped and never fetched again (aiokafka was past them; a
+    # rebalance lost them, issue 14); delivered, they came before perform_seek() set the read offsets
+    # back to the committed ones, and Faust took the records after them for a gap. So every committed
+    # offset is asked first, then every partition is sought and the seek counted in one step: a batch
+    # is wholly from before the seek (dropped, fetched again) or wholly from after it.
+    consumer = self._ensure_consumer()
+    committed: dict[Any, int] = {}
+    for tp in consumer.assignment():
+        committed[tp] = await consumer.committed(tp)
+    self.tollguard_seeks = getattr(self, "tollguard_seeks", 0) + 1
+    rewound = self.__dict__.setdefault("tollguard_rewound", {})
+    for tp, offset in committed.items():
+        if offset and offset > 0:  # as aiokafka's seek_to_committed(): only these
+            consumer.seek(tp, offset)
+            rewound[(tp.topic, tp.partition)] = (self.tollguard_seeks, offset)
+    return committed
 
 
 #: The producer settings :func:`idempotent_producer` adds to Faust's.
@@ -118,25 +142,6 @@ def install() -> None:
     fetch_records = thread_cls._fetch_records  # noqa: SLF001 (faust internals: no hook for this)
     delegate_getmany = base.ThreadDelegateConsumer._getmany  # noqa: SLF001
     getmany = base.Consumer.getmany
-
-    async def _seek_on_thread(self: Any) -> Mapping[Any, int]:
-        # Runs on the consumer thread, as aiokafka's fetches do. aiokafka's seek_to_committed() asks for the
-        # committed offsets one partition at a time and seeks each as its answer comes: a batch returned
-        # while a later partition's answer is awaited comes from the partition's *new* position (aiokafka
-        # has moved past it). So each seek is counted in the same step as it is made, never after the loop
-        # (counted after it, such a batch was dropped as fetched before the seek and never fetched again:
-        # records lost after a rebalance, issue 14).
-        consumer = self._ensure_consumer()
-        rewound = self.__dict__.setdefault("tollguard_rewound", {})
-        committed: dict[Any, int] = {}
-        for tp in consumer.assignment():
-            offset = await consumer.committed(tp)
-            committed[tp] = offset
-            if offset and offset > 0:  # as aiokafka's seek_to_committed(): only these
-                consumer.seek(tp, offset)
-                self.tollguard_seeks = getattr(self, "tollguard_seeks", 0) + 1
-                rewound[(tp.topic, tp.partition)] = (self.tollguard_seeks, offset)
-        return committed
 
     @functools.wraps(thread_cls.seek_to_committed)
     async def seek_to_committed(self: Any) -> Mapping[Any, int]:

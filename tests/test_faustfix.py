@@ -104,31 +104,34 @@ def test_the_seek_counts_the_partitions_it_rewinds() -> None:
     assert (thread.tollguard_seeks, thread.tollguard_rewound) == (2, {("cdrs", 1): (2, 1721)})  # type: ignore[attr-defined]
 
 
-def test_a_batch_returned_between_two_partitions_seeks_is_delivered() -> None:
-    """aiokafka seeks each partition as its committed offset comes: a batch returned while the next one is
-    awaited holds the rewound partition's records from its new position, and aiokafka has moved past them.
+def test_every_partition_is_sought_in_one_step() -> None:
+    """No batch can come back between two partitions' seeks: every committed offset is asked first.
 
-    (Counted only once every partition was sought, the seek numbered that batch as fetched before it: its
-    records were dropped and never fetched again, a rebalance after the broker-kill scenario lost them.)
+    aiokafka's own seek_to_committed() seeks each partition as its committed offset comes. A batch returned
+    while the next one was awaited held a sought partition's records from its new position: numbered as
+    fetched before the seek, they were dropped and never fetched again (a rebalance after the broker-kill
+    scenario lost them); delivered, the read offset set back by perform_seek() made the next ones a gap.
     """
+    sought_while_asked: list[list[tuple[TP, int]]] = []
     seq_then: list[int] = []
     thread = FakeThread({CDRS_1: 1721, CDRS_2: 40})
 
     def while_asked(tp: TP) -> None:
-        if tp == CDRS_2:  # cdrs[1] is sought already: aiokafka returns its records from 1721 on meanwhile
+        if tp == CDRS_2:  # a batch aiokafka returns meanwhile, numbered as the patched _fetch_records does
+            sought_while_asked.append(list(thread.seeks))
             seq_then.append(getattr(thread, "tollguard_seeks", 0))
 
     thread.while_asked = while_asked
     asyncio.run(driver.AIOKafkaConsumerThread.seek_to_committed(thread))  # type: ignore[arg-type]
-    assert thread.seeks == [(CDRS_1, 1721), (CDRS_2, 40)]
-    # the batch aiokafka returned meanwhile (as the patched _fetch_records numbers it): cdrs[1] from 1721 on
-    consumer = FakeConsumer(thread, [batch(seq_then[0], {CDRS_1: [1721, 1722]})])
+    assert sought_while_asked == [[]] and thread.seeks == [(CDRS_1, 1721), (CDRS_2, 40)]
+    # that batch is from cdrs[1]'s old position: not delivered (aiokafka fetches again from 1721)
+    consumer = FakeConsumer(thread, [batch(seq_then[0], {CDRS_1: [1790, 1791]})])
     getmany: Any = base.Consumer.getmany
 
     async def deliver() -> list[int]:
         return [message.offset async for _, message in getmany(consumer, timeout=1.0)]
 
-    assert asyncio.run(deliver()) == [1721, 1722]
+    assert asyncio.run(deliver()) == []
 
 
 def test_records_fetched_before_the_seek_are_not_delivered_and_the_read_offset_stays_rewound(
