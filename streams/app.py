@@ -486,6 +486,7 @@ class StreamJob:
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
         self._checkpointing = asyncio.Lock()  # one checkpoint at a time (the agent's and the timer's)
+        self._processing = asyncio.Lock()  # held by detect while it takes one message (see _on_revoked)
         #: records fetched in this consumer generation or before are not acked: their partitions were revoked
         self._stale_generation = -1
         #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
@@ -709,57 +710,64 @@ class StreamJob:
         await self.app.crash(exc)
 
     async def _detect(self, manual: Any) -> None:
-        runner, metrics = self.runner, self.metrics
         async for event in manual.events():
-            value: bytes = event.value
-            message = event.message
-            source = f"{message.topic}[{message.partition}]"
-            if value.startswith(CONTROL_PREFIX):
-                control = orjson.loads(value)
-                if control.get("control") == "verdict":
-                    if self._redelivered(control["customer_id"], message.headers, create=False):
-                        self._pending.append(event)
-                        continue
-                    verdict = Verdict.model_validate(control["verdict"])
-                    outcome = runner.take_verdict(
-                        verdict, source, message.offset, control["customer_id"], event, hold=False)
-                    self._audit_verdict(verdict, outcome)
-                    await self.send(outcome)
-                    if outcome.events:
-                        await self.checkpoint()
-                    continue
-                elif control.get("control") == "reject":
-                    await self._dead_letter_once(control["reject"], message.headers)
-                else:
-                    await self._on_flush(control, message.partition)
-            elif value.startswith(CALL_EVENT_PREFIX):
-                call = CallEvent.model_validate(orjson.loads(value)["call_event"])
-                if self._redelivered(call.customer_id, message.headers):
+            # Faust does not wait for the record being processed when partitions are revoked: the revocation
+            # waits for it here (_on_revoked), so its effect is either written with its state or dropped with it
+            async with self._processing:
+                await self._take(event)
+
+    async def _take(self, event: Any) -> None:
+        """One record, call event, verdict or control message of ``cdrs-by-customer``."""
+        runner, metrics = self.runner, self.metrics
+        value: bytes = event.value
+        message = event.message
+        source = f"{message.topic}[{message.partition}]"
+        if value.startswith(CONTROL_PREFIX):
+            control = orjson.loads(value)
+            if control.get("control") == "verdict":
+                if self._redelivered(control["customer_id"], message.headers, create=False):
                     self._pending.append(event)
-                    continue
-                outcome = runner.take_call_event(call, source, message.offset)
+                    return
+                verdict = Verdict.model_validate(control["verdict"])
+                outcome = runner.take_verdict(
+                    verdict, source, message.offset, control["customer_id"], event, hold=False)
+                self._audit_verdict(verdict, outcome)
                 await self.send(outcome)
-                if outcome.events:  # as for a CDR: the state that emitted them is written at once
-                    self._pending.append(event)
+                if outcome.events:
                     await self.checkpoint()
-                    continue
+                return
+            elif control.get("control") == "reject":
+                await self._dead_letter_once(control["reject"], message.headers)
             else:
-                record = CallDetailRecord.model_validate_json(value)
-                if self._redelivered(record.customer_id, message.headers):
-                    self._pending.append(event)
-                    continue
-                outcome = runner.take_record(record, source, message.offset, value.decode())
-                await self.send(outcome)
-                metrics.cdrs.inc()
-                if message.timestamp:
-                    metrics.latency.observe(max(0.0, time.time() - message.timestamp))
-                if outcome.events:  # the state that emitted them is written at once: a crash repeats none
-                    self._pending.append(event)
-                    await self.checkpoint()
-                    continue
-            self._pending.append(event)
-            if len(self._pending) >= DETECT_BATCH:
+                await self._on_flush(control, message.partition)
+        elif value.startswith(CALL_EVENT_PREFIX):
+            call = CallEvent.model_validate(orjson.loads(value)["call_event"])
+            if self._redelivered(call.customer_id, message.headers):
+                self._pending.append(event)
+                return
+            outcome = runner.take_call_event(call, source, message.offset)
+            await self.send(outcome)
+            if outcome.events:  # as for a CDR: the state that emitted them is written at once
+                self._pending.append(event)
                 await self.checkpoint()
+                return
+        else:
+            record = CallDetailRecord.model_validate_json(value)
+            if self._redelivered(record.customer_id, message.headers):
+                self._pending.append(event)
+                return
+            outcome = runner.take_record(record, source, message.offset, value.decode())
+            await self.send(outcome)
+            metrics.cdrs.inc()
+            if message.timestamp:
+                metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+            if outcome.events:  # the state that emitted them is written at once: a crash repeats none
+                self._pending.append(event)
+                await self.checkpoint()
+                return
+        self._pending.append(event)
+        if len(self._pending) >= DETECT_BATCH:
+            await self.checkpoint()
 
     async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
         """Dead-letter a reject forwarded by the parse or verify agent, unless its input position was already."""
@@ -843,10 +851,13 @@ class StreamJob:
                 await self._stop(exc)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Unacked records are delivered again from the committed offsets, on the stored state.
+        # Unacked records are delivered again from the committed offsets, on the stored state. None fetched
+        # so far is acked any more; the one detect is taking is finished first (Faust does not wait for it):
+        # else its state change was dropped after its event was sent, and the event came again with it.
         self._stale_generation = self.app.consumer_generation_id
-        self.store.forget()
-        self._pending.clear()
+        async with self._processing:
+            self.store.forget()
+            self._pending.clear()
         # Faust rebuilds the assigned partitions of a memory table from their changelog up to its end offset:
         # the states written before must be there by then, or the table goes back to older states while the
         # offsets committed with them stand (issue 14). The new assignment comes after this returns.

@@ -108,3 +108,31 @@ def test_changelog_writes_are_tracked() -> None:
     deliveries.track(table)
     assert table.send_changelog(None, b"k", b"v") == 1
     assert len(deliveries) == 1 and loop_futures == [(None, b"k", b"v")]
+
+
+def test_the_revocation_waits_for_the_message_being_taken(tmp_path: Path) -> None:
+    """Faust does not wait for it: forgetting the cached states meanwhile dropped the state change of a record
+    whose event was already sent, and the record, delivered again after the rebalance, sent it again."""
+    job, acked = _job(tmp_path)
+
+    async def main() -> None:
+        job.app.consumer_generation_id = 3
+        release = asyncio.Event()
+        taking = _event(3)
+
+        async def take() -> None:  # detect, between sending an event and the checkpoint of its state
+            async with job._processing:  # noqa: SLF001
+                await release.wait()
+                job._pending.append(taking)  # noqa: SLF001
+                await job.checkpoint()
+
+        taker = asyncio.ensure_future(take())
+        await asyncio.sleep(0)
+        revoked = asyncio.ensure_future(job._on_revoked(None))  # noqa: SLF001
+        await asyncio.sleep(0.05)
+        assert not revoked.done()
+        release.set()
+        await asyncio.gather(taker, revoked)
+        assert acked == []  # its state is written; not acked: delivered again, it is a re-delivery
+
+    asyncio.run(main())
