@@ -150,7 +150,7 @@ def test_typing_covers_every_type() -> None:
 
 
 def _classify_all(access: tuple[str, ...]) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     step = 6 if access else 3
     for home in HOMES:
         for value in (*NUMBERS[::step], *EDGE_CASES):
