@@ -1,11 +1,14 @@
-"""The number typing cache keyed by what decides it, and the E.164 fast parse, equal libphonenumber.
+"""The number typing cache keyed by what decides it, and the fast parses, equal libphonenumber.
 
 ``tollguard.numbers`` caches a number's typing by (country code, national number length, the
-first ``_cc_reach(cc)`` digits) and parses ``+``-digit strings without ``phonenumbers.parse``
-where that gives the same PhoneNumber. These tests compare both with the uncached, general path
-on many thousand numbers: the simulator's, every region's example numbers of every type with
-digits changed anywhere and lengths off by one or two, and the edge cases (short codes,
-emergency numbers, toll-free, premium, invalid and garbage values).
+first ``_cc_reach(cc)`` digits), parses ``+``-digit strings without ``phonenumbers.parse``
+where that gives the same PhoneNumber, reads numbers dialled in national or international-prefix
+form by a cached parse outcome (``_dialled_fast``), and skips the short-number lookup for digit
+strings longer than any short number of the region (``_short_max_len``). These tests compare
+them with the uncached, general path on many thousand numbers: the simulator's, every region's
+example numbers of every type with digits changed anywhere and lengths off by one or two, their
+national, trunk-prefixed and ``00`` / ``011`` / region-IDD forms in 16 home countries, and the
+edge cases (short codes, emergency numbers, toll-free, premium, invalid and garbage values).
 """
 
 # ruff: noqa: SLF001  (the caches and the fast parse are private by design; tested directly)
@@ -16,7 +19,7 @@ from collections.abc import Iterator
 
 import phonenumbers
 import pytest
-from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers import PhoneNumberFormat, PhoneNumberType, shortnumberinfo
 
 from tollguard import numbers
 from tollguard.simulate import pools
@@ -83,10 +86,11 @@ NUMBERS = _diverse_numbers()
 
 
 def _clear_caches() -> None:
-    for fn in (numbers.normalize, numbers.classify, numbers.short_number, numbers._parse, numbers._short_info):
+    for fn in (numbers.normalize, numbers.classify, numbers.short_number, numbers._parse, numbers._short_info_lookup):
         fn.cache_clear()
     numbers._TYPED.clear()
     numbers._TYPED_BY_PREFIX.clear()
+    numbers._DIALLED.clear()
 
 
 def test_the_number_set_is_large_and_diverse() -> None:
@@ -146,7 +150,7 @@ def test_typing_covers_every_type() -> None:
 
 
 def _classify_all(access: tuple[str, ...]) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     step = 6 if access else 3
     for home in HOMES:
         for value in (*NUMBERS[::step], *EDGE_CASES):
@@ -169,6 +173,8 @@ def test_classify_and_normalize_equal_the_uncached_path(
         invalid = (None, None, numbers.NumberType.INVALID, False)
         m.setattr(numbers, "_type_number", lambda numobj: (
             invalid if numobj is None else numbers._type_number_direct(numobj)))
+        m.setattr(numbers, "_dialled_fast", lambda digits, region: None)  # parse every dialled number
+        m.setattr(numbers, "_short_max_len", lambda region: numbers._INFINITE)  # every short-number lookup
         _clear_caches()
         direct = _classify_all(access)
     _clear_caches()
@@ -197,3 +203,134 @@ def test_the_benchmark_example_types() -> None:
     assert numbers.classify("+449012345679", "IT").number_type is numbers.NumberType.PREMIUM_RATE
     assert numbers.classify("112", "DE").is_emergency
     assert PhoneNumberType.PREMIUM_RATE == 4
+
+
+# ------------------------------------------------------------------ numbers dialled in national / IDD form
+
+#: Home countries for the dialled forms: odd national prefixes (NANP ``1``, RU ``8``, HU ``06``), none
+#: kept in the number (IT), national prefix transform rules (AR, BR, JP, SM: parse only), carrier
+#: selection and multi-digit IDDs (AU ``0011``, BR, CN), a region that is not its code's main one (CA).
+NATIONAL_HOMES = ("GB", "IT", "US", "CA", "AR", "MX", "BR", "RU", "HU", "DE", "FR", "AU", "JP", "CN", "IN", "SM")
+
+NATIONAL_EDGE = (
+    "112", "911", "999", "000", "01", "02", "03", "103", "100", "101", "15", "17", "18", "113", "1200", "116117",
+    "0000000", "00", "000", "0000000000", "000000000000", "0600000000", "0611", "06112", "8800", "80000000000",
+    "88001234567", "1911", "19112", "011", "0011", "00112", "810", "99", "123456789012345678", "0" * 17, "1" * 18,
+    "00000", "0044", "00440", "0044000000", "00390", "0039000000000", "011440", "0110", "8100", "010", "0101",
+    "7" * 10, "39" * 5, "44" * 5, "1" * 11, "1" * 10, "12" * 6,
+)  # fmt: skip
+
+
+def _dialled_forms(e164: str, home: str) -> list[str]:
+    """Ways a PBX in ``home`` might dial ``e164``: national (with and without the trunk prefix, and with other
+    regions' trunk prefixes), its own region's national form, ``00`` / ``011`` / ``home``'s IDD + E.164
+    digits, the E.164 digits alone, ``home``'s country code + the NSN."""
+    digits = e164[1:]
+    md = phonenumbers.PhoneMetadata.metadata_for_region(home)
+    assert md is not None
+    out = ["00" + digits, "011" + digits, digits]
+    idd = md.preferred_international_prefix or md.international_prefix
+    if idd and idd.isdigit():
+        out.append(idd + digits)
+    try:
+        num = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return out
+    nsn = phonenumbers.national_significant_number(num)
+    national = "".join(c for c in phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL) if c.isdigit())
+    out += [nsn, national, "0" + nsn, "8" + nsn, "1" + nsn, "06" + nsn, str(md.country_code) + nsn]
+    if md.national_prefix:
+        out += [md.national_prefix + nsn, str(md.country_code) + md.national_prefix + nsn]
+    return out
+
+
+def _national_numbers(home: str, step: int) -> list[str]:
+    values = list(NATIONAL_EDGE) + [v for v in EDGE_CASES if not v.startswith("+")]
+    for e164 in [v for v in NUMBERS if v.startswith("+")][::step]:
+        values.extend(_dialled_forms(e164, home))
+    return list(dict.fromkeys(values))
+
+
+@pytest.mark.parametrize("home", NATIONAL_HOMES)
+def test_dialled_fast_equals_parse(home: str) -> None:
+    """``_dialled_fast`` (where it answers) = ``_dialled_parse`` (phonenumbers.parse) for ~13,000 dialled
+    forms per home country; run forwards and backwards so that each cache key is filled by another number."""
+    values = _national_numbers(home, 120)
+    used = 0
+    for order in (values, values[::-1]):
+        numbers._DIALLED.clear()
+        for value in order:
+            fast = numbers._dialled_fast(value, home)
+            if fast is not None:
+                used += 1
+                assert fast == numbers._dialled_parse(value, home), (home, value)
+    if numbers._dial_plan(home) is None:  # a national prefix transform rule: parse only
+        assert home in ("AR", "BR", "JP", "SM") and used == sum(  # only the international-prefix form is read
+            1 for v in values for _ in (0, 1) if numbers._dialled_fast(v, home) is not None)
+    else:
+        assert used > len(values)  # most of them, both ways
+        assert len(numbers._DIALLED) < len(values)  # keys are shared
+
+
+def test_short_max_len_bounds_the_short_numbers() -> None:
+    """No example short number or emergency number of any region is longer than ``_short_max_len``, and
+    ``_short_info`` (which skips the lookup above it) = the lookup for digit strings of every length up to
+    3 past the bound, built from each region's examples."""
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        bound = numbers._short_max_len(region)
+        md = phonenumbers.PhoneMetadata.short_metadata_for_region(region, None)
+        examples = [shortnumberinfo._example_short_number(region)]
+        if md is not None:
+            for desc in (md.emergency, md.short_code, md.premium_rate, md.toll_free, md.standard_rate):
+                if desc is not None and desc.example_number:
+                    examples.append(desc.example_number)
+        for ex in filter(None, examples):
+            assert len(ex) <= bound, (region, ex, bound)
+            if bound >= numbers._INFINITE:
+                continue
+            for length in range(1, bound + 4):
+                value = (ex * length)[:length]
+                assert numbers._short_info(value, region) == numbers._short_info_lookup(value, region), (region, value)
+    # national numbers (10-11 digits) skip the lookup; CN (12-digit short codes), JP and IN still look them up
+    assert max(numbers._short_max_len(h) for h in NATIONAL_HOMES if h not in ("CN", "JP", "IN")) <= 8
+
+
+def _classify_dialled(homes: tuple[str, ...], access: tuple[str, ...], step: int) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for home in homes:
+        values = _national_numbers(home, step)
+        if access:
+            values += ["9" + v for v in values[::5]]
+        for value in values:
+            out.append((home, value, numbers.classify(value, home, access), numbers.normalize(value, home, access),
+                        numbers.short_number(value, home, access)))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("homes", "access"), [(NATIONAL_HOMES, ()), (("GB", "US", "RU", "HU", "IT", "AU"), ("9",))]
+)
+def test_dialled_forms_classify_as_the_uncached_path(
+    monkeypatch: pytest.MonkeyPatch, homes: tuple[str, ...], access: tuple[str, ...]
+) -> None:
+    """classify / normalize / short_number of the dialled forms (national, trunk prefix, IDD, short codes,
+    emergency numbers, garbage) in the home countries equal the path without any fast parse, prefix cache or
+    short-number bound."""
+    _clear_caches()
+    cached = _classify_dialled(homes, access, 360)
+    with monkeypatch.context() as m:
+        m.setattr(numbers, "_e164_parts", lambda text: None)
+        invalid = (None, None, numbers.NumberType.INVALID, False)
+        m.setattr(numbers, "_type_number", lambda numobj: (
+            invalid if numobj is None else numbers._type_number_direct(numobj)))
+        m.setattr(numbers, "_dialled_fast", lambda digits, region: None)
+        m.setattr(numbers, "_short_max_len", lambda region: numbers._INFINITE)
+        _clear_caches()
+        direct = _classify_dialled(homes, access, 360)
+    _clear_caches()
+    assert len(cached) == len(direct) > 15_000
+    assert [(c, d) for c, d in zip(cached, direct, strict=True) if c != d] == []
+    kinds = {(c[2].number_type, c[2].is_emergency) for c in cached}  # type: ignore[attr-defined]
+    assert {(numbers.NumberType.EMERGENCY, True), (numbers.NumberType.SHORT_CODE, False),
+            (numbers.NumberType.FIXED_LINE, False), (numbers.NumberType.MOBILE, False),
+            (numbers.NumberType.UNKNOWN, False), (numbers.NumberType.INVALID, False)} <= kinds  # fmt: skip

@@ -285,23 +285,64 @@ def _short_numobj(digits: str, region: str) -> PhoneNumber | None:
     return numobj
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+_NOT_SHORT: tuple[bool, bool, str | None] = (False, False, None)
+
+
 def _short_info(digits: str, region: str) -> tuple[bool, bool, str | None]:
     """Short-number metadata lookup: ``(is_emergency, is_valid_short, cost)``.
 
     Sources: ``shortnumberinfo.is_emergency_number``,
     ``is_valid_short_number_for_region`` and ``expected_cost_for_region``
-    (libphonenumber ShortNumberMetadata.xml).
+    (libphonenumber ShortNumberMetadata.xml). A string of ASCII digits longer than any
+    short number of ``region`` can be (:func:`_short_max_len`) is neither, without the
+    lookup; the rest is memoised (:func:`_short_info_lookup`).
     """
+    if len(digits) > _short_max_len(region) and digits.isascii():
+        return _NOT_SHORT
+    return _short_info_lookup(digits, region)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _short_info_lookup(digits: str, region: str) -> tuple[bool, bool, str | None]:
+    """:func:`_short_info` by libphonenumber's short-number functions themselves."""
     numobj = _short_numobj(digits, region)
     if numobj is None:
-        return False, False, None
+        return _NOT_SHORT
     emergency = shortnumberinfo.is_emergency_number(digits, region)
     valid = emergency or shortnumberinfo.is_valid_short_number_for_region(numobj, region)
     if not valid:
-        return False, False, None
+        return _NOT_SHORT
     cost = _SHORT_COST[shortnumberinfo.expected_cost_for_region(numobj, region)]
     return emergency, True, cost
+
+
+def _short_max_len(region: str) -> int:
+    """Longest digit string that can be an emergency number or a valid short number of ``region``.
+
+    Read from ``region``'s short-number metadata (ShortNumberMetadata.xml), by what the
+    functions of :func:`_short_info_lookup` test: ``is_emergency_number`` fully matches the
+    digits against the ``emergency`` pattern (no length list), so at most the longest match of
+    that pattern (:func:`_pattern_longest`); ``is_valid_short_number_for_region`` requires the
+    digits' length to be in ``general_desc.possible_length`` (or, without lengths, a full match
+    of its pattern). No short metadata: 0 (libphonenumber finds no short number there).
+    A pattern that cannot be analysed gives :data:`_INFINITE` (the lookup always runs).
+    """
+    hit = _SHORT_MAX_LEN.get(region)
+    if hit is None:
+        hit = 0
+        md = PhoneMetadata.short_metadata_for_region(region, None)
+        if md is not None:
+            general, emergency = md.general_desc, md.emergency
+            if general is not None and general.national_number_pattern:
+                lengths = general.possible_length
+                hit = max(lengths) if lengths else _pattern_longest(general.national_number_pattern)
+            if emergency is not None and emergency.national_number_pattern:
+                hit = max(hit, _pattern_longest(emergency.national_number_pattern))
+        _SHORT_MAX_LEN[region] = hit
+    return hit
+
+
+_SHORT_MAX_LEN: dict[str, int] = {}
 
 
 @lru_cache(maxsize=4096)
@@ -501,6 +542,15 @@ def _pattern_reach(pattern: str) -> int:
         return _INFINITE
 
 
+@lru_cache(maxsize=1024)
+def _pattern_longest(pattern: str) -> int:
+    """Longest string ``pattern`` can match (characters); :data:`_INFINITE` when unbounded or not analysed."""
+    try:
+        return _seq_reach(_sre_parse.parse(pattern))[0]
+    except Exception:  # as _pattern_reach
+        return _INFINITE
+
+
 def _cc_reach(cc: int) -> int:
     """Leading NSN digits that decide the typing of any number of country code ``cc``."""
     hit = _CC_REACH.get(cc)
@@ -610,21 +660,26 @@ def _international_ok(numobj: PhoneNumber, written: str = "") -> str | None:
     Accepted: assigned country code, at most 15 digits (ITU-T E.164), and valid
     or of a possible length for that country (libphonenumber metadata).
     """
-    cc = numobj.country_code
-    nsn = phonenumbers.national_significant_number(numobj)
-    if len(nsn) < MIN_NSN_DIGITS or len(str(cc)) + len(nsn) > E164_MAX_DIGITS:
-        return None
     e164 = _e164(numobj)
     # typed from numobj only when it is what parsing e164 gives (written as e164 itself): leading
     # zeros after the country code (+49 00…, +386 000…) are written differently in e164
-    _region, known_cc, ntype, _valid = _typing(e164, numobj if e164 == written else None)
+    nsn = phonenumbers.national_significant_number(numobj)
+    return _international_parts_ok(numobj.country_code or 0, nsn, e164, numobj if e164 == written else None)
+
+
+def _international_parts_ok(cc: int, nsn: str, e164: str, numobj: PhoneNumber | None = None) -> str | None:
+    """:func:`_international_ok` of the number with country code ``cc``, NSN ``nsn`` and E.164 form
+    ``e164`` (``numobj``: that number parsed, when parsing ``e164`` gives it)."""
+    if len(nsn) < MIN_NSN_DIGITS or len(str(cc)) + len(nsn) > E164_MAX_DIGITS:
+        return None
+    _region, known_cc, ntype, _valid = _typing(e164, numobj)
     if known_cc is None or ntype is NumberType.INVALID:
         return None
     return e164
 
 
-def _explicit_national_prefix(digits: str, numobj: PhoneNumber, region: str) -> bool:
-    """True when ``digits`` starts with the trunk prefix (``0`` DE/GB/FR, ``8`` RU, ``1`` NANP).
+def _explicit_national_prefix(digits: str, nsn: str, region: str) -> bool:
+    """True when ``digits`` (NSN ``nsn``) starts with the trunk prefix (``0`` DE/GB/FR, ``8`` RU, ``1`` NANP).
 
     Digits that start with the region's international prefix (``00`` in DE, where
     ``0`` is also the trunk prefix) are not national numbers.
@@ -635,45 +690,224 @@ def _explicit_national_prefix(digits: str, numobj: PhoneNumber, region: str) -> 
     prefix = md.national_prefix
     if md.international_prefix and re.match(md.international_prefix, digits):
         return False
-    nsn = phonenumbers.national_significant_number(numobj)
     return digits.startswith(prefix) and len(digits) > len(nsn) and digits.endswith(nsn)
+
+
+#: What :func:`_normalize_digits` needs of ``phonenumbers.parse(digits, region)``: country code,
+#: national significant number, E.164 form (``format_number(..., E164)``), whether the
+#: country code came after an international prefix (``CountryCodeSource.FROM_NUMBER_WITH_IDD``)
+#: and libphonenumber's "national prefix present if required" check (True for an IDD number).
+_Dialled = tuple[int, str, str, bool, bool]
+
+
+def _dialled_parse(digits: str, region: str) -> _Dialled | None:
+    """:data:`_Dialled` of ``digits`` dialled in ``region`` by ``phonenumbers.parse``; None when it cannot parse."""
+    numobj = _parse(digits, region)
+    if numobj is None:
+        return None
+    cc: int = numobj.country_code or 0
+    nsn = phonenumbers.national_significant_number(numobj)
+    if numobj.country_code_source == CountryCodeSource.FROM_NUMBER_WITH_IDD:
+        return cc, nsn, _e164(numobj), True, True
+    return cc, nsn, _e164(numobj), False, _is_national_prefix_present_if_required(numobj)
 
 
 def _normalize_digits(digits: str, region: str) -> str | None:
     """E.164 of a cleaned ``+``/digit string dialled in ``region``, or None (see :func:`normalize`)."""
-    numobj = _parse(digits, region)
     if digits.startswith("+"):
+        numobj = _parse(digits, region)
         return _international_ok(numobj, digits) if numobj is not None else None
     if _short_info(digits, region)[0]:  # emergency numbers never become E.164
         return None
+    dialled = _dialled_fast(digits, region) or _dialled_parse(digits, region)
     national_type = None
-    if numobj is not None:
-        if numobj.country_code_source == CountryCodeSource.FROM_NUMBER_WITH_IDD:
-            e164 = _international_ok(numobj)
-            if e164 is not None:
-                return e164
+    e164 = ""
+    if dialled is not None:
+        cc, nsn, e164, idd, prefix_present = dialled
+        if idd:
+            international = _international_parts_ok(cc, nsn, e164)
+            if international is not None:
+                return international
         else:
-            e164 = _e164(numobj)
             national_type = _typing(e164)[2]
-            if national_type not in (NumberType.UNKNOWN, NumberType.INVALID) and (
-                _is_national_prefix_present_if_required(numobj)
-            ):
+            if national_type not in (NumberType.UNKNOWN, NumberType.INVALID) and prefix_present:
                 return e164
     if _short_info(digits, region)[1]:
         return None
     # Possible length but in no range (unallocated, or newer than the metadata): accept only
     # when the trunk prefix was written, which proves a national public number.
     if (
-        numobj is not None
+        dialled is not None
         and national_type is NumberType.UNKNOWN
-        and _explicit_national_prefix(digits, numobj, region)
+        and _explicit_national_prefix(digits, dialled[1], region)
     ):
-        return _e164(numobj)
+        return e164
     if digits.startswith("00"):  # "00" international prefix, also where the region's IDD differs
         alt = _parse("+" + digits[2:], region)
         if alt is not None:
             return _international_ok(alt)
     return None
+
+
+# ----------------------------------------------------- numbers dialled in national or IDD form
+#
+# ``phonenumbers.parse(digits, region)`` of a plain digit string decides, in this order
+# (phonenumberutil.py: ``parse``, ``_maybe_extract_country_code``, ``_parse_prefix_as_idd``,
+# ``_maybe_strip_national_prefix_carrier_code``, ``_test_number_length``):
+#
+# 1. international prefix: the region's ``international_prefix`` pattern matches the start and
+#    the next digit is not 0: the rest is a country code and NSN exactly as for ``+`` and the
+#    rest (:func:`_e164_parts` takes it when that country's national prefix does not match);
+# 2. otherwise, when the digits start with the region's own country code, whether to read them
+#    as country code + NSN: ``general_desc`` full matches of the digits and of the rest after
+#    the country code and a ``national_prefix_for_parsing`` match, and the digits' length;
+# 3. the national prefix: a ``national_prefix_for_parsing`` match at the start, kept only when
+#    ``general_desc`` full matches of the number before / after and the remaining length allow;
+#    a ``national_prefix_transform_rule`` rewrites digits instead (such regions: parse only).
+#
+# libphonenumber's "national prefix present if required" check (``Leniency.VALID``) adds the
+# main region's ``number_format`` patterns on the NSN and its ``national_prefix_for_parsing``
+# and ``general_desc`` on the digits. Every match of a prefix pattern is computed here, its
+# end put in the cache key; every other pattern is a full match decided (given the length) by
+# its first :func:`_pattern_reach` digits at the offset it is applied. So two digit strings of
+# the same length whose prefix matches end alike and that agree on their first ``K`` digits
+# (``K`` = the furthest offset + reach) are parsed alike: the NSN is the digits after the same
+# number ``s`` of leading digits, and the check gives the same answer. The outcome
+# (``s``, the check) of the first is cached under that key (:func:`_dialled_fast`).
+
+
+@dataclass(frozen=True, slots=True)
+class _DialPlan:
+    """What :func:`_dialled_fast` reads of a region's metadata (see the comment above)."""
+
+    cc: int
+    ccs: str  # the country code as digits
+    main: bool  # the region is its country code's main region
+    idd: re.Pattern[str] | None  # international_prefix
+    npfp: re.Pattern[str] | None  # national_prefix_for_parsing
+    main_npfp: re.Pattern[str] | None  # the main region's one, when the region is not the main one
+    reach_general: int  # general_desc (the region's and the main region's)
+    reach_format: int  # the main region's number_format patterns and last leading_digits patterns
+
+
+_DIAL_PLANS: dict[str, _DialPlan | None] = {}
+
+
+def _dial_plan(region: str) -> _DialPlan | None:
+    """The :class:`_DialPlan` of ``region``; None where the fast path does not apply (no metadata,
+    a national prefix transform rule, a pattern :func:`_pattern_reach` cannot analyse)."""
+    if region in _DIAL_PLANS:
+        return _DIAL_PLANS[region]
+    plan = None
+    md = PhoneMetadata.metadata_for_region(region, None)
+    if md is not None and md.country_code:
+        cc = md.country_code
+        main_region = phonenumbers.region_code_for_country_code(cc)
+        main_md = PhoneMetadata.metadata_for_region(main_region, None)
+        transform = md.national_prefix_transform_rule or (main_md and main_md.national_prefix_transform_rule)
+        if main_md is not None and not transform:
+            general = [m.general_desc.national_number_pattern for m in (md, main_md) if m.general_desc]
+            formats = []
+            for fmt in main_md.number_format:
+                formats.append(fmt.pattern)
+                if fmt.leading_digits_pattern:
+                    formats.append(fmt.leading_digits_pattern[-1])
+            reach_general = max((_pattern_reach(p) for p in general if p), default=0)
+            reach_format = max((_pattern_reach(p) for p in formats if p), default=0)
+            if reach_general < _INFINITE and reach_format < _INFINITE:
+                main = main_region == region
+                plan = _DialPlan(
+                    cc=cc,
+                    ccs=str(cc),
+                    main=main,
+                    idd=None if md.international_prefix is None else _compiled(md.international_prefix),
+                    npfp=_compiled(md.national_prefix_for_parsing) if md.national_prefix_for_parsing else None,
+                    main_npfp=_compiled(main_md.national_prefix_for_parsing)
+                    if not main and main_md.national_prefix_for_parsing
+                    else None,
+                    reach_general=reach_general,
+                    reach_format=reach_format,
+                )
+    _DIAL_PLANS[region] = plan
+    return plan
+
+
+def _match_end(pattern: re.Pattern[str] | None, text: str) -> int:
+    """End of ``pattern``'s match at the start of ``text``; -1 when none (or no pattern)."""
+    if pattern is None:
+        return -1
+    m = pattern.match(text)
+    return -1 if m is None else m.end()
+
+
+_DIALLED: dict[tuple[str, int, int, int, int, int, str], tuple[int, bool] | None] = {}
+_ASCII_DIGITS_RE = re.compile(r"[0-9]{3,17}")
+
+
+def _dialled_fast(digits: str, region: str) -> _Dialled | None:
+    """:func:`_dialled_parse` of a plain digit string without ``phonenumbers.parse`` where the
+    metadata shows the outcome (see the comment above); None when it does not (then parse).
+
+    International prefix: the country code and NSN of :func:`_e164_parts` of ``+`` and the rest.
+    National form: cached by (region, length, prefix match ends, first ``K`` digits), the number
+    of leading digits parse strips and the prefix check (:data:`_DIALLED`, :data:`CACHE_SIZE`
+    entries, then cleared). An NSN of zeros only (formatted from the raw input by
+    ``format_number``) and keys whose first number did not parse go to parse.
+    ``tests/test_numbers_cache.py`` checks equality with :func:`_dialled_parse` on many numbers.
+    """
+    plan = _dial_plan(region)
+    if plan is None or not _ASCII_DIGITS_RE.fullmatch(digits):
+        return None
+    if plan.idd is not None:
+        m = plan.idd.match(digits)
+        if m is not None and digits[m.end() : m.end() + 1] != "0":  # parse's _parse_prefix_as_idd
+            rest = digits[m.end() :]
+            parts = _e164_parts("+" + rest)
+            if parts is None or not parts[1].strip("0"):
+                return None
+            return parts[0], parts[1], "+" + rest, True, True
+    ccs = plan.ccs
+    ccl = len(ccs)
+    p0 = _match_end(plan.npfp, digits)
+    offset = max(p0, 0)
+    p1 = p3 = -2
+    if digits.startswith(ccs):  # parse's check for the region's own country code without "+"
+        if not plan.main:
+            return None
+        rest = digits[ccl:]
+        p1 = _match_end(plan.npfp, rest)
+        p3 = _match_end(plan.npfp, rest[p1:]) if p1 >= 0 else -1
+        offset = max(offset, ccl + max(p1, 0) + max(p3, 0))
+    pm = p0 if plan.main_npfp is None else _match_end(plan.main_npfp, digits)
+    offset = max(offset, pm)
+    k = max(ccl, offset + plan.reach_general, max(p0, 0) + plan.reach_format)
+    key = (region, len(digits), p0, p1, p3, pm, digits[:k])
+    if key in _DIALLED:
+        recipe = _DIALLED[key]
+    else:
+        recipe = None
+        numobj = _parse(digits, region)
+        if (
+            numobj is not None
+            and numobj.country_code == plan.cc
+            and numobj.country_code_source
+            in (CountryCodeSource.FROM_DEFAULT_COUNTRY, CountryCodeSource.FROM_NUMBER_WITHOUT_PLUS_SIGN)
+            and not numobj.extension
+        ):
+            nsn = phonenumbers.national_significant_number(numobj)
+            strip = len(digits) - len(nsn)
+            if 0 <= strip <= k and digits.endswith(nsn):
+                recipe = strip, _is_national_prefix_present_if_required(numobj)
+        if len(_DIALLED) >= CACHE_SIZE:
+            _DIALLED.clear()
+        _DIALLED[key] = recipe
+    if recipe is None:
+        return None
+    strip, prefix_present = recipe
+    nsn = digits[strip:]
+    if not nsn.strip("0"):
+        return None
+    return plan.cc, nsn, f"+{ccs}{nsn}", False, prefix_present
 
 
 def _access_remainders(digits: str, access_codes: tuple[str, ...]) -> list[str]:

@@ -339,7 +339,7 @@ def _parse_text(
         return fmt, _parse_obj(fmt, _load(fmt, text), ctx, country_of)
     if fmt == freeswitch.CSV_FMT and text.lstrip().startswith(freeswitch.SQL_PREFIX):
         return fmt, freeswitch.parse_csv_row(freeswitch.sql_row(text), ctx, country_of)
-    m = ctx.settings.mapping(fmt)
+    m = None if fmt in BUILTIN_FORMATS else ctx.settings.mapping(fmt)  # a mapping never takes a built-in name
     return fmt, _parse_row(fmt, _csv_row(text, fmt, m.delimiter if m else ","), ctx, country_of, owner_of, names)
 
 
