@@ -50,6 +50,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,16 @@ RECENT_EVENTS = 200
 DETECT_BATCH = 500
 DETECT_CHECKPOINT_S = 0.5
 
+#: The parse agent sends the CDRs it parsed to ``cdrs-by-customer`` in batches, one message per
+#: destination partition holding up to PARSE_BATCH records (at most PARSE_BATCH_BYTES of JSON), sent
+#: when full or every PARSE_FLUSH_S seconds. Measured (bench/bench_stream.py, issue 11): Faust's and
+#: aiokafka's per-message work (a produce, then a fetch and a stream event at the detect agent) was
+#: over half of the worker's CPU with one message per CDR. A batch's input records are acked once it
+#: is sent, so a crash before then re-delivers them; each record keeps its input position.
+PARSE_BATCH = 500
+PARSE_BATCH_BYTES = 512 * 1024
+PARSE_FLUSH_S = 0.05
+
 #: Longest time (ms) a fetch waits at the broker for new data. faust-streaming hardcodes 1500 and
 #: aiokafka keeps one fetch in flight per broker: a fetch made of idle partitions only (verifications,
 #: Faust's leader topic) held the busy ones back for up to 1.5 s each time, i.e. stalls of seconds
@@ -105,6 +116,10 @@ CONTROL_PREFIX = b'{"control"'
 
 #: Call events on ``cdrs-by-customer`` start with this (``{"call_event": {...}}``).
 CALL_EVENT_PREFIX = b'{"call_event"'
+
+#: A batch of CDRs on ``cdrs-by-customer`` (``{"cdrs": [{"src": "cdrs[p]@offset", "ts": produce time s,
+#: "cdr": canonical record}, ...]}``), written by the parse agent (see PARSE_BATCH).
+BATCH_PREFIX = b'{"cdrs"'
 
 #: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
 CONTROL_HEADER = "tollguard-control"
@@ -233,6 +248,37 @@ class CustomerPartitioner:
         if key is not None:
             key = key.split(PIECE_SEP, 1)[0]
         return int(self._murmur2(key, all_partitions, available))
+
+
+class ParsedBatches:
+    """CDRs parsed by the parse agent and not yet sent, per partition of ``cdrs-by-customer``.
+
+    Each entry is the JSON of one batch item (see BATCH_PREFIX); ``events`` are the input events
+    they came from, acked once the batches are sent (in input order).
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[int, list[bytes]] = {}
+        self.events: list[Any] = []
+        self.count = 0
+        self.size = 0
+
+    def add(self, partition: int, item: bytes, event: Any) -> None:
+        """Keep ``item`` (one record's JSON) for ``partition``; ``event`` is acked when it is sent."""
+        self.items.setdefault(partition, []).append(item)
+        self.events.append(event)
+        self.count += 1
+        self.size += len(item)
+
+    @property
+    def full(self) -> bool:
+        """Whether the batches should be sent now (PARSE_BATCH records or PARSE_BATCH_BYTES)."""
+        return self.count >= PARSE_BATCH or self.size >= PARSE_BATCH_BYTES
+
+    def messages(self) -> Iterator[tuple[int, bytes]]:
+        """(partition, value) of each batch message, in partition order."""
+        for partition in sorted(self.items):
+            yield partition, b'{"cdrs":[' + b",".join(self.items[partition]) + b"]}"
 
 
 class TableStore:
@@ -427,6 +473,9 @@ class StreamJob:
         self._flushes: dict[tuple[str, int], set[int]] = {}
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
+        self._parsed = ParsedBatches()  # parsed CDRs not yet sent to cdrs-by-customer
+        self._parsed_lock = asyncio.Lock()
+        self._parse_acker: Any = None  # parse's stream, through which input records are acked
         #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
         self._to_keep: queue.SimpleQueue[tuple[str, str]] | None = None
         app.tollguard = self  # type: ignore[attr-defined]
@@ -440,6 +489,7 @@ class StreamJob:
         app.agent(self.verifications, name="verify")(self.verify)
         app.agent(self.by_customer, name="detect")(self.detect)
         app.timer(DETECT_CHECKPOINT_S)(self._on_timer)
+        app.timer(PARSE_FLUSH_S)(self._on_parse_timer)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     # -- rules hot reload (streams/reload.py) ---------------------------------------------
@@ -529,8 +579,14 @@ class StreamJob:
 
     # -- agents ----------------------------------------------------------------------------
     async def parse(self, stream: faust.StreamT) -> None:
-        """Raw CDR lines → canonical records keyed by customer (or the dead-letter topic)."""
-        async for event in stream.events():
+        """Raw CDR lines → canonical records in batches per partition of ``cdrs-by-customer`` (see
+        PARSE_BATCH), or rejects forwarded to be dead-lettered. Input records are acked once what
+        they gave is sent (a crash before re-delivers them)."""
+        manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
+        self._parse_acker = manual
+        partitions = self.settings.partitions
+        partition_cache: dict[str, int] = {}
+        async for event in manual.events():
             rules = self.rules  # a reload may have replaced them
             value: bytes = event.value or b""
             message = event.message
@@ -544,9 +600,12 @@ class StreamJob:
                         source, message.offset, value.decode("utf-8", "replace"),
                         "not a CDR: control messages are taken only as tollguard produce --flush sends them",
                     ), source, message.offset)
+                    await manual.ack(event)
                     continue
-                for partition in range(self.settings.partitions):
+                await self.flush_parsed()  # the records before the flush reach detect before it
+                for partition in range(partitions):
                     await self.by_customer.send(value=value, partition=partition)
+                await manual.ack(event)
                 continue
             fmt = _header(message.headers, "format") or "auto"
             try:
@@ -556,13 +615,34 @@ class StreamJob:
                 await self._forward_rejects(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
                 ), source, message.offset)
+                await manual.ack(event)
                 continue
+            customer = record.customer_id
+            cached = partition_cache.get(customer)
+            partition = cached if cached is not None else partition_of(customer.encode(), partitions)
+            if len(partition_cache) >= 100_000:  # bounded: customers, but the data decides how many
+                partition_cache.clear()
+            partition_cache[customer] = partition
             # the original record's timestamp (its produce time) travels with it: the latency metric starts there
-            await self.by_customer.send(
-                key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()),
-                headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())],
-                timestamp=message.timestamp or None,
-            )
+            item = orjson.dumps({"src": f"{source}@{message.offset}",
+                                 "ts": message.timestamp or None, "cdr": record.to_json_dict()})
+            self._parsed.add(partition, item, event)
+            if self._parsed.full:
+                await self.flush_parsed()
+
+    async def flush_parsed(self) -> None:
+        """Send the parse agent's batches (one message per partition), then ack their input records."""
+        async with self._parsed_lock:  # the timer's flush and the agent's never interleave (order per partition)
+            batches, self._parsed = self._parsed, ParsedBatches()
+            for partition, value in batches.messages():
+                await self.by_customer.send(value=value, partition=partition)
+            if self._parse_acker is not None:
+                for event in batches.events:
+                    await self._parse_acker.ack(event)
+
+    async def _on_parse_timer(self) -> None:
+        if self._parsed.count:
+            await self.flush_parsed()
 
     async def _forward_rejects(self, outcome: Outcome, source: str, offset: int) -> None:
         """Rejects of the parse and verify agents → ``cdrs-by-customer`` (key: their input partition),
@@ -677,7 +757,9 @@ class StreamJob:
                     self._pending.append(event)
                     await self.checkpoint()
                     continue
-            else:
+            elif value.startswith(BATCH_PREFIX):
+                await self._take_batch(value, source, message.offset)
+            else:  # one record per message: as a worker before batches (PARSE_BATCH) wrote them
                 record = CallDetailRecord.model_validate_json(value)
                 if self._redelivered(record.customer_id, message.headers):
                     self._pending.append(event)
@@ -693,6 +775,22 @@ class StreamJob:
                     continue
             self._pending.append(event)
             if len(self._pending) >= DETECT_BATCH:
+                await self.checkpoint()
+
+    async def _take_batch(self, value: bytes, source: str, offset: int) -> None:
+        """The CDRs of one batch message (BATCH_PREFIX) through the runner, in order; those already in
+        their customer's state (re-delivered after a crash) are skipped."""
+        runner, metrics = self.runner, self.metrics
+        for item in orjson.loads(value)["cdrs"]:
+            record = CallDetailRecord.model_validate(item["cdr"])
+            if self._redelivered_at(record.customer_id, _position(item["src"])):
+                continue
+            outcome = runner.take_record(record, source, offset, orjson.dumps(item["cdr"]).decode())
+            await self.send(outcome)
+            metrics.cdrs.inc()
+            if item["ts"]:
+                metrics.latency.observe(max(0.0, time.time() - item["ts"]))
+            if outcome.events:  # written at once (the batch is acked later): a crash repeats none
                 await self.checkpoint()
 
     async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
@@ -713,7 +811,10 @@ class StreamJob:
         """Whether the record's input position (SOURCE_HEADER) is already in the customer's state;
         else that position is recorded there (the state is written at the next checkpoint). Without
         ``create``, a customer without a state is left without one (a verdict names no new customer)."""
-        position = _source_position(headers)
+        return self._redelivered_at(customer_id, _source_position(headers), create)
+
+    def _redelivered_at(self, customer_id: str, position: tuple[str, int] | None, create: bool = True) -> bool:
+        """:meth:`_redelivered` for an input position ``(where, offset)`` (None: not a re-delivery)."""
         if position is None:
             return False
         where, offset = position
@@ -769,6 +870,7 @@ class StreamJob:
         # Unacked records are delivered again from the committed offsets, on the stored state.
         self.store.forget()
         self._pending.clear()
+        self._parsed = ParsedBatches()  # parsed, not sent, not acked: re-delivered to the partitions' owner
 
 
 def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> faust.App:
@@ -804,8 +906,11 @@ def _source_position(headers: Any) -> tuple[str, int] | None:
     (('p.cdrs[3]', 1234), None)
     """
     value = _header(headers, SOURCE_HEADER)
-    if value is None:
-        return None
+    return None if value is None else _position(value)
+
+
+def _position(value: str) -> tuple[str, int] | None:
+    """``("cdrs[3]", 1234)`` from ``"cdrs[3]@1234"``; None when malformed."""
     where, _, offset = value.rpartition("@")
     return (where, int(offset)) if where and offset.isdigit() else None
 
