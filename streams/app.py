@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import os
 import queue
@@ -62,7 +61,7 @@ from pydantic import ValidationError
 from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
-from engine.state import StateFormatError, join_state, split_state
+from engine.state import STATE_FORMAT, StateFormatError, join_state, split_state, state_format
 from streams import faustfix
 from streams.auth import AuditLog, audit_log_path
 from streams.reload import RULES_POLL_S, RulesReloader
@@ -285,9 +284,11 @@ class TableStore:
     """The runner's :class:`engine.runner.StateStore` over the Faust table of state pieces.
 
     States are cached in memory; :meth:`checkpoint` writes the pieces of changed states that
-    differ from what was last written (a small change rewrites one piece, not the customer),
-    and deletes pieces that no longer exist. A state stored by an older worker as one record
-    (format 1) is read and rewritten as pieces; a format this version does not know raises
+    are not stored yet (a small change writes one piece and its parents, not the customer), the
+    root last, then deletes the pieces the new root no longer names: a worker killed in the middle
+    leaves the old state or the new one, never a mix (:mod:`engine.state`, format 3). A state
+    stored by an older worker as one record (format 1) or as pieces under their paths (format 2)
+    is read and rewritten in format 3; a format this version does not know raises
     :class:`engine.state.StateFormatError`.
     """
 
@@ -298,7 +299,7 @@ class TableStore:
         self.partitions = partitions
         self.cache: dict[str, CustomerState] = {}
         self.dirty: set[str] = set()
-        self._written: dict[str, dict[str, bytes]] = {}  # customer -> piece path -> digest last written
+        self._roots: dict[str, bytes] = {}  # customer -> root piece last read or written
         self._index: dict[str, set[str]] | None = None  # customer -> stored piece paths ("\0" = format 1)
 
     def _stored(self) -> dict[str, set[str]]:
@@ -324,7 +325,7 @@ class TableStore:
             paths = self._stored().get(customer_id)
             if not paths:
                 return None
-        if "\0" in paths:  # format 1: the whole state in one record, keyed by the customer
+        if "\0" in paths and "" not in paths:  # format 1: the whole state in one record, keyed by the customer
             state = CustomerState.from_json_dict(orjson.loads(self.table[customer_id.encode()]))
             self.dirty.add(customer_id)
             log.warning("customer %s: state in format 1 migrated to pieces", customer_id)
@@ -338,7 +339,9 @@ class TableStore:
                     pieces, state = self._read(customer_id, self._stored().get(customer_id, set()))
                 except (StateFormatError, KeyError) as exc:
                     raise StateFormatError(f"customer {customer_id}: {exc}") from None
-            self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
+            self._roots[customer_id] = pieces[""]
+            if state_format(pieces) != STATE_FORMAT:
+                self.dirty.add(customer_id)  # rewritten in this version's format at the next checkpoint
         self.cache[customer_id] = state
         return state
 
@@ -366,26 +369,31 @@ class TableStore:
         for customer_id in sorted(self.dirty):
             state = self.cache[customer_id]
             pieces = split_state(state.to_json_dict())
-            before = self._written.get(customer_id, {})
+            root = pieces[""]
             stored = index.setdefault(customer_id, set())
+            unnamed = stored - set(pieces)  # replaced pieces, or left by a checkpoint cut short
+            if self._roots.get(customer_id) == root and not unnamed:
+                continue  # the root names every piece by digest: the same root, the same state
             prefix = customer_id.encode() + PIECE_SEP
-            for path, value in pieces.items():
-                digest = _digest(value)
-                if before.get(path) != digest:
-                    self.table[prefix + path.encode()] = value
-                    self.metrics.state_pieces.inc()
-                    self.metrics.state_piece_bytes.observe(len(value))
-            for path in stored - set(pieces):
-                del self.table[customer_id.encode() if path == "\0" else prefix + path.encode()]
+            for key, value in pieces.items():  # the pieces a piece names before it, the root last
+                if key and key in stored:
+                    continue  # the key holds a digest of the bytes: stored already
+                if not key and self._roots.get(customer_id) == root:
+                    continue
+                self.table[prefix + key.encode()] = value
+                self.metrics.state_pieces.inc()
+                self.metrics.state_piece_bytes.observe(len(value))
+            for key in unnamed:  # only once the new root is written
+                del self.table[customer_id.encode() if key == "\0" else prefix + key.encode()]
             index[customer_id] = set(pieces)
-            self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
+            self._roots[customer_id] = root
         self.dirty.clear()
 
     def forget(self) -> None:
         """Drop the cache (partitions revoked: the next owner reads the table)."""
         self.cache.clear()
         self.dirty.clear()
-        self._written.clear()
+        self._roots.clear()
         self._index = None
 
 
@@ -394,10 +402,6 @@ def _exit_after_crash(reason: str) -> None:
     log.critical("orderly shutdown did not finish in %.0f s; exiting (%s)", CRASH_GRACE_S, reason)
     logging.shutdown()
     os._exit(3)
-
-
-def _digest(value: bytes) -> bytes:
-    return hashlib.blake2b(value, digest_size=12).digest()
 
 
 class StreamJob:
@@ -740,7 +744,7 @@ class StreamJob:
                     self._audit_verdict(verdict, outcome)
                     await self.send(outcome)
                     if outcome.events:
-                        await self.checkpoint()
+                        await self.checkpoint(deliver=True)
                     continue
                 elif control.get("control") == "reject":
                     await self._dead_letter_once(control["reject"], message.headers)
@@ -755,7 +759,7 @@ class StreamJob:
                 await self.send(outcome)
                 if outcome.events:  # as for a CDR: the state that emitted them is written at once
                     self._pending.append(event)
-                    await self.checkpoint()
+                    await self.checkpoint(deliver=True)
                     continue
             elif value.startswith(BATCH_PREFIX):
                 await self._take_batch(value, source, message.offset)
@@ -771,7 +775,7 @@ class StreamJob:
                     metrics.latency.observe(max(0.0, time.time() - message.timestamp))
                 if outcome.events:  # the state that emitted them is written at once: a crash repeats none
                     self._pending.append(event)
-                    await self.checkpoint()
+                    await self.checkpoint(deliver=True)
                     continue
             self._pending.append(event)
             if len(self._pending) >= DETECT_BATCH:
@@ -791,7 +795,7 @@ class StreamJob:
             if item["ts"]:
                 metrics.latency.observe(max(0.0, time.time() - item["ts"]))
             if outcome.events:  # written at once (the batch is acked later): a crash repeats none
-                await self.checkpoint()
+                await self.checkpoint(deliver=True)
 
     async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
         """Dead-letter a reject forwarded by the parse or verify agent, unless its input position was already."""
@@ -847,13 +851,23 @@ class StreamJob:
         del self._flushes[(control["id"], partition)]
         await self.send(self.runner.flush(self.store.customers_of(partition)))
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self, deliver: bool = False) -> None:
         """Write the states changed since the last checkpoint, then ack the records they include.
 
         Faust commits only acked offsets, and flushes the producer (so the changelog) first:
         a committed offset never runs ahead of the stored state, as with one write per record.
+        With ``deliver`` (a record just emitted events), wait until the broker has the events and
+        the state that emitted them before going on: a worker killed later repeats none of them.
+        (Without it, a batch of CDRs is taken without a pause, and the state's changelog records
+        waited in Faust's producer buffer while the events were already sent: the fault suite's
+        repeated kills during a backfill saw 2 events emitted twice.)
         """
         self.store.checkpoint()
+        if deliver:
+            producer = self.app.producer
+            while producer.buffer.size:  # Faust's buffer flush gives up after 0.1 s on a busy host
+                await producer.buffer.flush()
+            await producer.flush()
         done, self._pending = self._pending, []
         if self._acker is not None:
             for event in done:
