@@ -479,6 +479,7 @@ class StreamJob:
         self._acker: Any = None  # detect's stream, through which records are acked
         self._parsed = ParsedBatches()  # parsed CDRs not yet sent to cdrs-by-customer
         self._parsed_lock = asyncio.Lock()
+        self._parse_flush: asyncio.Future[None] | None = None  # the timer's flush under way
         self._parse_acker: Any = None  # parse's stream, through which input records are acked
         #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
         self._to_keep: queue.SimpleQueue[tuple[str, str]] | None = None
@@ -645,8 +646,9 @@ class StreamJob:
                     await self._parse_acker.ack(event)
 
     async def _on_parse_timer(self) -> None:
-        if self._parsed.count:
-            await self.flush_parsed()
+        # In a task of its own: a flush longer than the timer's interval (a busy host) is not an overrun.
+        if self._parsed.count and (self._parse_flush is None or self._parse_flush.done()):
+            self._parse_flush = asyncio.ensure_future(self.flush_parsed())
 
     async def _forward_rejects(self, outcome: Outcome, source: str, offset: int) -> None:
         """Rejects of the parse and verify agents → ``cdrs-by-customer`` (key: their input partition),
