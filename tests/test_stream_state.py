@@ -277,7 +277,7 @@ def test_a_worker_meeting_an_unknown_state_format_stops_with_a_clear_message(
         assert not worker.alive(), "the worker kept running on a state it cannot read:\n" + worker.all_logs()[-6000:]
     finally:
         worker.stop()
-    assert "customer trunk-1: the state was written in format 99; this version reads format 2" in worker.log()
+    assert "customer trunk-1: the state was written in format 99; this version reads format 3" in worker.log()
 
 
 @pytest.mark.parametrize("hash_depth", [24, 0])
