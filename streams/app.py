@@ -397,6 +397,61 @@ class TableStore:
         self._index = None
 
 
+class DeliveryError(RuntimeError):
+    """A state write, event or dead letter the broker did not take (the producer gave up on it)."""
+
+
+class Deliveries:
+    """What the worker sent and the broker has not confirmed yet: the tables' changelog writes (the stored
+    states), events and dead letters, as the futures Faust's producer resolves once the broker wrote them.
+
+    A checkpoint acks its records only after :meth:`confirmed`: Faust flushes its producer before it
+    commits, but that flush does not wait for the table writes still queued in Faust's
+    ``ProducerBuffer`` (its ``flush_atmost`` gives up after 0.1 s without progress, e.g. while aiokafka
+    waits for a full batch to drain). After a broker outage, offsets of ``cdrs-by-customer`` were
+    committed with hundreds of state writes still queued there (issue 14).
+    """
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[Any]] = []
+
+    def add(self, future: Any) -> None:
+        """A send's future (Faust's ``Topic.send`` returns it)."""
+        self._futures.append(future)
+
+    def track(self, table: Any) -> None:
+        """Add the future of every changelog write of ``table`` (a Faust table: ``table[k] = v``, ``del``)."""
+        send = table.send_changelog
+
+        @functools.wraps(send)
+        def send_changelog(*args: Any, **kwargs: Any) -> Any:
+            future = send(*args, **kwargs)
+            self._futures.append(future)
+            return future
+
+        table.send_changelog = send_changelog
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    async def confirmed(self) -> None:
+        """Wait until the broker has confirmed every send added so far.
+
+        Raises
+        ------
+        DeliveryError
+            When one of them failed.
+        """
+        futures = list(self._futures)
+        for future in futures:
+            try:
+                await future
+            except Exception as exc:  # the producer's error (asyncio.CancelledError passes)
+                raise DeliveryError(f"a write the broker did not take: {exc!r}") from exc
+        if futures:
+            self._futures = [f for f in self._futures if not f.done()]
+
+
 def _exit_after_crash(reason: str) -> None:
     """Leave the process when Faust's shutdown after a crash did not finish in CRASH_GRACE_S."""
     log.critical("orderly shutdown did not finish in %.0f s; exiting (%s)", CRASH_GRACE_S, reason)
@@ -469,6 +524,9 @@ class StreamJob:
         # reject re-sent by a parse or verify agent restarted after a crash is not dead-lettered twice.
         self.reject_positions = app.Table(
             "reject-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        self.deliveries = Deliveries()
+        self.deliveries.track(table)
+        self.deliveries.track(self.reject_positions)
         self.engine = Engine(self.rules, model=model)
         self.metrics = Metrics()
         self.store = TableStore(table, self.engine, self.metrics, settings.partitions)
@@ -481,6 +539,10 @@ class StreamJob:
         self._parsed_lock = asyncio.Lock()
         self._parse_flush: asyncio.Future[None] | None = None  # the timer's flush under way
         self._parse_acker: Any = None  # parse's stream, through which input records are acked
+        self._checkpointing = asyncio.Lock()  # one checkpoint at a time (the agent's and the timer's)
+        self._processing = asyncio.Lock()  # held by detect while it takes one message (see _on_revoked)
+        #: records fetched in this consumer generation or before are not acked: their partitions were revoked
+        self._stale_generation = -1
         #: rules made live by hot reloads, written to the last good rules topic by one daemon thread in order
         self._to_keep: queue.SimpleQueue[tuple[str, str]] | None = None
         app.tollguard = self  # type: ignore[attr-defined]
@@ -562,11 +624,12 @@ class StreamJob:
     async def send(self, outcome: Outcome) -> None:
         """Emit an outcome's events (keyed by customer) and dead-letter its rejects."""
         for event in outcome.events:
-            await self.outputs[EventType(event.type)].send(key=event.customer_id.encode(), value=event_bytes(event))
+            self.deliveries.add(await self.outputs[EventType(event.type)].send(
+                key=event.customer_id.encode(), value=event_bytes(event)))
             remember(self.recent, self.metrics, event)
         for reject in outcome.rejects:
             self.metrics.rejected.labels(reason_class(reject.reason)).inc()
-            await self.dead_letter.send(value=reject.to_json_bytes())
+            self.deliveries.add(await self.dead_letter.send(value=reject.to_json_bytes()))
         # verdict messages settled now are acked at the checkpoint that writes their effect
         self._pending.extend(token for token in outcome.settled if token is not None)
 
@@ -643,7 +706,8 @@ class StreamJob:
                 await self.by_customer.send(value=value, partition=partition)
             if self._parse_acker is not None:
                 for event in batches.events:
-                    await self._parse_acker.ack(event)
+                    if (event.message.generation_id or 0) > self._stale_generation:  # as in _checkpoint
+                        await self._parse_acker.ack(event)
 
     async def _on_parse_timer(self) -> None:
         # In a task of its own: a flush longer than the timer's interval (a busy host) is not an overrun.
@@ -722,66 +786,77 @@ class StreamJob:
         self._acker = manual
         try:
             await self._detect(manual)
-        except StateFormatError as exc:
+        except (StateFormatError, DeliveryError) as exc:
             # A state this version cannot read: stop rather than decide on a customer without its history.
-            log.critical("stopping: %s", exc)
-            asyncio.get_running_loop().call_later(CRASH_GRACE_S, _exit_after_crash, str(exc))
-            await self.app.crash(exc)
+            # A write the broker did not take: stop; its records are not acked, a restart takes them again.
+            await self._stop(exc)
+
+    async def _stop(self, exc: Exception) -> None:
+        log.critical("stopping: %s", exc)
+        asyncio.get_running_loop().call_later(CRASH_GRACE_S, _exit_after_crash, str(exc))
+        await self.app.crash(exc)
 
     async def _detect(self, manual: Any) -> None:
-        runner, metrics = self.runner, self.metrics
         async for event in manual.events():
-            value: bytes = event.value
-            message = event.message
-            source = f"{message.topic}[{message.partition}]"
-            if value.startswith(CONTROL_PREFIX):
-                control = orjson.loads(value)
-                if control.get("control") == "verdict":
-                    if self._redelivered(control["customer_id"], message.headers, create=False):
-                        self._pending.append(event)
-                        continue
-                    verdict = Verdict.model_validate(control["verdict"])
-                    outcome = runner.take_verdict(
-                        verdict, source, message.offset, control["customer_id"], event, hold=False)
-                    self._audit_verdict(verdict, outcome)
-                    await self.send(outcome)
-                    if outcome.events:
-                        await self.checkpoint(deliver=True)
-                    continue
-                elif control.get("control") == "reject":
-                    await self._dead_letter_once(control["reject"], message.headers)
-                else:
-                    await self._on_flush(control, message.partition)
-            elif value.startswith(CALL_EVENT_PREFIX):
-                call = CallEvent.model_validate(orjson.loads(value)["call_event"])
-                if self._redelivered(call.customer_id, message.headers):
+            # Faust does not wait for the record being processed when partitions are revoked: the revocation
+            # waits for it here (_on_revoked), so its effect is either written with its state or dropped with it
+            async with self._processing:
+                await self._take(event)
+
+    async def _take(self, event: Any) -> None:
+        """One record, call event, verdict or control message of ``cdrs-by-customer``."""
+        runner, metrics = self.runner, self.metrics
+        value: bytes = event.value
+        message = event.message
+        source = f"{message.topic}[{message.partition}]"
+        if value.startswith(CONTROL_PREFIX):
+            control = orjson.loads(value)
+            if control.get("control") == "verdict":
+                if self._redelivered(control["customer_id"], message.headers, create=False):
                     self._pending.append(event)
-                    continue
-                outcome = runner.take_call_event(call, source, message.offset)
+                    return
+                verdict = Verdict.model_validate(control["verdict"])
+                outcome = runner.take_verdict(
+                    verdict, source, message.offset, control["customer_id"], event, hold=False)
+                self._audit_verdict(verdict, outcome)
                 await self.send(outcome)
-                if outcome.events:  # as for a CDR: the state that emitted them is written at once
-                    self._pending.append(event)
-                    await self.checkpoint(deliver=True)
-                    continue
-            elif value.startswith(BATCH_PREFIX):
-                await self._take_batch(value, source, message.offset)
-            else:  # one record per message: as a worker before batches (PARSE_BATCH) wrote them
-                record = CallDetailRecord.model_validate_json(value)
-                if self._redelivered(record.customer_id, message.headers):
-                    self._pending.append(event)
-                    continue
-                outcome = runner.take_record(record, source, message.offset, value.decode())
-                await self.send(outcome)
-                metrics.cdrs.inc()
-                if message.timestamp:
-                    metrics.latency.observe(max(0.0, time.time() - message.timestamp))
-                if outcome.events:  # the state that emitted them is written at once: a crash repeats none
-                    self._pending.append(event)
-                    await self.checkpoint(deliver=True)
-                    continue
-            self._pending.append(event)
-            if len(self._pending) >= DETECT_BATCH:
+                if outcome.events:
+                    await self.checkpoint()
+                return
+            elif control.get("control") == "reject":
+                await self._dead_letter_once(control["reject"], message.headers)
+            else:
+                await self._on_flush(control, message.partition)
+        elif value.startswith(CALL_EVENT_PREFIX):
+            call = CallEvent.model_validate(orjson.loads(value)["call_event"])
+            if self._redelivered(call.customer_id, message.headers):
+                self._pending.append(event)
+                return
+            outcome = runner.take_call_event(call, source, message.offset)
+            await self.send(outcome)
+            if outcome.events:  # as for a CDR: the state that emitted them is written at once
+                self._pending.append(event)
                 await self.checkpoint()
+                return
+        elif value.startswith(BATCH_PREFIX):
+            await self._take_batch(value, source, message.offset)
+        else:  # one record per message: as a worker before batches (PARSE_BATCH) wrote them
+            record = CallDetailRecord.model_validate_json(value)
+            if self._redelivered(record.customer_id, message.headers):
+                self._pending.append(event)
+                return
+            outcome = runner.take_record(record, source, message.offset, value.decode())
+            await self.send(outcome)
+            metrics.cdrs.inc()
+            if message.timestamp:
+                metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+            if outcome.events:  # the state that emitted them is written at once: a crash repeats none
+                self._pending.append(event)
+                await self.checkpoint()
+                return
+        self._pending.append(event)
+        if len(self._pending) >= DETECT_BATCH:
+            await self.checkpoint()
 
     async def _take_batch(self, value: bytes, source: str, offset: int) -> None:
         """The CDRs of one batch message (BATCH_PREFIX) through the runner, in order; those already in
@@ -796,8 +871,8 @@ class StreamJob:
             metrics.cdrs.inc()
             if item["ts"]:
                 metrics.latency.observe(max(0.0, time.time() - item["ts"]))
-            if outcome.events:  # written at once (the batch is acked later): a crash repeats none
-                await self.checkpoint(deliver=True)
+            if outcome.events:  # written, and confirmed with the events, at once (the batch is acked later)
+                await self.checkpoint()
 
     async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
         """Dead-letter a reject forwarded by the parse or verify agent, unless its input position was already."""
@@ -809,7 +884,7 @@ class StreamJob:
                 self.metrics.redelivered.inc()
                 return
         self.metrics.rejected.labels(reason_class(str(reject.get("reason", "")))).inc()
-        await self.dead_letter.send(value=orjson.dumps(reject))
+        self.deliveries.add(await self.dead_letter.send(value=orjson.dumps(reject)))
         if position is not None:
             self.reject_positions[key] = str(position[1]).encode()
 
@@ -853,40 +928,52 @@ class StreamJob:
         del self._flushes[(control["id"], partition)]
         await self.send(self.runner.flush(self.store.customers_of(partition)))
 
-    async def checkpoint(self, deliver: bool = False) -> None:
-        """Write the states changed since the last checkpoint, then ack the records they include.
+    async def checkpoint(self) -> None:
+        """Write the states changed since the last checkpoint, then ack the records they include once the
+        broker has confirmed those writes and the events and dead letters sent for them (:class:`Deliveries`).
 
-        Faust commits only acked offsets, and flushes the producer (so the changelog) first:
-        a committed offset never runs ahead of the stored state, as with one write per record.
-        With ``deliver`` (a record just emitted events), wait until the broker has the events and
-        the state that emitted them before going on: a worker killed later repeats none of them.
-        (Without it, a batch of CDRs is taken without a pause, and the state's changelog records
-        waited in Faust's producer buffer while the events were already sent: the fault suite's
-        repeated kills during a backfill saw 2 events emitted twice.)
+        Faust commits only acked offsets: a committed offset never runs ahead of the stored state or of
+        the events, as with one write per record. Records of partitions revoked meanwhile are not acked
+        (they come again from the committed offsets, to this worker or another).
         """
+        async with self._checkpointing:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
         self.store.checkpoint()
-        if deliver:
-            producer = self.app.producer
-            while producer.buffer.size:  # Faust's buffer flush gives up after 0.1 s on a busy host
-                await producer.buffer.flush()
-            await producer.flush()
         done, self._pending = self._pending, []
+        await self.deliveries.confirmed()
         if self._acker is not None:
             for event in done:
-                await self._acker.ack(event)
+                if (event.message.generation_id or 0) > self._stale_generation:
+                    await self._acker.ack(event)
         for what, count in self.engine.cap_hits.items():
             self.metrics.cap_hits.labels(what).inc(count)
         self.engine.cap_hits.clear()
 
     async def _on_timer(self) -> None:
         if self._pending or self.store.dirty:
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except DeliveryError as exc:
+                await self._stop(exc)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Unacked records are delivered again from the committed offsets, on the stored state.
-        self.store.forget()
-        self._pending.clear()
-        self._parsed = ParsedBatches()  # parsed, not sent, not acked: re-delivered to the partitions' owner
+        # Unacked records are delivered again from the committed offsets, on the stored state. None fetched
+        # so far is acked any more; the one detect is taking is finished first (Faust does not wait for it):
+        # else its state change was dropped after its event was sent, and the event came again with it.
+        self._stale_generation = self.app.consumer_generation_id
+        self._parsed = ParsedBatches()  # parsed, not sent, not acked: they come again to the partitions' owner
+        async with self._processing:
+            self.store.forget()
+            self._pending.clear()
+        # Faust rebuilds the assigned partitions of a memory table from their changelog up to its end offset:
+        # the states written before must be there by then, or the table goes back to older states while the
+        # offsets committed with them stand (issue 14). The new assignment comes after this returns.
+        try:
+            await self.deliveries.confirmed()
+        except DeliveryError as exc:
+            await self._stop(exc)
 
 
 def create_app(settings: StreamSettings, rules: Rules | None = None, model: Any = None) -> faust.App:

@@ -1,4 +1,5 @@
-"""A fix for faust-streaming 0.15: records fetched before a seek to the committed offsets (issue 14).
+"""Fixes for faust-streaming 0.15 (issue 14): records fetched before a seek to the committed offsets;
+the worker's producer made idempotent (see :func:`idempotent_producer`).
 
 The stall it fixes: a worker restarted after a crash (or rejoining after a broker outage) said
 "Worker ready" and then committed almost nothing on one input partition for minutes, its lag
@@ -30,6 +31,17 @@ returned it (both on the consumer thread, so the order is exact), and a record o
 rewound by a later seek is dropped instead of delivered (aiokafka fetches it again from the
 committed offset); a record that was being delivered while the seek happened does not keep the
 read offset it set. Partitions the seek did not move (no committed offset yet) are left alone.
+
+The seek is made in one step: every committed offset is asked first, then every partition is
+sought and the seek counted. aiokafka's ``seek_to_committed`` seeks each partition as its committed
+offset comes, and the first version of this fix counted the seek once all were done: a batch
+aiokafka returned in between, from a sought partition's *new* position, was dropped as fetched
+before the seek and never fetched again (aiokafka's position was past it). A rebalance after the
+broker-kill scenario showed it: ``cdrs-by-customer[1]: records fetched before the seek to offset 641
+not delivered``, then offsets 654-1137 never reached the agent, Faust took them for a gap, committed
+past them one or two offsets per commit, and a customer's event came out with other evidence than
+replay's. (Delivering such a batch is no better: its records come before ``perform_seek`` sets the
+read offsets back to the committed ones, and the records after them are taken for a gap, the stall.)
 """
 
 from __future__ import annotations
@@ -67,27 +79,69 @@ def _first_drop(consumer: Any, key: tuple[str, int], seek: int) -> bool:
     return True
 
 
+async def _seek_on_thread(self: Any) -> Mapping[Any, int]:
+    # Runs on the consumer thread, as aiokafka's fetches do. aiokafka's seek_to_committed() asks for the
+    # committed offsets one partition at a time and seeks each as its answer comes, so a batch could come
+    # back between two seeks, holding a sought partition's records from its new position: counted as
+    # fetched before the seek, they were dropped and never fetched again (aiokafka was past them; a
+    # rebalance lost them, issue 14); delivered, they came before perform_seek() set the read offsets
+    # back to the committed ones, and Faust took the records after them for a gap. So every committed
+    # offset is asked first, then every partition is sought and the seek counted in one step: a batch
+    # is wholly from before the seek (dropped, fetched again) or wholly from after it.
+    consumer = self._ensure_consumer()
+    committed: dict[Any, int] = {}
+    for tp in consumer.assignment():
+        committed[tp] = await consumer.committed(tp)
+    self.tollguard_seeks = getattr(self, "tollguard_seeks", 0) + 1
+    rewound = self.__dict__.setdefault("tollguard_rewound", {})
+    for tp, offset in committed.items():
+        if offset and offset > 0:  # as aiokafka's seek_to_committed(): only these
+            consumer.seek(tp, offset)
+            rewound[(tp.topic, tp.partition)] = (self.tollguard_seeks, offset)
+    return committed
+
+
+#: The producer settings :func:`idempotent_producer` adds to Faust's.
+IDEMPOTENT = {"acks": "all", "enable_idempotence": True}
+
+
+def idempotent_producer() -> None:
+    """Make the worker's producer (aiokafka, through Faust's driver) idempotent: acks=all, enable_idempotence.
+
+    Faust asks aiokafka for an idempotent producer only inside transactions (``Producer._settings_extra``
+    returns nothing otherwise) and has no setting for it. Without it, a produce request the broker wrote
+    but could not answer (a broker SIGKILLed between the two) is sent again when the broker is back:
+    its records are written twice, and an event twice on its output topic is a repeated event id (the
+    broker-kill fault scenario). With it, the broker drops the copy (same producer id and sequence), keeps
+    each partition's order, and aiokafka retries a batch until it is written instead of expiring it.
+    Idempotent.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    settings_extra = driver.Producer._settings_extra  # noqa: SLF001 (faust has no setting for it)
+    if getattr(settings_extra, _MARK, False):
+        return
+
+    @functools.wraps(settings_extra)
+    def _settings_extra(self: Any) -> Mapping[str, Any]:
+        return {**settings_extra(self), **IDEMPOTENT}
+
+    setattr(_settings_extra, _MARK, True)
+    driver.Producer._settings_extra = _settings_extra  # type: ignore[method-assign]  # noqa: SLF001
+
+
 def install() -> None:
     """Patch faust-streaming's aiokafka driver and consumer (see the module docstring); idempotent."""
     from faust.transport import consumer as base
     from faust.transport.drivers import aiokafka as driver
 
+    idempotent_producer()
     thread_cls = driver.AIOKafkaConsumerThread
     if getattr(thread_cls.seek_to_committed, _MARK, False):
         return
     fetch_records = thread_cls._fetch_records  # noqa: SLF001 (faust internals: no hook for this)
     delegate_getmany = base.ThreadDelegateConsumer._getmany  # noqa: SLF001
     getmany = base.Consumer.getmany
-
-    async def _seek_on_thread(self: Any) -> Mapping[Any, int]:
-        # runs on the consumer thread, as aiokafka's fetches do: the count is exact relative to them
-        committed: Mapping[Any, int] = await self._ensure_consumer().seek_to_committed()
-        self.tollguard_seeks = getattr(self, "tollguard_seeks", 0) + 1
-        rewound = self.__dict__.setdefault("tollguard_rewound", {})
-        for tp, offset in committed.items():
-            if offset and offset > 0:  # aiokafka seeks only these
-                rewound[(tp.topic, tp.partition)] = (self.tollguard_seeks, offset)
-        return committed
 
     @functools.wraps(thread_cls.seek_to_committed)
     async def seek_to_committed(self: Any) -> Mapping[Any, int]:

@@ -342,6 +342,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def read_topics(
@@ -377,7 +378,8 @@ def read_topics(
             batch = consumer.poll(timeout_ms=200, max_records=5000)
             for tp, recs in batch.items():
                 for r in recs:
-                    out[tp.topic].append(Record(tp.topic, tp.partition, r.offset, r.key, r.value))
+                    out[tp.topic].append(Record(tp.topic, tp.partition, r.offset, r.key, r.value,
+                                              tuple(r.headers or ())))
             now = time.monotonic()
             if batch:
                 last_new = now
