@@ -67,7 +67,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+from bench_replay import diversify, run_child  # noqa: E402
 from kafka_fixtures import (  # noqa: E402
     WorkerProcess,
     _local_broker,
@@ -92,11 +94,16 @@ COL_UNIQUEID = 16
 
 
 def _records(n: int, seed: int) -> list:
-    """``n`` simulated CDRs in arrival order: "all" scenario, n/1000 customers, days as needed."""
+    """``n`` simulated CDRs in arrival order: "all" scenario, n/1000 customers, days as needed.
+
+    The benign customers' remote numbers get realistic diversity (``bench_replay.diversify``:
+    0.6-0.7 distinct numbers per CDR, as in independently generated traffic), so number parsing is
+    measured on cache misses as in the field, not on the simulator's few repeated numbers."""
     customers, minutes = max(10, n // 1000), 2880
     while True:
         sim = run_scenario("all", customers=customers, minutes=minutes, seed=seed)
-        records = list(islice(sim.records(), n))
+        fraud = {label.customer_id for label in sim.labels}
+        records = list(islice(diversify(sim.records(), fraud), n))
         if len(records) >= n:
             return records
         minutes *= 2
@@ -254,6 +261,12 @@ def profile_summary(raw: Path, top: int = 18) -> str:
 # --------------------------------------------------------------------------- the two runs
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) used so far by process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[str, float | str]:
     rules = load_rules(None)
     data = work / "throughput.csv"
@@ -274,6 +287,8 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
         t = time.perf_counter()
         worker.start()
         ready_s = time.perf_counter() - t
+        assert worker.proc is not None
+        cpu_ready = process_cpu_s(worker.proc.pid)
         if profile and worker.proc is not None:
             if shutil.which("py-spy") is None:
                 print("--profile: py-spy not found, skipping the profile", file=sys.stderr)
@@ -285,6 +300,7 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
                 )
         topics = [cdrs, f"{prefix}cdrs-by-customer"]
         wait_for_lag_zero(bootstrap, app_id, topics, timeout=3600, worker=worker)
+        worker_cpu = process_cpu_s(worker.proc.pid) - cpu_ready
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
@@ -305,9 +321,19 @@ def run_throughput(bootstrap: str, n: int, work: Path, profile: bool) -> dict[st
         "worker_rate": n / (last - first),
         "parse_rate": n / max(parsed_last - first, 1e-9),
         "writes_per_cdr": writes / n,
+        "worker_cpu_s": worker_cpu,
+        "worker_cpu_rate": n / max(worker_cpu, 1e-9),
     }
+    # The same file through tollguard replay (one core, a fresh interpreter): the engine and the
+    # detectors without Kafka or Faust, i.e. what the worker's own work costs.
+    rep = run_child("replay", data, "asterisk-csv", None)
+    result.update(replay_cpu_s=rep["cpu_seconds"], replay_cpu_rate=n / max(rep["cpu_seconds"], 1e-9),
+                  replay_events=rep["events"])
     if spy is not None and (work / "worker-profile.txt").exists():
         result["profile"] = profile_summary(work / "worker-profile.txt")
+        keep = os.environ.get("BENCH_PROFILE_RAW")
+        if keep:  # the raw py-spy stacks, for a closer look (flamegraph tools read this format)
+            shutil.copyfile(work / "worker-profile.txt", keep)
     return result
 
 
@@ -478,6 +504,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the worker in the throughput run")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     args = parser.parse_args()
 
     with ExitStack() as stack:
@@ -493,8 +520,10 @@ def main() -> int:
             stack.callback(lambda: next(broker, None))
         print(f"broker {bootstrap}; {os.cpu_count()} CPU(s)", file=sys.stderr)
         rows: list[tuple[str, str]] = []
+        raw: dict[str, Any] = {}
         if not args.skip_throughput:
             tp = run_throughput(bootstrap, args.cdrs, work, args.profile)
+            raw["throughput"] = {k: v for k, v in tp.items() if k != "profile"}
             rows += [
                 ("CDRs (throughput run)", f"{tp['cdrs']:,}"),
                 ("produce (kafka-python, keyed)", f"{tp['produce_rate']:,.0f} CDRs/s"),
@@ -503,10 +532,15 @@ def main() -> int:
                 ("worker: parse agent", f"{tp['parse_rate']:,.0f} CDRs/s"),
                 ("worker: end to end", f"{tp['worker_rate']:,.0f} CDRs/s ({tp['worker_s']:.1f} s)"),
                 ("worker / bare consumer", f"{float(tp['worker_rate']) / float(tp['bare_rate']):.3f}"),
+                ("worker CPU (every thread)", f"{tp['worker_cpu_s']:.1f} s = {tp['worker_cpu_rate']:,.0f} CDRs/s CPU "
+                 f"({1e6 / float(tp['worker_cpu_rate']):,.0f} µs per CDR)"),
+                ("replay of the same file", f"{tp['replay_cpu_rate']:,.0f} CDRs/s CPU "
+                 f"({1e6 / float(tp['replay_cpu_rate']):,.0f} µs per CDR; {tp['replay_events']} events)"),
                 ("state-table writes per CDR", f"{tp['writes_per_cdr']:.3f}"),
             ]
         if not args.skip_latency:
             lat = run_latency(bootstrap, args.rate, args.seconds, args.probe_every, work, args.warmup)
+            raw["latency"] = dict(lat, rate=args.rate)
             rows += [
                 ("offered load (achieved)", f"{lat['offered']:,.0f} CDRs/s for {lat['seconds']:.0f} s"),
                 ("probes returned", f"{lat['returned']:,} / {lat['probes']:,}"),
@@ -517,6 +551,8 @@ def main() -> int:
                 ("latency max", f"{1000 * lat['max']:,.0f} ms"),
                 ("lag on cdrs at the end", f"{lat['lag_end']:,}"),
             ]
+        if args.json is not None:
+            args.json.write_text(json.dumps(raw, indent=2), encoding="utf-8")
         width = max(len(k) for k, _ in rows)
         print(f"\n{'measure':<{width}}  value")
         print(f"{'-' * width}  {'-' * 34}")

@@ -15,6 +15,17 @@ Paths are dot-joined integers (``""``, ``"0"``, ``"3.1"``); a piece is a JSON ob
 ``path.0`` … ``path.n-1``), ``{"k": key}`` (a dict of one too-large entry, child ``path.0``),
 ``{"l": n}`` (a list cut in ``n`` runs, children in order), ``{"one": true}`` (a list of one
 too-large item, child ``path.0``). The root piece also carries ``"format"``.
+
+Format 3 (this version) makes a checkpoint's writes safe to cut anywhere: a piece other than the
+root is stored under the key ``path@digest`` (a digest of its bytes), and a parent names its
+children's keys (``"c": [...]``), so a changed piece is written under a new key, never over the one
+the stored root still names. A checkpoint writes the new pieces children first and the root (key
+``""``) last, then deletes the keys the new root no longer names: a worker killed at any point of
+it leaves the old state whole (the new root not yet written) or the new one (written after all its
+pieces), and at worst unnamed pieces that the next checkpoint deletes. (Format 2 stored each piece
+under its path: a worker killed between the writes of one checkpoint left a root naming a piece not
+yet written, found by the fault suite's repeated kills during a backfill: ``state piece
+'0.1.0.3.0.2' is missing``.) Format 2 is still read, and rewritten as format 3 when it changes.
 """
 
 from __future__ import annotations
@@ -33,8 +44,10 @@ PIECE_BYTES = 64 * 1024
 #: Depth after which dict keys are cut in sorted runs rather than by hash (bounds the recursion).
 _HASH_DEPTH = 24
 
-#: Format of the pieces written by this version; 1 = the whole state as one JSON record.
-STATE_FORMAT = 2
+#: Format of the pieces written by this version; 1 = the whole state as one JSON record, 2 = pieces
+#: stored under their paths (read, and rewritten as 3 when they change).
+STATE_FORMAT = 3
+_READ_FORMATS = (2, 3)
 
 
 class StateFormatError(TollguardError):
@@ -52,37 +65,47 @@ def _child(path: str, index: int) -> str:
     return f"{path}.{index}" if path else str(index)
 
 
-def _split(node: Any, path: str, depth: int, limit: int, out: dict[str, bytes]) -> None:
+def _key(path: str, data: bytes) -> str:
+    """A piece's key: ``path@digest`` of its bytes (the root's is ``""``, written last)."""
+    return f"{path}@{hashlib.blake2b(data, digest_size=8).hexdigest()}" if path else ""
+
+
+def _put(out: dict[str, bytes], path: str, piece: dict[str, Any]) -> str:
+    data = orjson.dumps(piece)
+    key = _key(path, data)
+    out[key] = data
+    return key
+
+
+def _split(node: Any, path: str, depth: int, limit: int, out: dict[str, bytes]) -> str:
+    """Add the pieces of ``node`` to ``out``, children before their parent; returns the node's key."""
     data = orjson.dumps({"v": node})
     if len(data) <= limit or not isinstance(node, dict | list) or not node:
-        out[path] = data
-        return
+        key = _key(path, data)
+        out[key] = data
+        return key
     if isinstance(node, dict):
         if len(node) == 1:
-            ((key, value),) = node.items()
-            out[path] = orjson.dumps({"k": key})
-            _split(value, _child(path, 0), depth + 1, limit, out)
-            return
+            ((name, value),) = node.items()
+            child = _split(value, _child(path, 0), depth + 1, limit, out)
+            return _put(out, path, {"k": name, "c": [child]})
         buckets = 2
         while buckets * limit < 2 * len(data):
             buckets *= 2
         parts: list[dict[str, Any]] = [{} for _ in range(buckets)]
         if depth < _HASH_DEPTH:
-            for key, value in node.items():
-                parts[_bucket(key, depth, buckets)][key] = value
+            for name, value in node.items():
+                parts[_bucket(name, depth, buckets)][name] = value
         else:  # never reached in practice; a bound on the recursion whatever the keys
-            keys = sorted(node)
-            step = -(-len(keys) // buckets)
-            for index, key in enumerate(keys):
-                parts[index // step][key] = node[key]
-        out[path] = orjson.dumps({"d": buckets})
-        for index, part in enumerate(parts):
-            _split(part, _child(path, index), depth + 1, limit, out)
-        return
+            names = sorted(node)
+            step = -(-len(names) // buckets)
+            for index, name in enumerate(names):
+                parts[index // step][name] = node[name]
+        children = [_split(part, _child(path, index), depth + 1, limit, out) for index, part in enumerate(parts)]
+        return _put(out, path, {"d": buckets, "c": children})
     if len(node) == 1:
-        out[path] = orjson.dumps({"one": True})
-        _split(node[0], _child(path, 0), depth + 1, limit, out)
-        return
+        child = _split(node[0], _child(path, 0), depth + 1, limit, out)
+        return _put(out, path, {"one": True, "c": [child]})
     runs: list[list[Any]] = [[]]
     size = 0
     for item in node:
@@ -95,9 +118,8 @@ def _split(node: Any, path: str, depth: int, limit: int, out: dict[str, bytes]) 
     if len(runs) == 1:  # one run still too large as a whole: halve it
         half = len(node) // 2
         runs = [node[:half], node[half:]]
-    out[path] = orjson.dumps({"l": len(runs)})
-    for index, run in enumerate(runs):
-        _split(run, _child(path, index), depth + 1, limit, out)
+    children = [_split(run, _child(path, index), depth + 1, limit, out) for index, run in enumerate(runs)]
+    return _put(out, path, {"l": len(runs), "c": children})
 
 
 def split_state(tree: Any, limit: int = PIECE_BYTES) -> dict[str, bytes]:
@@ -106,7 +128,9 @@ def split_state(tree: Any, limit: int = PIECE_BYTES) -> dict[str, bytes]:
     Returns
     -------
     dict
-        Path -> JSON bytes of the piece; the root (path ``""``) carries the format.
+        Key -> JSON bytes of the piece, in write order: every piece after the pieces it names, the
+        root (key ``""``, which carries the format) last. A key other than the root's is
+        ``path@digest``, so equal keys mean equal bytes.
 
     Examples
     --------
@@ -118,50 +142,63 @@ def split_state(tree: Any, limit: int = PIECE_BYTES) -> dict[str, bytes]:
     """
     out: dict[str, bytes] = {}
     _split(tree, "", 0, limit, out)
-    root = orjson.loads(out[""])
+    root = orjson.loads(out.pop(""))
     root["format"] = STATE_FORMAT
     out[""] = orjson.dumps(root)
     return out
 
 
-def _join(pieces: Mapping[str, bytes], path: str) -> Any:
+def _join(pieces: Mapping[str, bytes], key: str, fmt: int) -> Any:
     try:
-        piece = orjson.loads(pieces[path])
+        piece = orjson.loads(pieces[key])
     except KeyError:
-        raise StateFormatError(f"state piece {path or '(root)'!r} is missing") from None
+        raise StateFormatError(f"state piece {key or '(root)'!r} is missing") from None
     if "v" in piece:
         return piece["v"]
+    if fmt >= 3:
+        children = piece.get("c", [])
+    else:  # format 2: children stored under their paths
+        count = piece.get("d") or piece.get("l") or 1
+        children = [_child(key, index) for index in range(count)]
     if "d" in piece:
         merged: dict[str, Any] = {}
-        for index in range(piece["d"]):
-            merged.update(_join(pieces, _child(path, index)))
+        for child in children:
+            merged.update(_join(pieces, child, fmt))
         return merged
     if "k" in piece:
-        return {piece["k"]: _join(pieces, _child(path, 0))}
+        return {piece["k"]: _join(pieces, children[0], fmt)}
     if "l" in piece:
         items: list[Any] = []
-        for index in range(piece["l"]):
-            items.extend(_join(pieces, _child(path, index)))
+        for child in children:
+            items.extend(_join(pieces, child, fmt))
         return items
     if piece.get("one"):
-        return [_join(pieces, _child(path, 0))]
-    raise StateFormatError(f"state piece {path or '(root)'!r} has no known shape: {sorted(piece)}")
+        return [_join(pieces, children[0], fmt)]
+    raise StateFormatError(f"state piece {key or '(root)'!r} has no known shape: {sorted(piece)}")
 
 
 def join_state(pieces: Mapping[str, bytes]) -> Any:
     """Rebuild the JSON tree written by :func:`split_state`.
 
+    Pieces the root does not name (left by a checkpoint cut short) are ignored.
+
     Raises
     ------
     StateFormatError
-        The root names a format other than :data:`STATE_FORMAT`, or a piece is missing or unknown.
+        The root names a format other than 2 or :data:`STATE_FORMAT`, or a piece is missing or unknown.
     """
     if "" not in pieces:
         raise StateFormatError("the state has no root piece")
     fmt = orjson.loads(pieces[""]).get("format")
-    if fmt != STATE_FORMAT:
+    if fmt not in _READ_FORMATS:
         raise StateFormatError(
             f"the state was written in format {fmt!r}; this version reads format {STATE_FORMAT} "
-            "(and migrates format 1). Run the tollguard version that wrote it, or start with a new --app-id."
+            "(and migrates formats 1 and 2). Run the tollguard version that wrote it, or start with a new --app-id."
         )
-    return _join(pieces, "")
+    return _join(pieces, "", fmt)
+
+
+def state_format(pieces: Mapping[str, bytes]) -> int | None:
+    """The format named by the root piece (None without a root)."""
+    root = pieces.get("")
+    return None if root is None else orjson.loads(root).get("format")

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import os
 import queue
@@ -50,6 +49,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,7 @@ from pydantic import ValidationError
 from engine.core import CustomerState, Engine
 from engine.registry import load_rules
 from engine.runner import Outcome, Runner, event_bytes, reason_class
-from engine.state import StateFormatError, join_state, split_state
+from engine.state import STATE_FORMAT, StateFormatError, join_state, split_state, state_format
 from streams import faustfix
 from streams.auth import AuditLog, audit_log_path
 from streams.reload import RULES_POLL_S, RulesReloader
@@ -82,6 +82,16 @@ RECENT_EVENTS = 200
 #: checkpoint every DETECT_BATCH records or DETECT_CHECKPOINT_S seconds, not once per record.
 DETECT_BATCH = 500
 DETECT_CHECKPOINT_S = 0.5
+
+#: The parse agent sends the CDRs it parsed to ``cdrs-by-customer`` in batches, one message per
+#: destination partition holding up to PARSE_BATCH records (at most PARSE_BATCH_BYTES of JSON), sent
+#: when full or every PARSE_FLUSH_S seconds. Measured (bench/bench_stream.py, issue 11): Faust's and
+#: aiokafka's per-message work (a produce, then a fetch and a stream event at the detect agent) was
+#: over half of the worker's CPU with one message per CDR. A batch's input records are acked once it
+#: is sent, so a crash before then re-delivers them; each record keeps its input position.
+PARSE_BATCH = 500
+PARSE_BATCH_BYTES = 512 * 1024
+PARSE_FLUSH_S = 0.05
 
 #: Longest time (ms) a fetch waits at the broker for new data. faust-streaming hardcodes 1500 and
 #: aiokafka keeps one fetch in flight per broker: a fetch made of idle partitions only (verifications,
@@ -105,6 +115,10 @@ CONTROL_PREFIX = b'{"control"'
 
 #: Call events on ``cdrs-by-customer`` start with this (``{"call_event": {...}}``).
 CALL_EVENT_PREFIX = b'{"call_event"'
+
+#: A batch of CDRs on ``cdrs-by-customer`` (``{"cdrs": [{"src": "cdrs[p]@offset", "ts": produce time s,
+#: "cdr": canonical record}, ...]}``), written by the parse agent (see PARSE_BATCH).
+BATCH_PREFIX = b'{"cdrs"'
 
 #: Kafka header that marks a control message on ``cdrs`` (value ``flush``; set by ``tollguard produce --flush``).
 CONTROL_HEADER = "tollguard-control"
@@ -235,13 +249,46 @@ class CustomerPartitioner:
         return int(self._murmur2(key, all_partitions, available))
 
 
+class ParsedBatches:
+    """CDRs parsed by the parse agent and not yet sent, per partition of ``cdrs-by-customer``.
+
+    Each entry is the JSON of one batch item (see BATCH_PREFIX); ``events`` are the input events
+    they came from, acked once the batches are sent (in input order).
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[int, list[bytes]] = {}
+        self.events: list[Any] = []
+        self.count = 0
+        self.size = 0
+
+    def add(self, partition: int, item: bytes, event: Any) -> None:
+        """Keep ``item`` (one record's JSON) for ``partition``; ``event`` is acked when it is sent."""
+        self.items.setdefault(partition, []).append(item)
+        self.events.append(event)
+        self.count += 1
+        self.size += len(item)
+
+    @property
+    def full(self) -> bool:
+        """Whether the batches should be sent now (PARSE_BATCH records or PARSE_BATCH_BYTES)."""
+        return self.count >= PARSE_BATCH or self.size >= PARSE_BATCH_BYTES
+
+    def messages(self) -> Iterator[tuple[int, bytes]]:
+        """(partition, value) of each batch message, in partition order."""
+        for partition in sorted(self.items):
+            yield partition, b'{"cdrs":[' + b",".join(self.items[partition]) + b"]}"
+
+
 class TableStore:
     """The runner's :class:`engine.runner.StateStore` over the Faust table of state pieces.
 
     States are cached in memory; :meth:`checkpoint` writes the pieces of changed states that
-    differ from what was last written (a small change rewrites one piece, not the customer),
-    and deletes pieces that no longer exist. A state stored by an older worker as one record
-    (format 1) is read and rewritten as pieces; a format this version does not know raises
+    are not stored yet (a small change writes one piece and its parents, not the customer), the
+    root last, then deletes the pieces the new root no longer names: a worker killed in the middle
+    leaves the old state or the new one, never a mix (:mod:`engine.state`, format 3). A state
+    stored by an older worker as one record (format 1) or as pieces under their paths (format 2)
+    is read and rewritten in format 3; a format this version does not know raises
     :class:`engine.state.StateFormatError`.
     """
 
@@ -252,7 +299,7 @@ class TableStore:
         self.partitions = partitions
         self.cache: dict[str, CustomerState] = {}
         self.dirty: set[str] = set()
-        self._written: dict[str, dict[str, bytes]] = {}  # customer -> piece path -> digest last written
+        self._roots: dict[str, bytes] = {}  # customer -> root piece last read or written
         self._index: dict[str, set[str]] | None = None  # customer -> stored piece paths ("\0" = format 1)
 
     def _stored(self) -> dict[str, set[str]]:
@@ -278,7 +325,7 @@ class TableStore:
             paths = self._stored().get(customer_id)
             if not paths:
                 return None
-        if "\0" in paths:  # format 1: the whole state in one record, keyed by the customer
+        if "\0" in paths and "" not in paths:  # format 1: the whole state in one record, keyed by the customer
             state = CustomerState.from_json_dict(orjson.loads(self.table[customer_id.encode()]))
             self.dirty.add(customer_id)
             log.warning("customer %s: state in format 1 migrated to pieces", customer_id)
@@ -292,7 +339,9 @@ class TableStore:
                     pieces, state = self._read(customer_id, self._stored().get(customer_id, set()))
                 except (StateFormatError, KeyError) as exc:
                     raise StateFormatError(f"customer {customer_id}: {exc}") from None
-            self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
+            self._roots[customer_id] = pieces[""]
+            if state_format(pieces) != STATE_FORMAT:
+                self.dirty.add(customer_id)  # rewritten in this version's format at the next checkpoint
         self.cache[customer_id] = state
         return state
 
@@ -320,26 +369,31 @@ class TableStore:
         for customer_id in sorted(self.dirty):
             state = self.cache[customer_id]
             pieces = split_state(state.to_json_dict())
-            before = self._written.get(customer_id, {})
+            root = pieces[""]
             stored = index.setdefault(customer_id, set())
+            unnamed = stored - set(pieces)  # replaced pieces, or left by a checkpoint cut short
+            if self._roots.get(customer_id) == root and not unnamed:
+                continue  # the root names every piece by digest: the same root, the same state
             prefix = customer_id.encode() + PIECE_SEP
-            for path, value in pieces.items():
-                digest = _digest(value)
-                if before.get(path) != digest:
-                    self.table[prefix + path.encode()] = value
-                    self.metrics.state_pieces.inc()
-                    self.metrics.state_piece_bytes.observe(len(value))
-            for path in stored - set(pieces):
-                del self.table[customer_id.encode() if path == "\0" else prefix + path.encode()]
+            for key, value in pieces.items():  # the pieces a piece names before it, the root last
+                if key and key in stored:
+                    continue  # the key holds a digest of the bytes: stored already
+                if not key and self._roots.get(customer_id) == root:
+                    continue
+                self.table[prefix + key.encode()] = value
+                self.metrics.state_pieces.inc()
+                self.metrics.state_piece_bytes.observe(len(value))
+            for key in unnamed:  # only once the new root is written
+                del self.table[customer_id.encode() if key == "\0" else prefix + key.encode()]
             index[customer_id] = set(pieces)
-            self._written[customer_id] = {path: _digest(value) for path, value in pieces.items()}
+            self._roots[customer_id] = root
         self.dirty.clear()
 
     def forget(self) -> None:
         """Drop the cache (partitions revoked: the next owner reads the table)."""
         self.cache.clear()
         self.dirty.clear()
-        self._written.clear()
+        self._roots.clear()
         self._index = None
 
 
@@ -403,10 +457,6 @@ def _exit_after_crash(reason: str) -> None:
     log.critical("orderly shutdown did not finish in %.0f s; exiting (%s)", CRASH_GRACE_S, reason)
     logging.shutdown()
     os._exit(3)
-
-
-def _digest(value: bytes) -> bytes:
-    return hashlib.blake2b(value, digest_size=12).digest()
 
 
 class StreamJob:
@@ -485,6 +535,10 @@ class StreamJob:
         self._flushes: dict[tuple[str, int], set[int]] = {}
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
+        self._parsed = ParsedBatches()  # parsed CDRs not yet sent to cdrs-by-customer
+        self._parsed_lock = asyncio.Lock()
+        self._parse_flush: asyncio.Future[None] | None = None  # the timer's flush under way
+        self._parse_acker: Any = None  # parse's stream, through which input records are acked
         self._checkpointing = asyncio.Lock()  # one checkpoint at a time (the agent's and the timer's)
         self._processing = asyncio.Lock()  # held by detect while it takes one message (see _on_revoked)
         #: records fetched in this consumer generation or before are not acked: their partitions were revoked
@@ -502,6 +556,7 @@ class StreamJob:
         app.agent(self.verifications, name="verify")(self.verify)
         app.agent(self.by_customer, name="detect")(self.detect)
         app.timer(DETECT_CHECKPOINT_S)(self._on_timer)
+        app.timer(PARSE_FLUSH_S)(self._on_parse_timer)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     # -- rules hot reload (streams/reload.py) ---------------------------------------------
@@ -592,8 +647,14 @@ class StreamJob:
 
     # -- agents ----------------------------------------------------------------------------
     async def parse(self, stream: faust.StreamT) -> None:
-        """Raw CDR lines → canonical records keyed by customer (or the dead-letter topic)."""
-        async for event in stream.events():
+        """Raw CDR lines → canonical records in batches per partition of ``cdrs-by-customer`` (see
+        PARSE_BATCH), or rejects forwarded to be dead-lettered. Input records are acked once what
+        they gave is sent (a crash before re-delivers them)."""
+        manual = stream.noack()  # type: ignore[attr-defined]  # (Stream has it; StreamT does not declare it)
+        self._parse_acker = manual
+        partitions = self.settings.partitions
+        partition_cache: dict[str, int] = {}
+        async for event in manual.events():
             rules = self.rules  # a reload may have replaced them
             value: bytes = event.value or b""
             message = event.message
@@ -607,9 +668,12 @@ class StreamJob:
                         source, message.offset, value.decode("utf-8", "replace"),
                         "not a CDR: control messages are taken only as tollguard produce --flush sends them",
                     ), source, message.offset)
+                    await manual.ack(event)
                     continue
-                for partition in range(self.settings.partitions):
+                await self.flush_parsed()  # the records before the flush reach detect before it
+                for partition in range(partitions):
                     await self.by_customer.send(value=value, partition=partition)
+                await manual.ack(event)
                 continue
             fmt = _header(message.headers, "format") or "auto"
             try:
@@ -619,13 +683,36 @@ class StreamJob:
                 await self._forward_rejects(self.runner.take_unparsable(
                     source, message.offset, value.decode("utf-8", "replace"), exc.reason
                 ), source, message.offset)
+                await manual.ack(event)
                 continue
+            customer = record.customer_id
+            cached = partition_cache.get(customer)
+            partition = cached if cached is not None else partition_of(customer.encode(), partitions)
+            if len(partition_cache) >= 100_000:  # bounded: customers, but the data decides how many
+                partition_cache.clear()
+            partition_cache[customer] = partition
             # the original record's timestamp (its produce time) travels with it: the latency metric starts there
-            await self.by_customer.send(
-                key=record.customer_id.encode(), value=orjson.dumps(record.to_json_dict()),
-                headers=[(SOURCE_HEADER, f"{source}@{message.offset}".encode())],
-                timestamp=message.timestamp or None,
-            )
+            item = orjson.dumps({"src": f"{source}@{message.offset}",
+                                 "ts": message.timestamp or None, "cdr": record.to_json_dict()})
+            self._parsed.add(partition, item, event)
+            if self._parsed.full:
+                await self.flush_parsed()
+
+    async def flush_parsed(self) -> None:
+        """Send the parse agent's batches (one message per partition), then ack their input records."""
+        async with self._parsed_lock:  # the timer's flush and the agent's never interleave (order per partition)
+            batches, self._parsed = self._parsed, ParsedBatches()
+            for partition, value in batches.messages():
+                await self.by_customer.send(value=value, partition=partition)
+            if self._parse_acker is not None:
+                for event in batches.events:
+                    if (event.message.generation_id or 0) > self._stale_generation:  # as in _checkpoint
+                        await self._parse_acker.ack(event)
+
+    async def _on_parse_timer(self) -> None:
+        # In a task of its own: a flush longer than the timer's interval (a busy host) is not an overrun.
+        if self._parsed.count and (self._parse_flush is None or self._parse_flush.done()):
+            self._parse_flush = asyncio.ensure_future(self.flush_parsed())
 
     async def _forward_rejects(self, outcome: Outcome, source: str, offset: int) -> None:
         """Rejects of the parse and verify agents → ``cdrs-by-customer`` (key: their input partition),
@@ -751,7 +838,9 @@ class StreamJob:
                 self._pending.append(event)
                 await self.checkpoint()
                 return
-        else:
+        elif value.startswith(BATCH_PREFIX):
+            await self._take_batch(value, source, message.offset)
+        else:  # one record per message: as a worker before batches (PARSE_BATCH) wrote them
             record = CallDetailRecord.model_validate_json(value)
             if self._redelivered(record.customer_id, message.headers):
                 self._pending.append(event)
@@ -768,6 +857,22 @@ class StreamJob:
         self._pending.append(event)
         if len(self._pending) >= DETECT_BATCH:
             await self.checkpoint()
+
+    async def _take_batch(self, value: bytes, source: str, offset: int) -> None:
+        """The CDRs of one batch message (BATCH_PREFIX) through the runner, in order; those already in
+        their customer's state (re-delivered after a crash) are skipped."""
+        runner, metrics = self.runner, self.metrics
+        for item in orjson.loads(value)["cdrs"]:
+            record = CallDetailRecord.model_validate(item["cdr"])
+            if self._redelivered_at(record.customer_id, _position(item["src"])):
+                continue
+            outcome = runner.take_record(record, source, offset, orjson.dumps(item["cdr"]).decode())
+            await self.send(outcome)
+            metrics.cdrs.inc()
+            if item["ts"]:
+                metrics.latency.observe(max(0.0, time.time() - item["ts"]))
+            if outcome.events:  # written, and confirmed with the events, at once (the batch is acked later)
+                await self.checkpoint()
 
     async def _dead_letter_once(self, reject: dict[str, Any], headers: Any) -> None:
         """Dead-letter a reject forwarded by the parse or verify agent, unless its input position was already."""
@@ -787,7 +892,10 @@ class StreamJob:
         """Whether the record's input position (SOURCE_HEADER) is already in the customer's state;
         else that position is recorded there (the state is written at the next checkpoint). Without
         ``create``, a customer without a state is left without one (a verdict names no new customer)."""
-        position = _source_position(headers)
+        return self._redelivered_at(customer_id, _source_position(headers), create)
+
+    def _redelivered_at(self, customer_id: str, position: tuple[str, int] | None, create: bool = True) -> bool:
+        """:meth:`_redelivered` for an input position ``(where, offset)`` (None: not a re-delivery)."""
         if position is None:
             return False
         where, offset = position
@@ -855,6 +963,7 @@ class StreamJob:
         # so far is acked any more; the one detect is taking is finished first (Faust does not wait for it):
         # else its state change was dropped after its event was sent, and the event came again with it.
         self._stale_generation = self.app.consumer_generation_id
+        self._parsed = ParsedBatches()  # parsed, not sent, not acked: they come again to the partitions' owner
         async with self._processing:
             self.store.forget()
             self._pending.clear()
@@ -900,8 +1009,11 @@ def _source_position(headers: Any) -> tuple[str, int] | None:
     (('p.cdrs[3]', 1234), None)
     """
     value = _header(headers, SOURCE_HEADER)
-    if value is None:
-        return None
+    return None if value is None else _position(value)
+
+
+def _position(value: str) -> tuple[str, int] | None:
+    """``("cdrs[3]", 1234)`` from ``"cdrs[3]@1234"``; None when malformed."""
     where, _, offset = value.rpartition("@")
     return (where, int(offset)) if where and offset.isdigit() else None
 

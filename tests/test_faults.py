@@ -260,6 +260,9 @@ class Scenario:
     def offsets(self) -> dict[int, int]:
         return committed(self.bootstrap, self.app_id, self.repartition)[0]
 
+    def input_offsets(self) -> dict[int, int]:
+        return committed(self.bootstrap, self.app_id, f"{self.prefix}cdrs")[0]
+
     def fault(self, act: Callable[[], None]) -> None:
         """Run ``act`` (the fault and any restart) and time the recovery from the moment it began."""
         before = self.offsets()
@@ -398,9 +401,10 @@ def kill(worker: WorkerProcess) -> None:
 
 
 def wait_consumed(scenario: Scenario, at_least: int, timeout: float = 60) -> None:
-    """Until the group has committed at least ``at_least`` records of the repartition topic."""
+    """Until the group has committed at least ``at_least`` input records and some of the repartition topic
+    (which carries the parsed CDRs in batches, many a message)."""
     deadline = time.monotonic() + timeout
-    while sum(scenario.offsets().values()) < at_least:
+    while sum(scenario.input_offsets().values()) < at_least or not sum(scenario.offsets().values()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {at_least} records committed after {timeout} s")
         time.sleep(0.3)

@@ -103,12 +103,107 @@ def test_a_state_stored_whole_by_an_older_worker_is_migrated_to_pieces() -> None
     assert b"c1" not in table and json.loads(table[b"c1" + PIECE_SEP])["format"] == STATE_FORMAT
 
 
+class _Recorder(dict):  # type: ignore[type-arg]
+    """A table that logs its writes and deletes in order (what reaches the changelog)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.ops: list[tuple[bytes, bytes | None]] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.ops.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.ops.append((key, None))
+        super().__delitem__(key)
+
+
+def _cut(table: dict[bytes, bytes], ops: list[tuple[bytes, bytes | None]]) -> dict[bytes, bytes]:
+    out = dict(table)
+    for key, value in ops:
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def test_a_checkpoint_cut_anywhere_leaves_the_old_state_or_the_new_one() -> None:
+    """A worker killed between two writes of one checkpoint: the table read back gives exactly the
+    state before or the state after, never a mix or a missing piece (format 3, engine/state.py)."""
+    cdrs = busy_customer(3000, 1.0)
+    table: dict[bytes, bytes] = {}
+    store = _store(table)
+    runner = Runner(store.engine, store)
+    for cdr in cdrs[:2000]:
+        runner.take_record(cdr, "t", None, "")
+    store.checkpoint()
+    old = orjson.loads(orjson.dumps(store.cache["trunk-1"].to_json_dict()))  # a copy: the state lives on
+    before = dict(table)
+    recorder = _Recorder(table)
+    store.table = recorder
+    for cdr in cdrs[2000:2400]:  # enough change to rewrite many pieces, delete some, add some
+        runner.take_record(cdr, "t", None, "")
+    store.checkpoint()
+    new = orjson.loads(orjson.dumps(store.cache["trunk-1"].to_json_dict()))
+    assert old != new and len(recorder.ops) > 3
+    assert any(v is None for _, v in recorder.ops)  # pieces the new root no longer names are deleted
+    for cut in range(len(recorder.ops) + 1):
+        got = _store(_cut(before, recorder.ops[:cut])).get("trunk-1")
+        assert got is not None
+        assert orjson.loads(orjson.dumps(got.to_json_dict())) in (old, new), cut
+    # and the next checkpoint after a cut deletes the pieces the cut left unnamed
+    half = _cut(before, recorder.ops[: len(recorder.ops) // 2])
+    again = _store(half)
+    state = again.get("trunk-1")
+    again.put(state)
+    for cdr in cdrs[2000:2400]:
+        Runner(again.engine, again).take_record(cdr, "t", None, "")
+    again.checkpoint()
+    assert orjson.loads(orjson.dumps(again.get("trunk-1").to_json_dict())) == new
+    assert set(half) == set(recorder)
+
+
+def test_a_state_stored_by_a_format_2_worker_is_read_and_rewritten() -> None:
+    """Format 2 stored each piece under its path (no digests): read, then rewritten in format 3."""
+    from engine.state import _child
+
+    def split_v2(node: object, path: str, out: dict[str, bytes]) -> None:
+        data = orjson.dumps({"v": node})
+        if len(data) <= 256 or not isinstance(node, dict) or len(node) < 2:
+            out[path] = data
+            return
+        names = sorted(node)
+        out[path] = orjson.dumps({"d": 2})
+        for index, part in enumerate((names[: len(names) // 2], names[len(names) // 2:])):
+            split_v2({n: node[n] for n in part}, _child(path, index), out)
+
+    engine = Engine(Rules(version="t"))
+    state = engine.new_state("c2")
+    state.positions.update({f"t{i}[0]": i for i in range(40)})
+    pieces: dict[str, bytes] = {}
+    split_v2(state.to_json_dict(), "", pieces)
+    root = json.loads(pieces[""])
+    root["format"] = 2
+    pieces[""] = json.dumps(root).encode()
+    assert len(pieces) > 3
+    table = {b"c2" + PIECE_SEP + k.encode(): v for k, v in pieces.items()}
+    store = _store(table)
+    got = store.get("c2")
+    assert got is not None and got.to_json_dict() == state.to_json_dict()
+    store.checkpoint()
+    assert json.loads(table[b"c2" + PIECE_SEP])["format"] == STATE_FORMAT
+    assert all(b"@" in k for k in table if k != b"c2" + PIECE_SEP)  # the format 2 paths are deleted
+    assert _store(dict(table)).get("c2").to_json_dict() == state.to_json_dict()
+
+
 def test_a_state_in_an_unknown_format_is_refused_with_a_clear_message() -> None:
     pieces = split_state({"customer_id": "c1"})
     root = json.loads(pieces[""])
     root["format"] = 99
     table = {b"c1" + PIECE_SEP: json.dumps(root).encode()}
-    with pytest.raises(StateFormatError, match="written in format 99; this version reads format 2"):
+    with pytest.raises(StateFormatError, match="written in format 99; this version reads format 3"):
         _store(table).get("c1")
 
 
@@ -182,7 +277,7 @@ def test_a_worker_meeting_an_unknown_state_format_stops_with_a_clear_message(
         assert not worker.alive(), "the worker kept running on a state it cannot read:\n" + worker.all_logs()[-6000:]
     finally:
         worker.stop()
-    assert "customer trunk-1: the state was written in format 99; this version reads format 2" in worker.log()
+    assert "customer trunk-1: the state was written in format 99; this version reads format 3" in worker.log()
 
 
 @pytest.mark.parametrize("hash_depth", [24, 0])
