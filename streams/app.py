@@ -64,6 +64,7 @@ from engine.runner import Outcome, Runner, event_bytes, reason_class
 from engine.state import STATE_FORMAT, StateFormatError, join_state, split_state, state_format
 from streams import faustfix
 from streams.auth import AuditLog, audit_log_path
+from streams.emitted import emitted_ids
 from streams.reload import RULES_POLL_S, RulesReloader
 from streams.web import Metrics, register_views, remember
 from tollguard.adapters import FORMATS, RejectError, parse_line
@@ -536,6 +537,8 @@ class StreamJob:
         self._pending: list[Any] = []  # records processed, acked at the next checkpoint
         self._acker: Any = None  # detect's stream, through which records are acked
         self._parsed = ParsedBatches()  # parsed CDRs not yet sent to cdrs-by-customer
+        #: event ids on the output topics when the partitions were assigned (None: not read since)
+        self._emitted_before: set[str] | None = None
         self._parsed_lock = asyncio.Lock()
         self._parse_flush: asyncio.Future[None] | None = None  # the timer's flush under way
         self._parse_acker: Any = None  # parse's stream, through which input records are acked
@@ -622,8 +625,20 @@ class StreamJob:
 
     # -- outputs ---------------------------------------------------------------------------
     async def send(self, outcome: Outcome) -> None:
-        """Emit an outcome's events (keyed by customer) and dead-letter its rejects."""
+        """Emit an outcome's events (keyed by customer) and dead-letter its rejects.
+
+        An event whose id is already on its output topic since before this worker's partition
+        assignment (re-emitted after a crash, see :mod:`streams.emitted`) is not sent again.
+        """
+        emitted = self._emitted_before
+        if outcome.events and emitted is None:
+            emitted = self._emitted_before = await self._read_emitted()
         for event in outcome.events:
+            if emitted and event.event_id in emitted:
+                log.info("event %s (%s) already on its topic: emitted before a restart, not sent again",
+                         event.event_id, event.type)
+                self.metrics.redelivered.inc()
+                continue
             self.deliveries.add(await self.outputs[EventType(event.type)].send(
                 key=event.customer_id.encode(), value=event_bytes(event)))
             remember(self.recent, self.metrics, event)
@@ -632,6 +647,17 @@ class StreamJob:
             self.deliveries.add(await self.dead_letter.send(value=reject.to_json_bytes()))
         # verdict messages settled now are acked at the checkpoint that writes their effect
         self._pending.extend(token for token in outcome.settled if token is not None)
+
+    async def _read_emitted(self) -> set[str]:
+        """The event ids on the output topics now (read in a thread; none when the broker does not answer)."""
+        from streams.produce import bootstrap_of
+
+        topics = [topic.get_topic_name() for topic in self.outputs.values()]
+        try:
+            return await asyncio.to_thread(emitted_ids, bootstrap_of(self.settings.broker), topics)
+        except Exception as exc:  # the broker away: the events are sent (at least once, as before)
+            log.warning("output topics not read back (%s): an event re-emitted after a crash may come twice", exc)
+            return set()
 
     async def send_verdict(self, verdict: Verdict, customer_id: str) -> None:
         """Put a verdict on ``verifications``, keyed by the suspension's customer (NOC page)."""
@@ -964,6 +990,7 @@ class StreamJob:
         # else its state change was dropped after its event was sent, and the event came again with it.
         self._stale_generation = self.app.consumer_generation_id
         self._parsed = ParsedBatches()  # parsed, not sent, not acked: they come again to the partitions' owner
+        self._emitted_before = None  # read again before the next event: what the old owner emitted counts
         async with self._processing:
             self.store.forget()
             self._pending.clear()

@@ -318,6 +318,13 @@ class Scenario:
         return figures
 
 
+def _repartitioned(r: Any) -> list[tuple[str, str]]:
+    """(input position, customer) of each CDR in a record of ``cdrs-by-customer`` (a batch holds many)."""
+    if r.value.startswith(b'{"cdrs"'):
+        return [(i["src"], i["cdr"]["customer_id"]) for i in json.loads(r.value)["cdrs"]]
+    return [(next((v.decode() for k, v in _headers(r) if k == "tollguard-src"), ""), (r.key or b"").decode())]
+
+
 def diagnose(run: Scenario, expected: Input, events: list[dict[str, Any]]) -> str:
     """What the repartition hop did: each input record on ``cdrs-by-customer`` once, in its input order?
 
@@ -333,10 +340,12 @@ def diagnose(run: Scenario, expected: Input, events: list[dict[str, Any]]) -> st
     for r in topics[run.repartition]:
         if r.value.startswith(b'{"control"'):
             continue
-        src = next((v.decode() for k, v in _headers(r) if k == "tollguard-src"), "")
-        where, _, at_input = src.rpartition("@")
-        by_pos[(where, int(at_input))] += 1
-        order.setdefault(((r.key or b"").decode(), where), []).append((int(at_input), r.partition, r.offset))
+        for src, customer in _repartitioned(r):
+            where, _, at_input = src.rpartition("@")
+            if not at_input.isdigit():
+                continue
+            by_pos[(where, int(at_input))] += 1
+            order.setdefault((customer, where), []).append((int(at_input), r.partition, r.offset))
     inputs = [(f"{r.topic}[{r.partition}]", r.offset) for r in topics[f"{run.prefix}cdrs"]
               if not r.value.startswith(b'{"control"')]
     lost = [pos for pos in inputs if by_pos[pos] == 0]
