@@ -151,8 +151,11 @@ def test_a_running_worker_refuses_a_bad_file_and_takes_a_good_one(kafka_bootstra
 
         # SIGHUP re-reads the file even when its size and modification time did not move
         stat = rules.stat()
-        rules.write_text(RULES.format(version="v3"), encoding="utf-8")
-        os.utime(rules, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        staged = tmp_path / "rules.v3.tmp"  # written aside and renamed over: the poll never sees a moved time
+        staged.write_text(RULES.format(version="v3"), encoding="utf-8")
+        os.utime(staged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert staged.stat().st_size == stat.st_size
+        os.replace(staged, rules)
         time.sleep(2.5)
         assert "rules v3+" not in worker.log()  # the poll saw nothing
         assert worker.proc is not None
