@@ -99,10 +99,14 @@ def summary(out: dict[str, Any]) -> str:
     memory = replay.get("memory")
     if memory:
         small, whole = memory["small"], memory["whole"]
+        # A quarter of a short file still fills the windows and 7-day baselines: the check means something
+        # only for the 250,000 vs 1,000,000 CDRs (same customers).
+        judged = whole["rows"] >= 1_000_000
         rows.append((f"replay peak RSS ({memory['format']})",
                      f"{small['maxrss_mib']:.0f} MiB @ {small['rows']:,}; {whole['maxrss_mib']:.0f} MiB @ "
-                     f"{whole['rows']:,}", "", f"{whole['maxrss_mib'] / small['maxrss_mib']:.2f}x", "bounded",
-                     "yes" if whole["maxrss_mib"] <= 1.25 * small["maxrss_mib"] else "no"))
+                     f"{whole['rows']:,}", "", f"{whole['maxrss_mib'] / small['maxrss_mib']:.2f}x",
+                     "bounded" if judged else "bounded (judged with --cdrs 1000000)",
+                     ("yes" if whole["maxrss_mib"] <= 1.25 * small["maxrss_mib"] else "no") if judged else ""))
     tp = out.get("throughput")
     if tp:
         rows.append(("worker end to end (wall)", f"{tp['worker_rate']:,.0f} CDRs/s",
