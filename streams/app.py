@@ -541,6 +541,7 @@ class StreamJob:
         self._emitted_before: set[str] | None = None
         self._parsed_lock = asyncio.Lock()
         self._parse_flush: asyncio.Future[None] | None = None  # the timer's flush under way
+        self._timed: asyncio.Future[None] | None = None  # the timer's checkpoint under way
         self._parse_acker: Any = None  # parse's stream, through which input records are acked
         self._checkpointing = asyncio.Lock()  # one checkpoint at a time (the agent's and the timer's)
         self._processing = asyncio.Lock()  # held by detect while it takes one message (see _on_revoked)
@@ -978,11 +979,16 @@ class StreamJob:
         self.engine.cap_hits.clear()
 
     async def _on_timer(self) -> None:
-        if self._pending or self.store.dirty:
-            try:
-                await self.checkpoint()
-            except DeliveryError as exc:
-                await self._stop(exc)
+        # In a task of its own, as the parse flush: a checkpoint waiting on the broker's confirmations for
+        # longer than the timer's interval (a busy host) is not a timer overrun; one at a time.
+        if (self._pending or self.store.dirty) and (self._timed is None or self._timed.done()):
+            self._timed = asyncio.ensure_future(self._timed_checkpoint())
+
+    async def _timed_checkpoint(self) -> None:
+        try:
+            await self.checkpoint()
+        except DeliveryError as exc:
+            await self._stop(exc)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         # Unacked records are delivered again from the committed offsets, on the stored state. None fetched
